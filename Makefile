@@ -1,0 +1,32 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Each creates .venv if it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip install -q --disable-pip-version-check
+
+.PHONY: demo test lint slow fast clean
+
+$(VENV)/.stamp-base: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) -r requirements.txt
+	$(PIP) --no-deps -e .
+	touch $@
+
+$(VENV)/.stamp-dev: $(VENV)/.stamp-base requirements-dev.txt
+	$(PIP) -r requirements-dev.txt
+	touch $@
+
+demo: $(VENV)/.stamp-base
+	$(PY) -m zoejax.cli.demo --output demo_out
+
+test: $(VENV)/.stamp-dev
+	$(PY) -m pytest -q tests
+
+fast: $(VENV)/.stamp-dev
+	$(PY) -m pytest -q -m "not slow" tests
+
+lint: $(VENV)/.stamp-dev
+	$(VENV)/bin/ruff check zoejax data_pipelines configs tests benchmarks
+
+clean:
+	rm -rf $(VENV) demo_out
