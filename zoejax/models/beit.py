@@ -1,0 +1,230 @@
+"""BEiT encoder in the MiDaS v3.1 flavour (timm ``beit_{large,base}_patch16_384`` with MiDaS' any-size forward).
+
+Differences from a plain ViT that matter for parity (architecture spec sections 3.2-3.3, 9):
+  * no absolute position embedding; every block owns a relative-position bias table, stored for the
+    pretraining grid (24x24 patches) and resized per input grid with bilinear, align_corners=False;
+  * the index into that table is regenerated for the input grid (the checkpoint's buffer is not used);
+  * qkv has a q and a v bias but a constant-zero k bias; q is scaled before the product;
+  * LayerScale (gamma_1, gamma_2), LayerNorm eps 1e-6, exact-erf GELU.
+
+Parameter names mirror the torch module paths (``blocks_3/attn/qkv``) so the converter table is near identity.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zoejax.models.config import RematPolicy
+from zoejax.ops.resize import resize_bilinear
+
+Dtype = Any
+dense_init = nn.initializers.truncated_normal(stddev=0.02)
+
+
+@functools.lru_cache(maxsize=64)
+def relative_position_index(window: tuple[int, int]) -> np.ndarray:
+    """Index into the relative-position table for a (Wh, Ww) patch grid plus the cls token.
+
+    Returns:
+      int32 (Wh*Ww+1, Wh*Ww+1). Spatial pairs index (dr + Wh-1)*(2Ww-1) + (dc + Ww-1); row 0 (cls query)
+      uses T-3, column 0 (cls key) T-2 and [0, 0] T-1, with T = (2Wh-1)(2Ww-1)+3 table rows.
+    """
+    wh, ww = window
+    rows, cols = np.meshgrid(np.arange(wh), np.arange(ww), indexing="ij")
+    coords = np.stack([rows.ravel(), cols.ravel()])  # (2, N), row-major tokens
+    rel = coords[:, :, None] - coords[:, None, :]  # (2, N, N) query - key
+    spatial = (rel[0] + wh - 1) * (2 * ww - 1) + (rel[1] + ww - 1)
+    num_rows = (2 * wh - 1) * (2 * ww - 1) + 3
+    n = wh * ww
+    index = np.zeros((n + 1, n + 1), dtype=np.int32)
+    index[1:, 1:] = spatial
+    index[0, :] = num_rows - 3
+    index[:, 0] = num_rows - 2
+    index[0, 0] = num_rows - 1
+    index.flags.writeable = False
+    return index
+
+
+def resize_relative_position_table(
+    table: jnp.ndarray, pretrain_window: tuple[int, int], window: tuple[int, int]
+) -> jnp.ndarray:
+    """Resize a stored (T, heads) table from the pretraining grid to ``window`` (MiDaS ``_get_rel_pos_bias``).
+
+    The spatial rows are viewed as a (2Wh-1, 2Ww-1, heads) grid and bilinearly resized with
+    align_corners=False; the three cls rows are kept. Identity when ``window == pretrain_window``.
+    """
+    if tuple(window) == tuple(pretrain_window):
+        return table
+    old_h, old_w = 2 * pretrain_window[0] - 1, 2 * pretrain_window[1] - 1
+    new_h, new_w = 2 * window[0] - 1, 2 * window[1] - 1
+    heads = table.shape[-1]
+    grid = table[: old_h * old_w].reshape(old_h, old_w, heads)
+    grid = resize_bilinear(grid, (new_h, new_w), align_corners=False, axes=(0, 1))
+    return jnp.concatenate([grid.reshape(new_h * new_w, heads), table[old_h * old_w :]], axis=0)
+
+
+def relative_position_bias(
+    table: jnp.ndarray, pretrain_window: tuple[int, int], window: tuple[int, int]
+) -> jnp.ndarray:
+    """(heads, N+1, N+1) attention bias for a ``window`` patch grid from a stored table."""
+    resized = resize_relative_position_table(table, pretrain_window, window)
+    index = relative_position_index(tuple(window))
+    bias = jnp.take(resized, jnp.asarray(index.reshape(-1)), axis=0)  # (N'^2, heads)
+    n = index.shape[0]
+    return bias.reshape(n, n, -1).transpose(2, 0, 1)
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping p x p patches -> D channels (a strided conv named ``proj`` as in timm)."""
+
+    embed_dim: int
+    patch_size: int
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
+        """(B, H, W, 3) -> (B, H/p, W/p, D)."""
+        p = self.patch_size
+        return nn.Conv(self.embed_dim, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
+                       param_dtype=self.param_dtype, name="proj")(images.astype(self.dtype))
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention with BEiT's q/v biases and a per-block relative-position bias."""
+
+    dim: int
+    num_heads: int
+    pretrain_window: tuple[int, int]
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, window: tuple[int, int]) -> jnp.ndarray:
+        """x: (B, N+1, D) tokens (cls first) -> (B, N+1, D)."""
+        b, n, _ = x.shape
+        head_dim = self.dim // self.num_heads
+        qkv = nn.Dense(3 * self.dim, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
+                       kernel_init=dense_init, name="qkv")(x)
+        q_bias = self.param("q_bias", nn.initializers.zeros, (self.dim,), self.param_dtype)
+        v_bias = self.param("v_bias", nn.initializers.zeros, (self.dim,), self.param_dtype)
+        rows = (2 * self.pretrain_window[0] - 1) * (2 * self.pretrain_window[1] - 1) + 3
+        table = self.param("relative_position_bias_table", nn.initializers.truncated_normal(0.02),
+                           (rows, self.num_heads), self.param_dtype)
+
+        qkv = qkv.reshape(b, n, 3, self.num_heads, head_dim)
+        q = qkv[:, :, 0] + q_bias.reshape(self.num_heads, head_dim).astype(self.dtype)
+        k = qkv[:, :, 1]  # the k bias is a constant zero in BEiT
+        v = qkv[:, :, 2] + v_bias.reshape(self.num_heads, head_dim).astype(self.dtype)
+        q = q * jnp.asarray(head_dim**-0.5, self.dtype)  # scaled before the product, as timm does
+
+        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
+        logits = logits + relative_position_bias(table.astype(jnp.float32), self.pretrain_window, window)[None]
+        weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
+        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, n, self.dim)
+        return nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=dense_init,
+                        name="proj")(out)
+
+
+class Mlp(nn.Module):
+    """fc1 -> exact GELU -> fc2."""
+
+    hidden: int
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
+        dim = x.shape[-1]
+        x = nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=dense_init,
+                     name="fc1")(x)
+        x = nn.gelu(x, approximate=False)
+        return nn.Dense(dim, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=dense_init,
+                        name="fc2")(x)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block with LayerScale: x += g1*attn(ln1 x); x += g2*mlp(ln2 x)."""
+
+    dim: int
+    num_heads: int
+    mlp_hidden: int
+    pretrain_window: tuple[int, int]
+    init_values: float
+    layer_norm_eps: float = 1e-6
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, x: jnp.ndarray, window: tuple[int, int]) -> jnp.ndarray:
+        norm = functools.partial(nn.LayerNorm, epsilon=self.layer_norm_eps, use_fast_variance=False,
+                                 dtype=self.dtype, param_dtype=self.param_dtype)
+        gamma_1 = self.param("gamma_1", nn.initializers.constant(self.init_values), (self.dim,),
+                             self.param_dtype)
+        gamma_2 = self.param("gamma_2", nn.initializers.constant(self.init_values), (self.dim,),
+                             self.param_dtype)
+        h = Attention(self.dim, self.num_heads, self.pretrain_window, self.dtype, self.param_dtype,
+                      name="attn")(norm(name="norm1")(x), window)
+        x = x + gamma_1.astype(self.dtype) * h
+        h = Mlp(self.mlp_hidden, self.dtype, self.param_dtype, name="mlp")(norm(name="norm2")(x))
+        return x + gamma_2.astype(self.dtype) * h
+
+
+_REMAT_POLICIES = {
+    RematPolicy.FULL: None,
+    RematPolicy.DOTS: jax.checkpoint_policies.dots_saveable,
+}
+
+
+class BeitEncoder(nn.Module):
+    """Patch embedding + cls token + ``depth`` blocks; returns the hooked blocks' tokens.
+
+    Attributes mirror ``BeitConfig`` (see there).
+    """
+
+    embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float
+    patch_size: int
+    pretrain_window: tuple[int, int]
+    init_values: float
+    hooks: tuple[int, ...]
+    layer_norm_eps: float = 1e-6
+    remat: RematPolicy = RematPolicy.NONE
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, images: jnp.ndarray) -> list[jnp.ndarray]:
+        """images: (B, H, W, 3) normalised to [-1, 1], H and W multiples of the patch size.
+
+        Returns:
+          one (B, 1 + H/p * W/p, D) token array (cls first) per hooked block, in hook order.
+        """
+        b, h, w, _ = images.shape
+        p = self.patch_size
+        window = (h // p, w // p)
+        x = PatchEmbed(self.embed_dim, p, self.dtype, self.param_dtype, name="patch_embed")(images)
+        x = x.reshape(b, window[0] * window[1], self.embed_dim)  # row-major tokens
+        cls = self.param("cls_token", nn.initializers.truncated_normal(0.02), (1, 1, self.embed_dim),
+                         self.param_dtype)
+        x = jnp.concatenate([jnp.broadcast_to(cls.astype(self.dtype), (b, 1, self.embed_dim)), x], axis=1)
+
+        block_cls = Block
+        if self.remat is not RematPolicy.NONE:
+            block_cls = nn.remat(Block, policy=_REMAT_POLICIES[self.remat], static_argnums=(2,))
+        taps = []
+        for i in range(self.depth):
+            x = block_cls(self.embed_dim, self.num_heads, int(self.embed_dim * self.mlp_ratio),
+                          self.pretrain_window, self.init_values, self.layer_norm_eps, self.dtype,
+                          self.param_dtype, name=f"blocks_{i}")(x, window)
+            if i in self.hooks:
+                taps.append(x)
+        return taps

@@ -1,0 +1,96 @@
+"""ZoeDepth: MiDaS v3.1 (BEiT + DPT) core and a metric head; ZoeD_N, ZoeD_K and the routed ZoeD_NK.
+
+Parameter tree (names mirror the official torch paths, one ``core.`` level dropped):
+  core/pretrained/model/...          BEiT encoder       (official core.core.pretrained.model.*)
+  core/pretrained/act_postprocess{j} reassemble          (official core.core.pretrained.act_postprocess{j}.*)
+  core/scratch/...                   DPT fusion + head   (official core.core.scratch.*)
+  metric_head/conv2, ...             metric head         (official top-level conv2, seed_bin_regressor, ...)
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from zoejax.models.beit import BeitEncoder
+from zoejax.models.config import ZoeDepthConfig, parse_dtype
+from zoejax.models.dpt import RESAMPLE, ReassembleStage, Scratch
+from zoejax.models.heads import MetricBinsHead, NaiveHead, RoutedMetricBinsHead
+from zoejax.models.validation import check_image_shape
+
+
+class MidasPretrained(nn.Module):
+    """MiDaS ``pretrained``: the BEiT ``model`` and the four ``act_postprocess{j}`` reassemble stages."""
+
+    config: ZoeDepthConfig
+
+    @nn.compact
+    def __call__(self, images: jnp.ndarray) -> tuple[list[jnp.ndarray], list[jnp.ndarray]]:
+        """images (B,H,W,3) in [-1,1] -> (hooked tokens, reassembled maps at H/4, H/8, H/16, H/32)."""
+        bc, dtype, pdtype = self.config.backbone, parse_dtype(self.config.dtype), parse_dtype(
+            self.config.param_dtype)
+        taps = BeitEncoder(bc.embed_dim, bc.depth, bc.num_heads, bc.mlp_ratio, bc.patch_size,
+                           tuple(bc.pretrain_window), bc.init_values, tuple(bc.hooks), bc.layer_norm_eps,
+                           self.config.remat, dtype, pdtype, name="model")(images)
+        grid = (images.shape[1] // bc.patch_size, images.shape[2] // bc.patch_size)
+        layers = [ReassembleStage(f, r, dtype, pdtype, name=f"act_postprocess{j}")(t, grid)
+                  for j, (f, r, t) in enumerate(
+                      zip(self.config.decoder.reassemble_features, RESAMPLE, taps, strict=True), start=1)]
+        return taps, layers
+
+
+class MidasCore(nn.Module):
+    """The relative-depth model (MiDaS DPT_BEiT): encoder, reassemble, scratch decoder and head."""
+
+    config: ZoeDepthConfig
+
+    @nn.compact
+    def __call__(self, images: jnp.ndarray) -> dict[str, jnp.ndarray]:
+        """images (B,H,W,3) in [-1,1] -> decoder taps (see ``Scratch``) plus ``encoder_taps`` and
+        ``reassembled`` lists."""
+        dc = self.config.decoder
+        taps, layers = MidasPretrained(self.config, name="pretrained")(images)
+        out = Scratch(dc.features, dc.num_relative_features, parse_dtype(self.config.dtype),
+                      parse_dtype(self.config.param_dtype), name="scratch")(layers)
+        return {**out, "encoder_taps": taps, "reassembled": layers}
+
+
+class ZoeDepth(nn.Module):
+    """A ZoeDepth model (N, K or NK, decided by ``config``).
+
+    Call with ``images`` (B, H, W, 3) float in [0, 1], H and W multiples of 32, already at the network
+    resolution (see ``zoejax.preprocess``); the model normalises with mean = std = 0.5 as the official
+    ``PrepForMidas`` does. ZoeD_NK also takes optional ``domain`` labels (B,) int (0 = first bin config,
+    e.g. nyu; 1 = kitti); without them the router decides for the batch.
+
+    Returns a dict with ``metric_depth`` (B, H, W) float32 metres and ``rel_depth`` (B, H, W); for NK also
+    ``domain_logits`` (B, D) and the chosen ``domain`` (B,). With ``return_intermediates=True`` also the
+    encoder taps, decoder features, seed / per-level / final bin centres and the bin probabilities.
+    """
+
+    config: ZoeDepthConfig
+
+    @nn.compact
+    def __call__(self, images: jnp.ndarray, domain: jnp.ndarray | None = None, *, train: bool = False,
+                 return_intermediates: bool = False) -> dict[str, jnp.ndarray]:
+        check_image_shape(images.shape, multiple=32)
+        cfg = self.config
+        x = (images.astype(jnp.float32) - 0.5) / 0.5
+        features = MidasCore(cfg, name="core")(x)
+        bottleneck = cfg.decoder.features
+        if cfg.head.head_type == "naive":
+            head_out = NaiveHead(name="metric_head")(features)
+        elif cfg.is_multi_head:
+            head_out = RoutedMetricBinsHead(cfg.head, tuple(cfg.bins), cfg.router, bottleneck, name="metric_head")(
+                features, domain, train)
+        else:
+            head_out = MetricBinsHead(cfg.head, cfg.bins[0], bottleneck, name="metric_head")(features)
+        out = {"metric_depth": head_out["metric_depth"].astype(jnp.float32),
+               "rel_depth": features["rel_depth"].astype(jnp.float32)}
+        for key in ("domain_logits", "domain"):
+            if key in head_out:
+                out[key] = head_out[key]
+        if return_intermediates:
+            out.update({k: v for k, v in head_out.items() if k not in out})
+            out.update({k: v for k, v in features.items() if k not in out})
+        return out
