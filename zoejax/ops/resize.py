@@ -22,6 +22,13 @@ def _torch_scale(in_size: int, out_size: int, align_corners: bool) -> np.float32
     return np.float32(in_size / out_size)
 
 
+def _fma_source_index(scale: np.float32, out_size: int, offset: float) -> np.ndarray:
+    """float32 ``scale * (dst + offset) - offset`` rounded once, as PyTorch's vectorised CPU kernels compute
+    it (a fused multiply-add): evaluated exactly in float64, then rounded to float32."""
+    dst = np.arange(out_size, dtype=np.float32) + np.float32(offset)
+    return (np.float64(scale) * dst.astype(np.float64) - offset).astype(np.float32)
+
+
 def linear_taps(in_size: int, out_size: int, align_corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Indices (i0, i1) and weight of i1 for 1-D linear interpolation, PyTorch's way.
 
@@ -29,12 +36,10 @@ def linear_taps(in_size: int, out_size: int, align_corners: bool) -> tuple[np.nd
       i0, i1: int32 (out_size,) source indices; lam: float32 (out_size,) weight of ``i1``.
     """
     scale = _torch_scale(in_size, out_size, align_corners)
-    dst = np.arange(out_size, dtype=np.float32)
     if align_corners:
-        src = scale * dst
+        src = _fma_source_index(scale, out_size, offset=0.0)
     else:
-        src = np.maximum(scale * (dst + np.float32(0.5)) - np.float32(0.5), np.float32(0.0))
-    src = src.astype(np.float32)
+        src = np.maximum(_fma_source_index(scale, out_size, offset=0.5), np.float32(0.0))
     i0 = np.minimum(np.floor(src).astype(np.int32), in_size - 1)
     i1 = np.minimum(i0 + 1, in_size - 1)
     lam = (src - i0.astype(np.float32)).astype(np.float32)
@@ -53,7 +58,8 @@ def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
         return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
 
     one = np.float32(1.0)
-    return np.stack([far(t + one), near(t), near(one - t), far(2 * one - t)], axis=-1).astype(np.float32)
+    rest = one - t  # PyTorch evaluates the last tap at (1 - t) + 1, not 2 - t
+    return np.stack([far(t + one), near(t), near(rest), far(rest + one)], axis=-1).astype(np.float32)
 
 
 def _lerp_axis(x: jnp.ndarray, axis: int, out_size: int, align_corners: bool) -> jnp.ndarray:
@@ -96,8 +102,7 @@ def _cubic_axis(x: jnp.ndarray, axis: int, out_size: int, a: float) -> jnp.ndarr
     if in_size == out_size:
         return x
     scale = _torch_scale(in_size, out_size, align_corners=False)
-    dst = np.arange(out_size, dtype=np.float32)
-    src = (scale * (dst + np.float32(0.5)) - np.float32(0.5)).astype(np.float32)  # no clamp for cubic
+    src = _fma_source_index(scale, out_size, offset=0.5)  # no clamp for cubic
     base = np.floor(src).astype(np.int32)
     t = src - base.astype(np.float32)
     weights = _cubic_weights(t, a)  # (out, 4)

@@ -1,0 +1,36 @@
+"""BEiT relative-position machinery against the transformers implementation (parity ladder step 1)."""
+
+import numpy as np
+import pytest
+import torch
+from conftest import rel_l2
+from transformers import BeitConfig
+from transformers.models.beit.modeling_beit import BeitRelativePositionBias
+
+from zoejax.models.beit import relative_position_bias, relative_position_index
+
+
+@pytest.mark.parametrize("window", [(4, 4), (2, 3), (24, 24), (24, 32), (30, 40)])
+def test_relative_position_index_matches_reference(window):
+    ref = BeitRelativePositionBias.generate_relative_position_index.__wrapped__(window).numpy()
+    np.testing.assert_array_equal(relative_position_index(window), ref)
+
+
+@pytest.mark.parametrize("window", [(24, 24), (24, 32), (24, 48), (32, 24), (12, 40)])
+def test_relative_position_bias_resize_matches_reference(window):
+    cfg = BeitConfig(image_size=384, patch_size=16, num_attention_heads=4, use_relative_position_bias=True)
+    module = BeitRelativePositionBias(cfg)
+    table = torch.randn(module.relative_position_bias_table.shape, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        module.relative_position_bias_table.copy_(table)
+        ref = module(window, interpolate_pos_encoding=False)[0].numpy()
+    ours = np.asarray(relative_position_bias(table.numpy(), (24, 24), window))
+    assert ours.shape == ref.shape == (4, window[0] * window[1] + 1, window[0] * window[1] + 1)
+    assert rel_l2(ours, ref) < 1e-6
+
+
+def test_same_window_is_identity():
+    table = np.random.default_rng(0).normal(size=(7 * 7 + 3, 2)).astype(np.float32)
+    bias = np.asarray(relative_position_bias(table, (4, 4), (4, 4)))
+    index = relative_position_index((4, 4))
+    np.testing.assert_array_equal(bias, table[index].transpose(2, 0, 1))
