@@ -1,0 +1,135 @@
+"""Model-level behaviour: parameter counts, dtypes, input validation, NK routing, config handling."""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import rel_l2
+
+from zoejax.models import presets
+from zoejax.models.config import RematPolicy, ZoeDepthConfig
+from zoejax.models.forward import make_forward
+from zoejax.models.init import count_params, init_params, param_shapes
+
+
+@pytest.mark.parametrize("variant,backbone,expected", [
+    # Official models' used parameters: the release files' counts minus the classifier head, fc_norm and
+    # refinenet4.resConfUnit1 (never used by the forward pass; architecture spec section 10).
+    ("zoed_n", "beit_l384", 344_816_746 - 2_207_208),
+    ("zoed_k", "beit_l384", 342_613_279),
+    ("zoed_nk", "beit_l384", 343_893_147),
+    # MiDaS DPT_BEiT_B_384 (111,531,689) + the ZoeD_N head (478,145) minus its unused 1,950,696.
+    ("zoed_n", "beit_b384", 111_531_689 + 478_145 - 1_950_696),
+])
+def test_parameter_counts(variant, backbone, expected):
+    assert count_params(param_shapes(presets.VARIANTS[variant](backbone))) == expected
+
+
+def test_parameter_names_mirror_torch_paths():
+    shapes = param_shapes(presets.zoed_n("tiny"))
+    block = shapes["core"]["pretrained"]["model"]["blocks_0"]
+    assert set(block) == {"norm1", "norm2", "attn", "mlp", "gamma_1", "gamma_2"}
+    assert set(block["attn"]) == {"qkv", "q_bias", "v_bias", "relative_position_bias_table", "proj"}
+    assert block["attn"]["relative_position_bias_table"].shape == (7 * 7 + 3, 2)
+    assert "resConfUnit1" not in shapes["core"]["scratch"]["refinenet4"]
+    assert set(shapes["metric_head"]) >= {"conv2", "seed_bin_regressor", "attractors_3", "conditional_log_binomial"}
+
+
+@pytest.fixture(scope="module")
+def tiny_n():
+    cfg = presets.zoed_n("tiny")
+    return cfg, init_params(cfg, 0)
+
+
+def test_bfloat16_compute_close_to_float32(tiny_n):
+    cfg, params = tiny_n
+    images = np.random.default_rng(0).random((2, 64, 96, 3), dtype=np.float32)
+    ref = make_forward(cfg)(params, images)["metric_depth"]
+    bf16 = make_forward(dataclasses.replace(cfg, dtype="bfloat16"))(params, images)["metric_depth"]
+    assert bf16.dtype == jnp.float32
+    assert 0 < rel_l2(bf16, ref) < 2e-2
+
+
+@pytest.mark.parametrize("shape,message", [
+    ((1, 64, 64, 4), "3 channels"),
+    ((1, 64, 80, 3), "multiples of 32"),
+    ((64, 64, 3), "rank 4"),
+])
+def test_bad_shapes_rejected_before_compiling(tiny_n, shape, message):
+    cfg, params = tiny_n
+    forward = make_forward(cfg)
+    with pytest.raises(ValueError, match=message):
+        forward(params, np.zeros(shape, np.float32))
+    assert forward.jitted._cache_size() == 0
+
+
+def test_nan_image_rejected_before_compiling(tiny_n):
+    cfg, params = tiny_n
+    forward = make_forward(cfg)
+    images = np.zeros((2, 64, 64, 3), np.float32)
+    images[1, 3, 4, 0] = np.nan
+    with pytest.raises(ValueError, match=r"NaN or Inf.*\[1\]"):
+        forward(params, images)
+    assert forward.jitted._cache_size() == 0
+
+
+def test_remat_does_not_change_outputs(tiny_n):
+    cfg, params = tiny_n
+    images = np.random.default_rng(1).random((1, 64, 64, 3), dtype=np.float32)
+    ref = make_forward(cfg)(params, images)["metric_depth"]
+    for policy in (RematPolicy.FULL, RematPolicy.DOTS):
+        out = make_forward(dataclasses.replace(cfg, remat=policy))(params, images)["metric_depth"]
+        np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+
+
+def test_nk_labelled_and_voted_routing():
+    cfg = presets.zoed_nk("tiny")
+    params = init_params(cfg, 1)
+    forward = make_forward(cfg)
+    images = np.random.default_rng(2).random((2, 64, 64, 3), dtype=np.float32)
+    voted = forward(params, images)
+    vote = int(voted["domain"][0])
+    assert voted["domain"].tolist() == [vote, vote]  # one domain for the whole batch
+    np.testing.assert_array_equal(forward(params, images, [vote, vote])["metric_depth"], voted["metric_depth"])
+    per_domain = [forward(params, images, [d, d])["metric_depth"] for d in (0, 1)]
+    assert rel_l2(per_domain[0], per_domain[1]) > 1e-3  # the two heads differ
+    mixed = forward(params, images, [0, 1])["metric_depth"]
+    np.testing.assert_array_equal(mixed[0], per_domain[0][0])
+    np.testing.assert_array_equal(mixed[1], per_domain[1][1])
+    with pytest.raises(ValueError, match="labels in"):
+        forward(params, images, [0, 2])
+
+
+def test_naive_head_runs():
+    cfg = presets.zoed_n("tiny")
+    cfg = dataclasses.replace(cfg, head=dataclasses.replace(cfg.head, head_type="naive"))
+    out = make_forward(cfg)(init_params(cfg, 0), np.full((1, 32, 64, 3), 0.5, np.float32))
+    assert out["metric_depth"].shape == (1, 32, 64)
+    assert np.all(np.asarray(out["metric_depth"]) > 0)
+
+
+def test_config_round_trip_and_errors():
+    cfg = presets.zoed_nk("beit_b384")
+    assert ZoeDepthConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown key"):
+        ZoeDepthConfig.from_dict({"backbone": {"embed_dimm": 3}})
+    with pytest.raises(ValueError, match="remat"):
+        ZoeDepthConfig.from_dict({"remat": "everything"})
+    with pytest.raises(ValueError, match="bin_centers_type"):
+        ZoeDepthConfig.from_dict({"head": {"bin_centers_type": "hybrid9"}})
+
+
+def test_k_max_depth_is_explicit():
+    assert presets.zoed_k().bins[0].max_depth == 10.0
+    assert presets.zoed_k(max_depth=80).bins[0].max_depth == 80.0
+
+
+def test_jit_once_per_shape(tiny_n):
+    cfg, params = tiny_n
+    forward = make_forward(cfg)
+    for size in ((64, 64), (64, 64), (32, 96)):
+        forward(params, np.zeros((1, *size, 3), np.float32))
+    assert forward.jitted._cache_size() == 2
+    assert jax.tree.leaves(params)[0].dtype == jnp.float32
