@@ -1,0 +1,81 @@
+"""``zoejax-info``: a model summary — parameters per top-level module, input size and one forward's FLOPs.
+
+  zoejax-info --config configs/zoedepth_n.py            # BEiT-L ZoeD_N at 384x512
+  zoejax-info --config configs/zoedepth_nk.py:beit_b384 --config.input_size='(480, 640)'
+
+The last line is ``params: N``.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags, logging
+
+from zoejax.cli.config_loading import define_config_flag, model_config
+from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.init import count_params, param_shapes
+from zoejax.models.validation import check_image_shape
+from zoejax.models.zoedepth import ZoeDepth
+
+define_config_flag()
+flags.DEFINE_integer("batch", 1, "Batch size used for the FLOP count.")
+flags.DEFINE_bool("flops", True, "Count one forward's FLOPs with XLA's cost analysis (traces the model).")
+FLAGS = flags.FLAGS
+
+
+def forward_flops(config: ZoeDepthConfig, input_size: tuple[int, int], batch: int = 1) -> float:
+    """FLOPs of one forward at ``input_size`` from XLA's HLO cost analysis (no compilation needed)."""
+    model = ZoeDepth(config)
+    params = param_shapes(config)
+    images = jax.ShapeDtypeStruct((batch, *input_size, 3), jnp.float32)
+    lowered = jax.jit(lambda p, x: model.apply({"params": p}, x)["metric_depth"]).lower(params, images)
+    cost = lowered.cost_analysis()
+    cost = cost[0] if isinstance(cost, list) else cost
+    return float(cost.get("flops", 0.0))
+
+
+def summary_lines(config: ZoeDepthConfig, input_size: tuple[int, int], batch: int = 1,
+                  flops: bool = True) -> list[str]:
+    check_image_shape((batch, *input_size, 3))
+    shapes = param_shapes(config)
+    groups = {
+        "encoder (core/pretrained/model)": shapes["core"]["pretrained"]["model"],
+        "reassemble (core/pretrained/act_postprocess*)": {
+            k: v for k, v in shapes["core"]["pretrained"].items() if k != "model"},
+        "decoder (core/scratch)": shapes["core"]["scratch"],
+        "metric head (metric_head)": shapes["metric_head"],
+    }
+    b = config.backbone
+    kind = "ZoeD_NK" if config.is_multi_head else f"single head ({config.head.bin_centers_type} bins)"
+    lines = [f"model: {kind}, BEiT {b.embed_dim}x{b.depth} ({b.num_heads} heads), "
+             f"domains {', '.join(f'{c.name} [{c.min_depth:g}, {c.max_depth:g}] m' for c in config.bins)}",
+             f"compute dtype: {config.dtype}, param dtype: {config.param_dtype}, remat: {config.remat.value}",
+             f"input: {batch} x {input_size[0]} x {input_size[1]} x 3"]
+    width = max(len(k) for k in groups)
+    lines += [f"  {name:<{width}}  {count_params(tree):>13,}" for name, tree in groups.items()]
+    if flops:
+        lines.append(f"forward FLOPs: {forward_flops(config, input_size, batch) / 1e9:,.1f} GFLOP")
+    lines.append(f"params: {count_params(shapes)}")
+    return lines
+
+
+def main_(argv) -> None:
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    if FLAGS.config is None:
+        raise app.UsageError("--config is required, e.g. --config configs/zoedepth_n.py")
+    try:
+        cfg = model_config(FLAGS.config)
+        lines = summary_lines(cfg, tuple(FLAGS.config.input_size), FLAGS.batch, FLAGS.flops)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
+    print("\n".join(lines))
+
+
+def main() -> None:
+    app.run(main_)
+
+
+if __name__ == "__main__":
+    main()
