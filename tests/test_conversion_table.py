@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from torch_reference import build_reference, state_dict_numpy
 
-from zoejax.conversion.apply import ConversionError
+from zoejax.conversion.apply import ConversionError, state_dict_to_params
 from zoejax.conversion.hf import hf_state_dict_from_params, params_from_hf_state_dict
-from zoejax.conversion.table import hf_table
+from zoejax.conversion.hf_table import hf_table
 from zoejax.models import presets
-from zoejax.models.init import count_params
+from zoejax.models.init import count_params, param_shapes
 
 
 @pytest.fixture(scope="module", params=["zoed_n", "zoed_nk"])
@@ -21,17 +21,18 @@ def test_every_tensor_accounted_for(tiny_state):
     cfg, state = tiny_state
     table = hf_table(cfg)
     used = {k for e in table.entries for k in e.torch_keys}
-    assert used | set(table.ignored) == set(state)  # nothing silently dropped
-    assert not used & set(table.ignored)
+    assert used | set(table.extras) == set(state)  # nothing silently dropped
+    assert not used & set(table.extras)
     params = params_from_hf_state_dict(cfg, state)
-    ignored = sum(state[k].size for k in table.ignored)
-    assert count_params(params) == sum(v.size for v in state.values()) - ignored
+    kept_aside = sum(state[k].size for k in table.extras)
+    assert count_params(params) == sum(v.size for v in state.values()) - kept_aside
 
 
 def test_round_trip_is_exact(tiny_state):
     cfg, state = tiny_state
-    back = hf_state_dict_from_params(cfg, params_from_hf_state_dict(cfg, state))
-    assert set(back) == set(state) - set(hf_table(cfg).ignored)
+    converted = state_dict_to_params(state, hf_table(cfg), param_shapes(cfg))
+    back = hf_state_dict_from_params(cfg, converted.params, converted.extras)
+    assert set(back) == set(state)
     for k, v in back.items():
         np.testing.assert_array_equal(v, state[k], err_msg=k)
 

@@ -1,11 +1,12 @@
-"""Apply a parameter table to a state dict, strictly: every tensor consumed or deliberately ignored, every
-Flax parameter filled, every shape checked, and all problems reported together in one error.
+"""Apply a parameter table to a state dict, strictly: every tensor consumed (as a parameter, an extra or a checked
+buffer), every Flax parameter filled, every shape checked, and all problems reported together in one error.
 
 Checkpoint files are untrusted input, so this also rejects non-numeric and non-finite tensors.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,8 +29,16 @@ def _shape(x: Any) -> tuple[int, ...]:
     return tuple(int(s) for s in x.shape)
 
 
+@dataclasses.dataclass
+class Converted:
+    """``params`` (nested dict of float32 arrays) and ``extras`` (extra name -> torch-layout float32 array)."""
+
+    params: dict
+    extras: dict[str, np.ndarray]
+
+
 def state_dict_to_params(state_dict: Mapping[str, np.ndarray], table: Table, target: Any,
-                         source: str = "state dict") -> dict:
+                         source: str = "state dict") -> Converted:
     """Build the Flax ``params`` tree from a torch-layout state dict.
 
     Args:
@@ -38,9 +47,10 @@ def state_dict_to_params(state_dict: Mapping[str, np.ndarray], table: Table, tar
       target: the params tree (or its ``jax.eval_shape``) whose paths and shapes must be filled exactly.
       source: name used in error messages (e.g. the file path).
     Returns:
-      nested dict of float32 numpy arrays with the structure of ``target``.
+      ``Converted``: params with the structure of ``target``, and the extras found (possibly none).
     Raises:
-      ConversionError listing every missing key, unexpected key, unfilled parameter and shape mismatch.
+      ConversionError listing every missing key, unexpected key, unfilled parameter, shape mismatch,
+      non-float or non-finite tensor, and buffer that differs from its recomputed value.
     """
     want = {k: _shape(v) for k, v in flatten_dict(target).items()}
     problems: list[str] = []
@@ -78,17 +88,33 @@ def state_dict_to_params(state_dict: Mapping[str, np.ndarray], table: Table, tar
             problems.append(f"non-finite values in {', '.join(entry.torch_keys)}")
             continue
         out[entry.flax_path] = np.ascontiguousarray(value, dtype=np.float32)
-    unexpected = sorted(k for k in state_dict if k not in consumed and k not in table.ignored)
+    extras: dict[str, np.ndarray] = {}
+    for key, name in table.extras.items():
+        if key in state_dict:
+            value = np.asarray(state_dict[key])
+            if not np.issubdtype(value.dtype, np.floating) or not np.all(np.isfinite(value)):
+                problems.append(f"non-float or non-finite values in {key}")
+            extras[name] = np.ascontiguousarray(value, dtype=np.float32)
+    for key, expected in table.buffers.items():
+        if key in state_dict and not np.array_equal(np.asarray(state_dict[key]), expected):
+            problems.append(f"buffer differs from the value the official code computes: {key}")
+    known = consumed | set(table.extras) | set(table.buffers)
+    unexpected = sorted(k for k in state_dict if k not in known)
     problems.extend(f"unexpected key: {k} {_shape(np.asarray(state_dict[k]))}" for k in unexpected)
     filled = set(out) | {e.flax_path for e in table.entries}
     problems.extend(f"unfilled parameter: {'/'.join(p)} {want[p]}" for p in sorted(want) if p not in filled)
     if problems:
         raise ConversionError(problems, source)
-    return unflatten_dict(out)
+    return Converted(unflatten_dict(out), extras)
 
 
-def params_to_state_dict(params: Any, table: Table) -> dict[str, np.ndarray]:
-    """The inverse: torch-layout float32 arrays for every table entry (ignored keys are not produced)."""
+def params_to_state_dict(params: Any, table: Table, extras: Mapping[str, np.ndarray] | None = None,
+                         defaults: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """The inverse: a torch-layout state dict with every table entry, extra and buffer.
+
+    Extras come from ``extras`` (kept at import) or, for a model that never had them, from ``defaults``
+    (``table.default_extras``); without either they are left out.
+    """
     flat = flatten_dict(params)
     missing = ["/".join(e.flax_path) for e in table.entries if e.flax_path not in flat]
     if missing:
@@ -98,4 +124,10 @@ def params_to_state_dict(params: Any, table: Table) -> dict[str, np.ndarray]:
         arrays = entry.transform.to_torch(np.asarray(flat[entry.flax_path], dtype=np.float32))
         for key, arr in zip(entry.torch_keys, arrays, strict=True):
             state[key] = np.ascontiguousarray(arr)
+    for key, name in table.extras.items():
+        source = extras if extras and name in extras else defaults
+        if source is not None and name in source:
+            state[key] = np.ascontiguousarray(source[name], dtype=np.float32)
+    for key, value in table.buffers.items():
+        state[key] = value.copy()
     return state

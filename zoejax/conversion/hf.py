@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from zoejax.conversion.apply import params_to_state_dict, state_dict_to_params
-from zoejax.conversion.table import hf_table
+from zoejax.conversion.hf_table import hf_table
+from zoejax.conversion.table import default_extras
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.init import param_shapes
 
@@ -19,9 +20,12 @@ def params_from_hf_state_dict(config: ZoeDepthConfig, state_dict: Mapping[str, n
 
     Raises ``ConversionError`` listing every missing, unexpected or mis-shaped tensor at once.
     """
-    return state_dict_to_params(state_dict, hf_table(config), param_shapes(config), source)
+    return state_dict_to_params(state_dict, hf_table(config), param_shapes(config), source).params
 
 
-def hf_state_dict_from_params(config: ZoeDepthConfig, params: Any) -> dict[str, np.ndarray]:
-    """zoejax ``params`` -> transformers state dict (the unused refinenet4 unit is not written)."""
-    return params_to_state_dict(params, hf_table(config))
+def hf_state_dict_from_params(config: ZoeDepthConfig, params: Any,
+                              extras: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """zoejax ``params`` (+ extras kept at import) -> transformers state dict; missing extras are initialised
+    as the official code would."""
+    defaults = default_extras(config.decoder.features, config.backbone.embed_dim)
+    return params_to_state_dict(params, hf_table(config), extras, defaults)

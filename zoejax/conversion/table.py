@@ -1,18 +1,30 @@
-"""The parameter table between zoejax and the Hugging Face ``transformers`` (5.x) ZoeDepth layout.
+"""Parameter tables: one explicit list of entries (Flax path <- torch key(s) + layout transform) per checkpoint
+layout, generated per model config by walking the architecture section by section (``hf_table.py``,
+``official_table.py``). The same table serves import and export.
 
-One explicit, readable list of entries (Flax path <- torch key(s) + layout transform), generated per model
-config by walking the architecture section by section; the same table serves import and export. Keys that
-exist in the torch state dict but are not used by the forward pass are listed in ``ignored`` with a reason.
+Tensors a checkpoint holds that the forward pass never uses are not dropped silently:
+  * ``extras``: learned tensors kept beside the params under a layout-independent name (the BEiT classifier
+    head and ``fc_norm``, refinenet4's unused first residual unit), so export is lossless;
+  * ``buffers``: constants the official code computes (relative-position index, log-binomial ``k_idx`` and
+    ``K_minus_1``): checked against the recomputed value on import, regenerated on export.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from zoejax.conversion.transforms import CONV, CONV_TRANSPOSE, IDENTITY, LINEAR, QKV, QKV_BIAS, Transform
-from zoejax.models.config import ZoeDepthConfig
+import numpy as np
+
+from zoejax.conversion.transforms import CONV, IDENTITY, LINEAR, Transform
 
 Path = tuple[str, ...]
+
+# Why each extra exists, for reports.
+EXTRA_REASONS = {
+    "encoder.fc_norm": "timm BEiT's classification pooling norm: not used by MiDaS/ZoeDepth",
+    "encoder.head": "timm BEiT's ImageNet classifier: not used by MiDaS/ZoeDepth",
+    "refinenet4.resConfUnit1": "refinenet4's first residual unit: built by MiDaS, never called",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -26,10 +38,11 @@ class Entry:
 
 @dataclasses.dataclass
 class Table:
-    """Entries plus the torch keys that are deliberately not imported, each with its reason."""
+    """Entries, extras (torch key -> extra name) and buffers (torch key -> the value the official code has)."""
 
     entries: list[Entry] = dataclasses.field(default_factory=list)
-    ignored: dict[str, str] = dataclasses.field(default_factory=dict)
+    extras: dict[str, str] = dataclasses.field(default_factory=dict)
+    buffers: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def add(self, flax_path: str, torch_keys: str | tuple[str, ...], transform: Transform) -> None:
         keys = (torch_keys,) if isinstance(torch_keys, str) else tuple(torch_keys)
@@ -48,111 +61,33 @@ class Table:
         self.add(f"{flax}/scale", f"{torch}.weight", IDENTITY)
         self.add(f"{flax}/bias", f"{torch}.bias", IDENTITY)
 
+    def extra(self, name: str, torch: str, params: tuple[str, ...] = ("weight", "bias")) -> None:
+        for p in params:
+            self.extras[f"{torch}.{p}"] = f"{name}.{p}"
 
-def hf_table(config: ZoeDepthConfig) -> Table:
-    """Table for ``transformers.ZoeDepthForDepthEstimation`` state dicts (transformers 5.x key names)."""
-    t = Table()
-    _hf_beit(t, config)
-    _hf_dpt(t)
-    if config.is_multi_head:
-        _hf_routed_head(t, config)
-    else:
-        _hf_single_head(t, config)
-    return t
+    def unused_residual_unit(self, torch: str, conv_names: tuple[str, str]) -> None:
+        """refinenet4's first residual unit (two 3x3 convs) under the torch prefix ``torch``."""
+        for i, conv in enumerate(conv_names, start=1):
+            self.extra(f"refinenet4.resConfUnit1.conv{i}", f"{torch}.{conv}")
 
 
-def _hf_beit(t: Table, config: ZoeDepthConfig) -> None:
-    enc, hf = "core/pretrained/model", "backbone.beit"
-    t.add(f"{enc}/cls_token", f"{hf}.embeddings.cls_token", IDENTITY)
-    t.conv(f"{enc}/patch_embed/proj", f"{hf}.embeddings.patch_embeddings.projection")
-    for i in range(config.backbone.depth):
-        b, h = f"{enc}/blocks_{i}", f"{hf}.layers.{i}"
-        t.add(f"{b}/gamma_1", f"{h}.lambda_1", IDENTITY)
-        t.add(f"{b}/gamma_2", f"{h}.lambda_2", IDENTITY)
-        t.norm(f"{b}/norm1", f"{h}.layernorm_before")
-        t.norm(f"{b}/norm2", f"{h}.layernorm_after")
-        t.add(f"{b}/attn/qkv/kernel",
-              tuple(f"{h}.attention.{p}_proj.weight" for p in "qkv"), QKV)
-        t.add(f"{b}/attn/q_bias", f"{h}.attention.q_proj.bias", IDENTITY)
-        t.add(f"{b}/attn/v_bias", f"{h}.attention.v_proj.bias", IDENTITY)
-        t.dense(f"{b}/attn/proj", f"{h}.attention.o_proj")
-        t.add(f"{b}/attn/relative_position_bias_table",
-              f"{h}.relative_position_bias.relative_position_bias_table", IDENTITY)
-        t.dense(f"{b}/mlp/fc1", f"{h}.mlp.fc1")
-        t.dense(f"{b}/mlp/fc2", f"{h}.mlp.fc2")
+def default_extras(features: int, embed_dim: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """Extras for a model that never had them, initialised as the official code would (float32, seeded).
 
-
-def _hf_dpt(t: Table) -> None:
-    neck = "neck.reassemble_stage"
-    for j in range(1, 5):
-        flax = f"core/pretrained/act_postprocess{j}"
-        t.dense(f"{flax}/project", f"{neck}.readout_projects.{j - 1}.0")
-        t.conv(f"{flax}/layer3", f"{neck}.layers.{j - 1}.projection")
-        if j in (1, 2):
-            t.add(f"{flax}/layer4/kernel", f"{neck}.layers.{j - 1}.resize.weight", CONV_TRANSPOSE)
-            t.add(f"{flax}/layer4/bias", f"{neck}.layers.{j - 1}.resize.bias", IDENTITY)
-        elif j == 4:
-            t.conv(f"{flax}/layer4", f"{neck}.layers.{j - 1}.resize")
-    for k in range(1, 5):
-        t.conv(f"core/scratch/layer{k}_rn", f"neck.convs.{k - 1}", bias=False)
-        fusion = f"neck.fusion_stage.layers.{4 - k}"  # HF orders the fusion layers coarse to fine
-        units = (2,) if k == 4 else (1, 2)
-        for u in units:
-            for c in (1, 2):
-                t.conv(f"core/scratch/refinenet{k}/resConfUnit{u}/conv{c}",
-                       f"{fusion}.residual_layer{u}.convolution{c}")
-        t.conv(f"core/scratch/refinenet{k}/out_conv", f"{fusion}.projection")
-    for c in (1, 2):
-        t.ignored[f"neck.fusion_stage.layers.0.residual_layer1.convolution{c}.weight"] = \
-            "refinenet4.resConfUnit1: present in the checkpoints, never used by the forward pass"
-        t.ignored[f"neck.fusion_stage.layers.0.residual_layer1.convolution{c}.bias"] = \
-            "refinenet4.resConfUnit1: present in the checkpoints, never used by the forward pass"
-    for flax, hf in (("output_conv_0", "conv1"), ("output_conv_2", "conv2"), ("output_conv_4", "conv3")):
-        t.conv(f"core/scratch/{flax}", f"relative_head.{hf}")
-
-
-def _mlp2(t: Table, flax: str, hf: str) -> None:
-    t.conv(f"{flax}/_net_0", f"{hf}.conv1")
-    t.conv(f"{flax}/_net_2", f"{hf}.conv2")
-
-
-def _hf_single_head(t: Table, config: ZoeDepthConfig) -> None:
-    m = "metric_head"
-    t.conv(f"{m}/conv2", f"{m}.conv2")
-    _mlp2(t, f"{m}/seed_bin_regressor", f"{m}.seed_bin_regressor")
-    _mlp2(t, f"{m}/seed_projector", f"{m}.seed_projector")
-    for i in range(len(config.head.n_attractors)):
-        _mlp2(t, f"{m}/projectors_{i}", f"{m}.projectors.{i}")
-        _mlp2(t, f"{m}/attractors_{i}", f"{m}.attractors.{i}")
-    t.conv(f"{m}/conditional_log_binomial/mlp_0", f"{m}.conditional_log_binomial.mlp.0")
-    t.conv(f"{m}/conditional_log_binomial/mlp_2", f"{m}.conditional_log_binomial.mlp.2")
-
-
-def _hf_routed_head(t: Table, config: ZoeDepthConfig) -> None:
-    m = "metric_head"
-    t.conv(f"{m}/conv2", f"{m}.conv2")
-    t.conv(f"{m}/patch_transformer/embedding_convPxP", f"{m}.patch_transformer.embedding_convPxP")
-    for i in range(config.router.num_layers):
-        f, h = f"{m}/patch_transformer/layers_{i}", f"{m}.patch_transformer.transformer_encoder.{i}"
-        t.add(f"{f}/self_attn/in_proj/kernel",
-              tuple(f"{h}.self_attn.{p}.weight" for p in ("query", "key", "value")), QKV)
-        t.add(f"{f}/self_attn/in_proj/bias",
-              tuple(f"{h}.self_attn.{p}.bias" for p in ("query", "key", "value")),
-              QKV_BIAS)
-        t.dense(f"{f}/self_attn/out_proj", f"{h}.self_attn.out_proj")
-        t.dense(f"{f}/linear1", f"{h}.linear1")
-        t.dense(f"{f}/linear2", f"{h}.linear2")
-        t.norm(f"{f}/norm1", f"{h}.norm1")
-        t.norm(f"{f}/norm2", f"{h}.norm2")
-    t.dense(f"{m}/mlp_classifier/linear_0", f"{m}.mlp_classifier.linear1")
-    t.dense(f"{m}/mlp_classifier/linear_2", f"{m}.mlp_classifier.linear2")
-    _mlp2(t, f"{m}/seed_projector", f"{m}.seed_projector")
-    for i in range(len(config.head.n_attractors)):
-        _mlp2(t, f"{m}/projectors_{i}", f"{m}.projectors.{i}")
-    for bins in config.bins:
-        n = bins.name
-        _mlp2(t, f"{m}/seed_bin_regressors_{n}", f"{m}.seed_bin_regressors.{n}")
-        for i in range(len(config.head.n_attractors)):
-            _mlp2(t, f"{m}/attractors_{n}_{i}", f"{m}.attractors.{n}.{i}")
-        t.conv(f"{m}/conditional_log_binomial_{n}/mlp_0", f"{m}.conditional_log_binomial.{n}.mlp.0")
-        t.conv(f"{m}/conditional_log_binomial_{n}/mlp_2", f"{m}.conditional_log_binomial.{n}.mlp.2")
+    fc_norm: ones / zeros (LayerNorm); head: truncated normal(0.02) scaled by timm's head_init_scale 1e-3,
+    zero bias; the unused residual unit: PyTorch's default Conv2d init, U(+-1/sqrt(fan_in)).
+    """
+    rng = np.random.default_rng(seed)
+    bound = 1.0 / np.sqrt(features * 9)
+    out = {
+        "encoder.fc_norm.weight": np.ones(embed_dim, np.float32),
+        "encoder.fc_norm.bias": np.zeros(embed_dim, np.float32),
+        "encoder.head.weight": (np.clip(rng.normal(0, 0.02, (1000, embed_dim)), -0.04, 0.04) * 1e-3).astype(
+            np.float32),
+        "encoder.head.bias": np.zeros(1000, np.float32),
+    }
+    for i in (1, 2):
+        out[f"refinenet4.resConfUnit1.conv{i}.weight"] = rng.uniform(
+            -bound, bound, (features, features, 3, 3)).astype(np.float32)
+        out[f"refinenet4.resConfUnit1.conv{i}.bias"] = rng.uniform(-bound, bound, features).astype(np.float32)
+    return out

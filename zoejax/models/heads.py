@@ -106,7 +106,7 @@ class RoutedMetricBinsHead(nn.Module):
 
     @nn.compact
     def __call__(self, features: dict[str, jnp.ndarray], domain: jnp.ndarray | None = None,
-                 train: bool = False) -> dict[str, jnp.ndarray]:
+                 train: bool = False, vote_per_example: bool = False) -> dict[str, jnp.ndarray]:
         f = _f32(features)
         cfg, rc = self.head, self.router
         normed = cfg.bin_centers_type == "normed"
@@ -115,7 +115,10 @@ class RoutedMetricBinsHead(nn.Module):
                                             rc.layer_norm_eps, rc.dropout, name="patch_transformer")(x0, train)
         logits = MLPClassifier(len(self.bins), name="mlp_classifier")(embedding)
         batch = x0.shape[0]
-        if domain is None:
+        if domain is None and vote_per_example:
+            # What the official code gives when each image is run as its own batch of one.
+            chosen = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+        elif domain is None:
             chosen = jnp.broadcast_to(batch_vote(logits), (batch,))
         else:
             chosen = jnp.asarray(domain, jnp.int32).reshape(batch)

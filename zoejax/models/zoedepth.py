@@ -61,7 +61,8 @@ class ZoeDepth(nn.Module):
     Call with ``images`` (B, H, W, 3) float in [0, 1], H and W multiples of 32, already at the network
     resolution (see ``zoejax.preprocess``); the model normalises with mean = std = 0.5 as the official
     ``PrepForMidas`` does. ZoeD_NK also takes optional ``domain`` labels (B,) int (0 = first bin config,
-    e.g. nyu; 1 = kitti); without them the router decides for the batch.
+    e.g. nyu; 1 = kitti); without them the router decides for the whole batch, or per example with
+    ``vote_per_example=True`` (equal to running each image alone, as the official ``infer`` does).
 
     Returns a dict with ``metric_depth`` (B, H, W) float32 metres and ``rel_depth`` (B, H, W); for NK also
     ``domain_logits`` (B, D) and the chosen ``domain`` (B,). With ``return_intermediates=True`` also the
@@ -72,7 +73,7 @@ class ZoeDepth(nn.Module):
 
     @nn.compact
     def __call__(self, images: jnp.ndarray, domain: jnp.ndarray | None = None, *, train: bool = False,
-                 return_intermediates: bool = False) -> dict[str, jnp.ndarray]:
+                 return_intermediates: bool = False, vote_per_example: bool = False) -> dict[str, jnp.ndarray]:
         check_image_shape(images.shape, multiple=32)
         cfg = self.config
         x = (images.astype(jnp.float32) - 0.5) / 0.5
@@ -82,7 +83,7 @@ class ZoeDepth(nn.Module):
             head_out = NaiveHead(name="metric_head")(features)
         elif cfg.is_multi_head:
             head_out = RoutedMetricBinsHead(cfg.head, tuple(cfg.bins), cfg.router, bottleneck, name="metric_head")(
-                features, domain, train)
+                features, domain, train, vote_per_example)
         else:
             head_out = MetricBinsHead(cfg.head, cfg.bins[0], bottleneck, name="metric_head")(features)
         out = {"metric_depth": head_out["metric_depth"].astype(jnp.float32),

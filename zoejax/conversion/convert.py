@@ -1,0 +1,128 @@
+"""Conversion end to end: checkpoint file -> (config, params, extras) -> converted folder, and export back to the
+official ``.pt`` or the Hugging Face folder layout."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from zoejax.conversion.apply import Converted, params_to_state_dict, state_dict_to_params
+from zoejax.conversion.detect import Detected, detect
+from zoejax.conversion.hf_config import hf_config_kwargs
+from zoejax.conversion.hf_table import hf_table
+from zoejax.conversion.official_table import midas_table, official_table
+from zoejax.conversion.readers import read_checkpoint
+from zoejax.conversion.store import load_converted, save_converted, sha256_file
+from zoejax.conversion.table import Table, default_extras
+from zoejax.io.depth_files import atomic_path
+from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.init import init_params, param_shapes
+
+
+def table_for(detected: Detected) -> Table:
+    if detected.format == "official":
+        return official_table(detected.config)
+    if detected.format == "midas":
+        return midas_table(detected.config)
+    return hf_table(detected.config, detected.naming)
+
+
+def convert_state_dict(state: dict[str, np.ndarray], hf_config: dict | None = None, *, source: str = "state dict",
+                       format: str | None = None, variant: str | None = None, max_depth: float | None = None,
+                       seed: int = 0) -> tuple[Detected, Converted]:
+    """Detect and strictly convert. A MiDaS checkpoint fills encoder and decoder; the metric head is freshly
+    initialised (``seed``), ready for training."""
+    detected = detect(state, hf_config, format=format, variant=variant, max_depth=max_depth)
+    shapes = param_shapes(detected.config)
+    if detected.format == "midas":
+        converted = state_dict_to_params(state, midas_table(detected.config), {"core": shapes["core"]}, source)
+        head = init_params(detected.config, seed)["metric_head"]
+        converted.params["metric_head"] = {k: v for k, v in _to_numpy(head).items()}
+    else:
+        converted = state_dict_to_params(state, table_for(detected), shapes, source)
+    return detected, converted
+
+
+def _to_numpy(tree: Any) -> Any:
+    if isinstance(tree, dict):
+        return {k: _to_numpy(v) for k, v in tree.items()}
+    return np.asarray(tree)
+
+
+def convert_file(input_path: str | os.PathLike, output_dir: str | os.PathLike, *, format: str | None = None,
+                 variant: str | None = None, max_depth: float | None = None, overwrite: bool = False,
+                 seed: int = 0) -> tuple[Path, Detected, Converted]:
+    """Convert an official / MiDaS / HF checkpoint into a zoejax folder (orbax + config + provenance)."""
+    state, hf_config = read_checkpoint(input_path)
+    detected, converted = convert_state_dict(state, hf_config, source=str(input_path), format=format,
+                                             variant=variant, max_depth=max_depth, seed=seed)
+    weights = Path(input_path)
+    weights = weights / "model.safetensors" if weights.is_dir() else weights
+    provenance = {"source": str(Path(input_path).absolute()), "sha256": sha256_file(weights),
+                  "format": detected.format, "variant": detected.variant, "backbone": detected.backbone,
+                  "extras": sorted(converted.extras),
+                  "fresh_metric_head": detected.format == "midas"}
+    out = save_converted(output_dir, detected.config, converted.params, converted.extras, provenance, overwrite)
+    return out, detected, converted
+
+
+def export_state_dict(config: ZoeDepthConfig, params: Any, extras: dict[str, np.ndarray], to: str,
+                      seed: int = 0) -> dict[str, np.ndarray]:
+    """Torch-layout state dict in the ``to`` layout: "official" (ZoeDepth .pt keys) or "hf" (file names).
+
+    Extras kept at import are written back unchanged; a model that never had them gets them initialised as
+    the official code would (seeded), and index buffers are computed.
+    """
+    if to == "official":
+        table = official_table(config)
+    elif to == "hf":
+        table = hf_table(config, "file")
+    else:
+        raise ValueError(f"export target must be 'official' or 'hf', got {to!r}")
+    defaults = default_extras(config.decoder.features, config.backbone.embed_dim, seed)
+    return params_to_state_dict(_to_numpy(params), table, extras, defaults)
+
+
+def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike, to: str) -> Path:
+    """Export a converted (or trained) zoejax folder: ``to="official"`` writes a ``.pt`` file loadable with
+    the official code's strict ``load_state_dict``; ``to="hf"`` writes ``model.safetensors`` + ``config.json``
+    into the folder ``out``. Writes are atomic."""
+    import torch  # the edge: only export and import need torch
+
+    config, params, extras, _ = load_converted(checkpoint_dir)
+    state = export_state_dict(config, params, extras, to)
+    out = Path(out)
+    if to == "official":
+        if out.is_dir():
+            raise IsADirectoryError(f"{out} is a folder; --to official writes one .pt file")
+        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+        with atomic_path(out) as tmp:
+            torch.save({"model": tensors, "optimizer": None, "epoch": 0}, tmp)
+        return out
+    from safetensors.numpy import save_file
+    from transformers import BeitConfig
+    from transformers import ZoeDepthConfig as HFZoeDepthConfig
+
+    kwargs = hf_config_kwargs(config)
+    hf_cfg = HFZoeDepthConfig(backbone_config=BeitConfig(**kwargs.pop("backbone_config")), **kwargs)
+    hf_cfg.architectures = ["ZoeDepthForDepthEstimation"]
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise FileExistsError(f"{out} exists and is not an empty folder")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "model.safetensors"),
+                  metadata={"format": "pt"})
+        (tmp / "config.json").write_text(hf_cfg.to_json_string())
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

@@ -1,0 +1,96 @@
+"""Which layout and which model a state dict holds, from its keys and shapes (overridable by the caller)."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from zoejax.models import presets
+from zoejax.models.config import ZoeDepthConfig
+
+FORMATS = ("official", "midas", "hf")
+VARIANTS = ("n", "k", "nk")
+# (embed_dim, depth) -> backbone preset
+_BACKBONES = {(1024, 24): "beit_l384", (768, 12): "beit_b384", (32, 4): "tiny"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Detected:
+    """format: "official" | "midas" | "hf"; naming: HF "file" or "module" keys; config: the model to build."""
+
+    format: str
+    variant: str
+    backbone: str
+    config: ZoeDepthConfig
+    naming: str = ""
+
+
+def detect_format(state: Mapping[str, np.ndarray]) -> tuple[str, str]:
+    """("official" | "midas" | "hf", HF naming or ""), or ValueError naming what was found instead."""
+    keys = set(state)
+    if "backbone.beit.embeddings.cls_token" in keys:
+        return "hf", "module"
+    if "backbone.embeddings.cls_token" in keys:
+        return "hf", "file"
+    if "core.core.pretrained.model.cls_token" in keys:
+        return "official", ""
+    if "pretrained.model.cls_token" in keys and any(k.startswith("scratch.") for k in keys):
+        return "midas", ""
+    sample = sorted(keys)[:5]
+    raise ValueError("not a ZoeDepth, MiDaS v3.1 BEiT or transformers ZoeDepth state dict: no BEiT cls_token "
+                     f"under any known prefix ({len(keys)} keys, e.g. {sample})")
+
+
+def _backbone(state: Mapping[str, np.ndarray], cls_key: str, block_prefix: str) -> str:
+    width = int(np.asarray(state[cls_key]).shape[-1])
+    depth = len({k[len(block_prefix):].split(".")[0] for k in state if k.startswith(block_prefix)})
+    if (width, depth) not in _BACKBONES:
+        raise ValueError(f"unsupported BEiT backbone: width {width}, {depth} blocks "
+                         f"(supported: {sorted(_BACKBONES.values())})")
+    return _BACKBONES[(width, depth)]
+
+
+def detect(state: Mapping[str, np.ndarray], hf_config: dict[str, Any] | None = None, *,
+           format: str | None = None, variant: str | None = None, max_depth: float | None = None) -> Detected:
+    """Detect layout, variant (N, K, NK) and backbone; ``format`` / ``variant`` override the guesses.
+
+    ZoeD_K's ``max_depth`` defaults to the released model's 10 m (HF files: their config's value).
+    MiDaS files carry no head: the variant defaults to N and the head is initialised fresh.
+    """
+    fmt, naming = detect_format(state)
+    if format is not None:
+        if format not in FORMATS:
+            raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
+        if format != fmt:
+            raise ValueError(f"--format {format} given, but the keys are those of a {fmt} checkpoint")
+    if fmt == "hf":
+        cls = f"backbone.{'beit.' if naming == 'module' else ''}embeddings.cls_token"
+        blocks = "backbone.beit.layers." if naming == "module" else "backbone.encoder.layer."
+        nk_key, k_key = "metric_head.seed_bin_regressors.", "metric_head.attractors.3.conv2.weight"
+    else:
+        prefix = "core.core." if fmt == "official" else ""
+        cls, blocks = f"{prefix}pretrained.model.cls_token", f"{prefix}pretrained.model.blocks."
+        nk_key, k_key = "seed_bin_regressors.", "attractors.3._net.2.weight"
+    backbone = _backbone(state, cls, blocks)
+    if fmt == "midas":
+        guessed = "n"
+    elif any(k.startswith(nk_key) for k in state):
+        guessed = "nk"
+    else:
+        # Normed (ZoeD_K) attractors emit two channels per attractor; the last level has one attractor.
+        guessed = "k" if k_key in state and np.asarray(state[k_key]).shape[0] == 2 else "n"
+    chosen = variant or guessed
+    if chosen not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {chosen!r}")
+    if fmt != "midas" and variant is not None and variant != guessed:
+        raise ValueError(f"--variant {variant} given, but the checkpoint holds a ZoeD_{guessed.upper()} head")
+    if chosen == "k":
+        if max_depth is None and hf_config and hf_config.get("bin_configurations"):
+            max_depth = float(hf_config["bin_configurations"][0]["max_depth"])
+        config = presets.zoed_k(backbone, 10.0 if max_depth is None else max_depth)
+    else:
+        config = presets.VARIANTS[f"zoed_{chosen}"](backbone)
+    return Detected(fmt, chosen, backbone, config, naming)

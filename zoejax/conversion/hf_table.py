@@ -1,0 +1,143 @@
+"""The table between zoejax params and ``transformers``' ``ZoeDepthForDepthEstimation``.
+
+Two namings of the BEiT backbone exist: ``"file"``, the keys stored in Hugging Face ``model.safetensors`` files
+(the Hub's and what ``save_pretrained`` writes, transformers 4.x module names), and ``"module"``, the
+``state_dict()`` of a transformers 5.x model, which renames them at load time. The rest is identical.
+"""
+
+from __future__ import annotations
+
+from zoejax.conversion.table import Table
+from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY, QKV, QKV_BIAS
+from zoejax.models.config import ZoeDepthConfig
+
+
+def hf_table(config: ZoeDepthConfig, naming: str = "module") -> Table:
+    """Table for ``ZoeDepthForDepthEstimation`` state dicts; ``naming`` is "module" (5.x) or "file"."""
+    t = Table()
+    if naming == "module":
+        _hf_beit(t, config)
+    elif naming == "file":
+        _hf_beit_file_names(t, config)
+    else:
+        raise ValueError(f"naming must be 'module' or 'file', got {naming!r}")
+    _hf_dpt(t)
+    if config.is_multi_head:
+        _hf_routed_head(t, config)
+    else:
+        _hf_single_head(t, config)
+    return t
+
+
+def _hf_beit(t: Table, config: ZoeDepthConfig) -> None:
+    enc, hf = "core/pretrained/model", "backbone.beit"
+    t.add(f"{enc}/cls_token", f"{hf}.embeddings.cls_token", IDENTITY)
+    t.conv(f"{enc}/patch_embed/proj", f"{hf}.embeddings.patch_embeddings.projection")
+    for i in range(config.backbone.depth):
+        b, h = f"{enc}/blocks_{i}", f"{hf}.layers.{i}"
+        t.add(f"{b}/gamma_1", f"{h}.lambda_1", IDENTITY)
+        t.add(f"{b}/gamma_2", f"{h}.lambda_2", IDENTITY)
+        t.norm(f"{b}/norm1", f"{h}.layernorm_before")
+        t.norm(f"{b}/norm2", f"{h}.layernorm_after")
+        t.add(f"{b}/attn/qkv/kernel",
+              tuple(f"{h}.attention.{p}_proj.weight" for p in "qkv"), QKV)
+        t.add(f"{b}/attn/q_bias", f"{h}.attention.q_proj.bias", IDENTITY)
+        t.add(f"{b}/attn/v_bias", f"{h}.attention.v_proj.bias", IDENTITY)
+        t.dense(f"{b}/attn/proj", f"{h}.attention.o_proj")
+        t.add(f"{b}/attn/relative_position_bias_table",
+              f"{h}.relative_position_bias.relative_position_bias_table", IDENTITY)
+        t.dense(f"{b}/mlp/fc1", f"{h}.mlp.fc1")
+        t.dense(f"{b}/mlp/fc2", f"{h}.mlp.fc2")
+
+
+def _hf_beit_file_names(t: Table, config: ZoeDepthConfig) -> None:
+    enc, hf = "core/pretrained/model", "backbone"
+    t.add(f"{enc}/cls_token", f"{hf}.embeddings.cls_token", IDENTITY)
+    t.conv(f"{enc}/patch_embed/proj", f"{hf}.embeddings.patch_embeddings.projection")
+    for i in range(config.backbone.depth):
+        b, h = f"{enc}/blocks_{i}", f"{hf}.encoder.layer.{i}"
+        t.add(f"{b}/gamma_1", f"{h}.lambda_1", IDENTITY)
+        t.add(f"{b}/gamma_2", f"{h}.lambda_2", IDENTITY)
+        t.norm(f"{b}/norm1", f"{h}.layernorm_before")
+        t.norm(f"{b}/norm2", f"{h}.layernorm_after")
+        t.add(f"{b}/attn/qkv/kernel",
+              tuple(f"{h}.attention.attention.{p}.weight" for p in ("query", "key", "value")), QKV)
+        t.add(f"{b}/attn/q_bias", f"{h}.attention.attention.query.bias", IDENTITY)
+        t.add(f"{b}/attn/v_bias", f"{h}.attention.attention.value.bias", IDENTITY)
+        t.dense(f"{b}/attn/proj", f"{h}.attention.output.dense")
+        t.add(f"{b}/attn/relative_position_bias_table",
+              f"{h}.attention.attention.relative_position_bias.relative_position_bias_table", IDENTITY)
+        t.dense(f"{b}/mlp/fc1", f"{h}.intermediate.dense")
+        t.dense(f"{b}/mlp/fc2", f"{h}.output.dense")
+
+
+def _hf_dpt(t: Table) -> None:
+    neck = "neck.reassemble_stage"
+    for j in range(1, 5):
+        flax = f"core/pretrained/act_postprocess{j}"
+        t.dense(f"{flax}/project", f"{neck}.readout_projects.{j - 1}.0")
+        t.conv(f"{flax}/layer3", f"{neck}.layers.{j - 1}.projection")
+        if j in (1, 2):
+            t.add(f"{flax}/layer4/kernel", f"{neck}.layers.{j - 1}.resize.weight", CONV_TRANSPOSE)
+            t.add(f"{flax}/layer4/bias", f"{neck}.layers.{j - 1}.resize.bias", IDENTITY)
+        elif j == 4:
+            t.conv(f"{flax}/layer4", f"{neck}.layers.{j - 1}.resize")
+    for k in range(1, 5):
+        t.conv(f"core/scratch/layer{k}_rn", f"neck.convs.{k - 1}", bias=False)
+        fusion = f"neck.fusion_stage.layers.{4 - k}"  # HF orders the fusion layers coarse to fine
+        units = (2,) if k == 4 else (1, 2)
+        for u in units:
+            for c in (1, 2):
+                t.conv(f"core/scratch/refinenet{k}/resConfUnit{u}/conv{c}",
+                       f"{fusion}.residual_layer{u}.convolution{c}")
+        t.conv(f"core/scratch/refinenet{k}/out_conv", f"{fusion}.projection")
+    t.unused_residual_unit("neck.fusion_stage.layers.0.residual_layer1", ("convolution1", "convolution2"))
+    for flax, hf in (("output_conv_0", "conv1"), ("output_conv_2", "conv2"), ("output_conv_4", "conv3")):
+        t.conv(f"core/scratch/{flax}", f"relative_head.{hf}")
+
+
+def _mlp2(t: Table, flax: str, hf: str) -> None:
+    t.conv(f"{flax}/_net_0", f"{hf}.conv1")
+    t.conv(f"{flax}/_net_2", f"{hf}.conv2")
+
+
+def _hf_single_head(t: Table, config: ZoeDepthConfig) -> None:
+    m = "metric_head"
+    t.conv(f"{m}/conv2", f"{m}.conv2")
+    _mlp2(t, f"{m}/seed_bin_regressor", f"{m}.seed_bin_regressor")
+    _mlp2(t, f"{m}/seed_projector", f"{m}.seed_projector")
+    for i in range(len(config.head.n_attractors)):
+        _mlp2(t, f"{m}/projectors_{i}", f"{m}.projectors.{i}")
+        _mlp2(t, f"{m}/attractors_{i}", f"{m}.attractors.{i}")
+    t.conv(f"{m}/conditional_log_binomial/mlp_0", f"{m}.conditional_log_binomial.mlp.0")
+    t.conv(f"{m}/conditional_log_binomial/mlp_2", f"{m}.conditional_log_binomial.mlp.2")
+
+
+def _hf_routed_head(t: Table, config: ZoeDepthConfig) -> None:
+    m = "metric_head"
+    t.conv(f"{m}/conv2", f"{m}.conv2")
+    t.conv(f"{m}/patch_transformer/embedding_convPxP", f"{m}.patch_transformer.embedding_convPxP")
+    for i in range(config.router.num_layers):
+        f, h = f"{m}/patch_transformer/layers_{i}", f"{m}.patch_transformer.transformer_encoder.{i}"
+        t.add(f"{f}/self_attn/in_proj/kernel",
+              tuple(f"{h}.self_attn.{p}.weight" for p in ("query", "key", "value")), QKV)
+        t.add(f"{f}/self_attn/in_proj/bias",
+              tuple(f"{h}.self_attn.{p}.bias" for p in ("query", "key", "value")),
+              QKV_BIAS)
+        t.dense(f"{f}/self_attn/out_proj", f"{h}.self_attn.out_proj")
+        t.dense(f"{f}/linear1", f"{h}.linear1")
+        t.dense(f"{f}/linear2", f"{h}.linear2")
+        t.norm(f"{f}/norm1", f"{h}.norm1")
+        t.norm(f"{f}/norm2", f"{h}.norm2")
+    t.dense(f"{m}/mlp_classifier/linear_0", f"{m}.mlp_classifier.linear1")
+    t.dense(f"{m}/mlp_classifier/linear_2", f"{m}.mlp_classifier.linear2")
+    _mlp2(t, f"{m}/seed_projector", f"{m}.seed_projector")
+    for i in range(len(config.head.n_attractors)):
+        _mlp2(t, f"{m}/projectors_{i}", f"{m}.projectors.{i}")
+    for bins in config.bins:
+        n = bins.name
+        _mlp2(t, f"{m}/seed_bin_regressors_{n}", f"{m}.seed_bin_regressors.{n}")
+        for i in range(len(config.head.n_attractors)):
+            _mlp2(t, f"{m}/attractors_{n}_{i}", f"{m}.attractors.{n}.{i}")
+        t.conv(f"{m}/conditional_log_binomial_{n}/mlp_0", f"{m}.conditional_log_binomial.{n}.mlp.0")
+        t.conv(f"{m}/conditional_log_binomial_{n}/mlp_2", f"{m}.conditional_log_binomial.{n}.mlp.2")

@@ -1,0 +1,128 @@
+"""The tables for the official release layouts: ZoeDepth ``ZoeD_M12_{N,K,NK}.pt`` (``model`` dict) and the MiDaS
+v3.1 relative-depth checkpoints ``dpt_beit_{large,base}_384.pt`` (a bare state dict of the MiDaS model).
+
+Key sets follow the released files (``../shared/reference/official_checkpoint_keys.json``): the MiDaS model
+lives under ``core.core.`` in ZoeDepth files and at the top level in MiDaS files; ZoeDepth's metric head is
+at the top level. A MiDaS table has no metric-head entries: the head is initialised fresh.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoejax.conversion.table import Table
+from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY, LINEAR
+from zoejax.models.beit import relative_position_index
+from zoejax.models.config import ZoeDepthConfig
+
+
+def official_table(config: ZoeDepthConfig) -> Table:
+    """Table for an official ZoeDepth checkpoint's ``model`` state dict (N, K or NK per ``config``)."""
+    t = Table()
+    _midas(t, config, prefix="core.core.")
+    if config.is_multi_head:
+        _routed_head(t, config)
+    else:
+        _single_head(t, config)
+    return t
+
+
+def midas_table(config: ZoeDepthConfig) -> Table:
+    """Table for a MiDaS v3.1 DPT_BEiT checkpoint: encoder and decoder only (no ``core.core.`` prefix)."""
+    t = Table()
+    _midas(t, config, prefix="")
+    return t
+
+
+def _midas(t: Table, config: ZoeDepthConfig, prefix: str) -> None:
+    enc, tm = "core/pretrained/model", f"{prefix}pretrained.model"
+    b = config.backbone
+    t.add(f"{enc}/cls_token", f"{tm}.cls_token", IDENTITY)
+    t.conv(f"{enc}/patch_embed/proj", f"{tm}.patch_embed.proj")
+    index = relative_position_index(tuple(b.pretrain_window)).astype(np.int64)
+    for i in range(b.depth):
+        f, k = f"{enc}/blocks_{i}", f"{tm}.blocks.{i}"
+        t.add(f"{f}/gamma_1", f"{k}.gamma_1", IDENTITY)
+        t.add(f"{f}/gamma_2", f"{k}.gamma_2", IDENTITY)
+        t.norm(f"{f}/norm1", f"{k}.norm1")
+        t.norm(f"{f}/norm2", f"{k}.norm2")
+        t.add(f"{f}/attn/qkv/kernel", f"{k}.attn.qkv.weight", LINEAR)
+        t.add(f"{f}/attn/q_bias", f"{k}.attn.q_bias", IDENTITY)
+        t.add(f"{f}/attn/v_bias", f"{k}.attn.v_bias", IDENTITY)
+        t.add(f"{f}/attn/relative_position_bias_table", f"{k}.attn.relative_position_bias_table", IDENTITY)
+        t.dense(f"{f}/attn/proj", f"{k}.attn.proj")
+        t.dense(f"{f}/mlp/fc1", f"{k}.mlp.fc1")
+        t.dense(f"{f}/mlp/fc2", f"{k}.mlp.fc2")
+        t.buffers[f"{k}.attn.relative_position_index"] = index
+    t.extra("encoder.fc_norm", f"{tm}.fc_norm")
+    t.extra("encoder.head", f"{tm}.head")
+
+    for j in range(1, 5):
+        f, k = f"core/pretrained/act_postprocess{j}", f"{prefix}pretrained.act_postprocess{j}"
+        t.dense(f"{f}/project", f"{k}.0.project.0")
+        t.conv(f"{f}/layer3", f"{k}.3")
+        if j in (1, 2):
+            t.add(f"{f}/layer4/kernel", f"{k}.4.weight", CONV_TRANSPOSE)
+            t.add(f"{f}/layer4/bias", f"{k}.4.bias", IDENTITY)
+        elif j == 4:
+            t.conv(f"{f}/layer4", f"{k}.4")
+    scratch = f"{prefix}scratch"
+    for k in range(1, 5):
+        t.conv(f"core/scratch/layer{k}_rn", f"{scratch}.layer{k}_rn", bias=False)
+        for u in ((2,) if k == 4 else (1, 2)):
+            for c in (1, 2):
+                t.conv(f"core/scratch/refinenet{k}/resConfUnit{u}/conv{c}",
+                       f"{scratch}.refinenet{k}.resConfUnit{u}.conv{c}")
+        t.conv(f"core/scratch/refinenet{k}/out_conv", f"{scratch}.refinenet{k}.out_conv")
+    t.unused_residual_unit(f"{scratch}.refinenet4.resConfUnit1", ("conv1", "conv2"))
+    for i in (0, 2, 4):
+        t.conv(f"core/scratch/output_conv_{i}", f"{scratch}.output_conv.{i}")
+
+
+def _mlp2(t: Table, flax: str, torch: str) -> None:
+    t.conv(f"{flax}/_net_0", f"{torch}._net.0")
+    t.conv(f"{flax}/_net_2", f"{torch}._net.2")
+
+
+def _clb(t: Table, flax: str, torch: str, n_bins: int) -> None:
+    t.conv(f"{flax}/mlp_0", f"{torch}.mlp.0")
+    t.conv(f"{flax}/mlp_2", f"{torch}.mlp.2")
+    t.buffers[f"{torch}.log_binomial_transform.k_idx"] = np.arange(n_bins, dtype=np.int64).reshape(1, -1, 1, 1)
+    t.buffers[f"{torch}.log_binomial_transform.K_minus_1"] = np.full((1, 1, 1, 1), n_bins - 1, np.float32)
+
+
+def _single_head(t: Table, config: ZoeDepthConfig) -> None:
+    m = "metric_head"
+    t.conv(f"{m}/conv2", "conv2")
+    _mlp2(t, f"{m}/seed_bin_regressor", "seed_bin_regressor")
+    _mlp2(t, f"{m}/seed_projector", "seed_projector")
+    for i in range(len(config.head.n_attractors)):
+        _mlp2(t, f"{m}/projectors_{i}", f"projectors.{i}")
+        _mlp2(t, f"{m}/attractors_{i}", f"attractors.{i}")
+    _clb(t, f"{m}/conditional_log_binomial", "conditional_log_binomial", config.bins[0].n_bins)
+
+
+def _routed_head(t: Table, config: ZoeDepthConfig) -> None:
+    m = "metric_head"
+    t.conv(f"{m}/conv2", "conv2")
+    t.conv(f"{m}/patch_transformer/embedding_convPxP", "patch_transformer.embedding_convPxP")
+    for i in range(config.router.num_layers):
+        f, k = f"{m}/patch_transformer/layers_{i}", f"patch_transformer.transformer_encoder.layers.{i}"
+        t.add(f"{f}/self_attn/in_proj/kernel", f"{k}.self_attn.in_proj_weight", LINEAR)
+        t.add(f"{f}/self_attn/in_proj/bias", f"{k}.self_attn.in_proj_bias", IDENTITY)
+        t.dense(f"{f}/self_attn/out_proj", f"{k}.self_attn.out_proj")
+        t.dense(f"{f}/linear1", f"{k}.linear1")
+        t.dense(f"{f}/linear2", f"{k}.linear2")
+        t.norm(f"{f}/norm1", f"{k}.norm1")
+        t.norm(f"{f}/norm2", f"{k}.norm2")
+    t.dense(f"{m}/mlp_classifier/linear_0", "mlp_classifier.0")
+    t.dense(f"{m}/mlp_classifier/linear_2", "mlp_classifier.2")
+    _mlp2(t, f"{m}/seed_projector", "seed_projector")
+    for i in range(len(config.head.n_attractors)):
+        _mlp2(t, f"{m}/projectors_{i}", f"projectors.{i}")
+    for bins in config.bins:
+        n = bins.name
+        _mlp2(t, f"{m}/seed_bin_regressors_{n}", f"seed_bin_regressors.{n}")
+        for i in range(len(config.head.n_attractors)):
+            _mlp2(t, f"{m}/attractors_{n}_{i}", f"attractors.{n}.{i}")
+        _clb(t, f"{m}/conditional_log_binomial_{n}", f"conditional_log_binomial.{n}", bins.n_bins)
