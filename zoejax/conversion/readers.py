@@ -45,9 +45,10 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
                 f"objects, which a weights file never needs (loaded with weights_only=True). Details: "
                 f"{text.splitlines()[0]}") from None
         raise CheckpointReadError(f"{path} is not a PyTorch checkpoint (unpickling failed: {text})") from None
-    except (RuntimeError, EOFError, OSError, ValueError) as e:
+    except Exception as e:  # torch raises RuntimeError, EOFError, IndexError, ... for garbage input
+        detail = (str(e).splitlines() or [type(e).__name__])[0]
         raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): "
-                                  f"{str(e).splitlines()[0]}") from None
+                                  f"{type(e).__name__}: {detail}") from None
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
         obj = obj["model"]  # the official trainer's {"model": ..., "optimizer": ..., "epoch": ...}
     if not isinstance(obj, dict) or not obj:

@@ -27,6 +27,14 @@ EXTRA_REASONS = {
 }
 
 
+def extra_group(name: str) -> str:
+    """The ``EXTRA_REASONS`` key an extra tensor belongs to (e.g. 'refinenet4.resConfUnit1.conv1.weight')."""
+    for group in EXTRA_REASONS:
+        if name.startswith(group + "."):
+            return group
+    return name
+
+
 @dataclasses.dataclass(frozen=True)
 class Entry:
     """One Flax array and the torch tensor(s) it is made from."""

@@ -1,0 +1,80 @@
+"""``zoejax-convert``: bring official / MiDaS v3.1 / Hugging Face ZoeDepth weights into zoejax, and back out.
+
+  zoejax-convert ZoeD_M12_N.pt out/zoed_n                  # official release file -> orbax folder
+  zoejax-convert dpt_beit_large_384.pt out/m12 --variant nk # MiDaS relative weights, fresh NK head
+  zoejax-convert hf_model_folder/ out/zoed_nk               # model.safetensors + config.json
+  zoejax-convert --to official out/zoed_n ZoeD_N_back.pt    # zoejax folder -> official .pt (strict-loadable)
+  zoejax-convert --to hf out/zoed_n hf_out/                 # zoejax folder -> model.safetensors + config.json
+
+Exit status 0 on success, 1 on a conversion problem (all problems listed), 2 on bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from zoejax.conversion.apply import ConversionError
+from zoejax.conversion.detect import FORMATS, VARIANTS
+from zoejax.conversion.readers import CheckpointReadError
+from zoejax.conversion.table import EXTRA_REASONS, extra_group
+from zoejax.models.init import count_params
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zoejax-convert", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.split("\n\n")[1:]))
+    p.add_argument("input", help="checkpoint to convert (.pt, .safetensors or an HF folder); with --to, a "
+                                 "zoejax folder written by this command or by training")
+    p.add_argument("output", help="output folder (import, or --to hf) or .pt file (--to official)")
+    p.add_argument("--to", choices=("official", "hf"), default=None,
+                   help="export a zoejax folder to the official .pt or the HF layout instead of importing")
+    p.add_argument("--format", choices=FORMATS, default=None,
+                   help="source layout; detected from the keys when omitted (a mismatch is an error)")
+    p.add_argument("--variant", choices=VARIANTS, default=None,
+                   help="model variant; detected when omitted (for MiDaS files: the head to initialise)")
+    p.add_argument("--max-depth", type=float, default=None,
+                   help="ZoeD_K's bin range upper bound in metres: 10 = the released model (default), 80 = the "
+                        "paper's KITTI protocol")
+    p.add_argument("--seed", type=int, default=0, help="seed of a freshly initialised metric head (MiDaS input)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.perf_counter()
+    try:
+        if args.to:
+            from zoejax.conversion.convert import export_checkpoint
+
+            out = export_checkpoint(args.input, args.output, args.to)
+            print(f"exported {args.input} to {args.to} layout: {out} ({time.perf_counter() - t0:.1f}s)")
+            return 0
+        from zoejax.conversion.convert import convert_file
+
+        out, detected, converted = convert_file(args.input, args.output, format=args.format,
+                                                variant=args.variant, max_depth=args.max_depth,
+                                                overwrite=args.overwrite, seed=args.seed)
+    except (ConversionError, CheckpointReadError, FileExistsError, FileNotFoundError, IsADirectoryError,
+            ValueError) as e:
+        print(f"zoejax-convert: error: {e}", file=sys.stderr)
+        return 1
+    print(f"source: {args.input} ({detected.format} layout, ZoeD_{detected.variant.upper()}, {detected.backbone})")
+    print(f"params: {count_params(converted.params):,}")
+    for group in sorted({extra_group(n) for n in converted.extras}):
+        print(f"kept aside for export: {group} ({EXTRA_REASONS.get(group, 'unused by the forward pass')})")
+    if detected.format == "midas":
+        print("metric head: freshly initialised (seed %d), ready for training" % args.seed)
+    print(f"wrote {out} in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()
