@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     for group in sorted({extra_group(n) for n in converted.extras}):
         print(f"kept aside for export: {group} ({EXTRA_REASONS.get(group, 'unused by the forward pass')})")
     if detected.format == "midas":
-        print("metric head: freshly initialised (seed %d), ready for training" % args.seed)
+        print(f"metric head: freshly initialised (seed {args.seed}), ready for training")
     print(f"wrote {out} in {time.perf_counter() - t0:.1f}s")
     return 0
 
