@@ -202,3 +202,14 @@ def test_load_applies_official_settings(official_state, tmp_path):
     image = np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)
     depth = model.predict(image)
     assert depth.shape == (60, 80) and depth.dtype == np.float32 and np.all(np.isfinite(depth))
+
+
+@pytest.mark.parametrize("name,expected", [("ZoeD_N", 342_609_538), ("ZoeD_NK", 343_893_147)])
+def test_load_release_shaped_file_param_count(name, expected, monkeypatch, tmp_path):
+    """zoejax.load on a release-shaped official file (reading stubbed: a 1.4 GB file adds nothing here)."""
+    path = tmp_path / f"{name}.pt"
+    path.write_bytes(b"stub")
+    monkeypatch.setattr("zoejax.conversion.readers.read_checkpoint", lambda p: (manifest_state_dict(name), None))
+    model = zoejax.load(path)
+    assert count_params(model.params) == expected
+    assert model.provenance["format"] == "official"
