@@ -13,7 +13,8 @@ from zoejax.models import presets
 from zoejax.models.init import init_params
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.training.optim import OptimConfig, make_optimizer
-from zoejax.training.step import LossConfig, create_train_state, make_steps
+from zoejax.training.state import create_train_state
+from zoejax.training.step import LossConfig, make_steps
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -24,7 +24,13 @@ from zoejax.models.config import RematPolicy
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
-dense_init = nn.initializers.truncated_normal(stddev=0.02)
+_trunc = nn.initializers.truncated_normal(stddev=0.02)
+
+
+def dense_init(*logical_axes: str | None):
+    """timm's truncated-normal(0.02) kernel init, annotated with logical axis names for sharding
+    (mapped to mesh axes by the one rules table in ``zoejax/training/sharding.py``)."""
+    return nn.with_logical_partitioning(_trunc, logical_axes)
 
 
 @functools.lru_cache(maxsize=64)
@@ -93,7 +99,10 @@ class PatchEmbed(nn.Module):
         """(B, H, W, 3) -> (B, H/p, W/p, D)."""
         p = self.patch_size
         return nn.Conv(self.embed_dim, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
-                       param_dtype=self.param_dtype, name="proj")(images.astype(self.dtype))
+                       param_dtype=self.param_dtype, name="proj",
+                       kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
+                                                                (None, None, None, "embed")))(
+            images.astype(self.dtype))
 
 
 class Attention(nn.Module):
@@ -111,7 +120,7 @@ class Attention(nn.Module):
         b, n, _ = x.shape
         head_dim = self.dim // self.num_heads
         qkv = nn.Dense(3 * self.dim, use_bias=False, dtype=self.dtype, param_dtype=self.param_dtype,
-                       kernel_init=dense_init, name="qkv")(x)
+                       kernel_init=dense_init("embed", "qkv"), name="qkv")(x)
         q_bias = self.param("q_bias", nn.initializers.zeros, (self.dim,), self.param_dtype)
         v_bias = self.param("v_bias", nn.initializers.zeros, (self.dim,), self.param_dtype)
         rows = (2 * self.pretrain_window[0] - 1) * (2 * self.pretrain_window[1] - 1) + 3
@@ -128,8 +137,8 @@ class Attention(nn.Module):
         logits = logits + relative_position_bias(table.astype(jnp.float32), self.pretrain_window, window)[None]
         weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
         out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, n, self.dim)
-        return nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=dense_init,
-                        name="proj")(out)
+        return nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype,
+                        kernel_init=dense_init("heads", "embed"), name="proj")(out)
 
 
 class Mlp(nn.Module):
@@ -142,11 +151,11 @@ class Mlp(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         dim = x.shape[-1]
-        x = nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=dense_init,
-                     name="fc1")(x)
+        x = nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
+                     kernel_init=dense_init("embed", "mlp"), name="fc1")(x)
         x = nn.gelu(x, approximate=False)
-        return nn.Dense(dim, dtype=self.dtype, param_dtype=self.param_dtype, kernel_init=dense_init,
-                        name="fc2")(x)
+        return nn.Dense(dim, dtype=self.dtype, param_dtype=self.param_dtype,
+                        kernel_init=dense_init("mlp", "embed"), name="fc2")(x)
 
 
 class Block(nn.Module):

@@ -63,7 +63,8 @@ class ReassembleStage(nn.Module):
         conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype)
         patches, cls = tokens[:, 1:], tokens[:, :1]
         x = jnp.concatenate([patches, jnp.broadcast_to(cls, patches.shape)], axis=-1)  # patches first
-        x = nn.Dense(d, dtype=self.dtype, param_dtype=self.param_dtype, name="project")(x)
+        x = nn.Dense(d, dtype=self.dtype, param_dtype=self.param_dtype, name="project",
+                     kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), (None, "embed")))(x)
         x = nn.gelu(x, approximate=False)
         x = x.reshape(b, grid[0], grid[1], d)
         x = conv(self.features, (1, 1), name="layer3")(x)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
@@ -14,19 +15,34 @@ from zoejax.models.zoedepth import ZoeDepth
 _INIT_SIZE = 32
 
 
+def init_fn(config: ZoeDepthConfig):
+    """``rng -> params`` (plain arrays; logical-axis boxes removed), to jit or ``eval_shape``."""
+    model = ZoeDepth(config)
+
+    def init(rng: jax.Array) -> dict[str, Any]:
+        images = jnp.zeros((1, _INIT_SIZE, _INIT_SIZE, 3), jnp.float32)
+        return nn.unbox(model.init(rng, images)["params"])
+
+    return init
+
+
 def init_params(config: ZoeDepthConfig, rng: jax.Array | int = 0) -> dict[str, Any]:
     """Freshly initialised ``params`` for ``config`` (float32 unless ``config.param_dtype`` says otherwise)."""
     rng = jax.random.key(rng) if isinstance(rng, int) else rng
-    model = ZoeDepth(config)
-    images = jnp.zeros((1, _INIT_SIZE, _INIT_SIZE, 3), jnp.float32)
-    return jax.jit(model.init)(rng, images)["params"]
+    return jax.jit(init_fn(config))(rng)
 
 
 def param_shapes(config: ZoeDepthConfig) -> dict[str, Any]:
     """The ``params`` tree of ``config`` as ``jax.ShapeDtypeStruct`` leaves, without allocating anything."""
+    return jax.eval_shape(init_fn(config), jax.random.key(0))
+
+
+def logical_axes(config: ZoeDepthConfig) -> dict[str, Any]:
+    """The params tree of ``PartitionSpec``s over *logical* axis names (``None`` where not annotated)."""
     model = ZoeDepth(config)
     images = jax.ShapeDtypeStruct((1, _INIT_SIZE, _INIT_SIZE, 3), jnp.float32)
-    return jax.eval_shape(model.init, jax.random.key(0), images)["params"]
+    boxed = jax.eval_shape(model.init, jax.random.key(0), images)["params"]
+    return nn.get_partition_spec(boxed)
 
 
 def count_params(tree: Any) -> int:

@@ -14,7 +14,6 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import optax
@@ -22,13 +21,7 @@ import optax
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.training.losses import domain_loss, gradient_matching_loss, silog_loss
 from zoejax.training.optim import nonfinite_count
-
-
-@flax.struct.dataclass
-class TrainState:
-    step: jax.Array
-    params: Any
-    opt_state: Any
+from zoejax.training.state import TrainState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,7 +74,3 @@ def make_steps(model: ZoeDepth, tx: optax.GradientTransformation, loss_cfg: Loss
         return {**metrics, "metric_depth": out["metric_depth"]}
 
     return train_step, eval_step
-
-
-def create_train_state(params: Any, tx: optax.GradientTransformation) -> TrainState:
-    return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))

@@ -1,0 +1,107 @@
+"""World-space procedural materials and shading for the synthetic scenes.
+
+Patterns are functions of the hit point's surface coordinates in *metres*, so their apparent size shrinks
+with distance (a monocular depth cue a model can learn), and their contrast fades once a pattern period
+spans less than ~2 pixels (footprint-based band limiting, instead of aliasing into noise).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+PLAIN, CHECKER, STRIPES, PLANKS, WINDOWS, LANES = range(6)
+
+
+@dataclasses.dataclass(frozen=True)
+class Material:
+    """Surface appearance.
+
+    Attributes:
+      kind: pattern id (PLAIN, CHECKER, STRIPES, PLANKS, WINDOWS, LANES).
+      colour_a, colour_b: RGB in [0, 1]; the pattern blends between them.
+      period: pattern period in metres.
+      grain: amplitude of a fine world-space noise (0..1), a second scale cue.
+    """
+
+    kind: int
+    colour_a: tuple[float, float, float]
+    colour_b: tuple[float, float, float]
+    period: float = 0.5
+    grain: float = 0.1
+
+
+def surface_coords(points: np.ndarray, normal_axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two in-plane coordinates (metres) of hit points (H, W, 3) on axis-aligned faces.
+
+    x-facing faces use (z, y), y-facing (x, z), z-facing (x, y): the second coordinate is "up" on walls.
+    """
+    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    u = np.where(normal_axis == 0, z, x)
+    v = np.where(normal_axis == 1, z, y)
+    return u, v
+
+
+def _hash(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """Deterministic pseudo-random value in [0, 1) per integer cell (i, j)."""
+    h = np.sin(i * 12.9898 + j * 78.233) * 43758.5453
+    return h - np.floor(h)
+
+
+def pattern(kind: np.ndarray, u: np.ndarray, v: np.ndarray, period: np.ndarray) -> np.ndarray:
+    """Blend factor in [0, 1] between colour_a and colour_b for every pixel (all inputs (H, W))."""
+    cu = np.floor(u / period)
+    cv = np.floor(v / period)
+    fu = u / period - cu
+    fv = v / period - cv
+    out = np.zeros_like(u)
+    sel = kind == CHECKER
+    out = np.where(sel, np.mod(cu + cv, 2.0), out)
+    sel = kind == STRIPES
+    out = np.where(sel, (fu < 0.5).astype(u.dtype), out)
+    # Planks: boards along u, each with its own shade, thin dark seams between them.
+    sel = kind == PLANKS
+    plank = 0.25 + 0.5 * _hash(cv, np.floor(u / (4 * period)))
+    out = np.where(sel, np.where(fv < 0.08, 1.0, plank), out)
+    # Windows: a grid of panes (period wide, 1.2 * period tall floors) with a frame.
+    sel = kind == WINDOWS
+    fv_floor = v / (1.2 * period)
+    fv_floor = fv_floor - np.floor(fv_floor)
+    pane = (fu > 0.2) & (fu < 0.8) & (fv_floor > 0.3) & (fv_floor < 0.85)
+    out = np.where(sel, pane.astype(u.dtype), out)
+    # Lanes: dashed markings every `period` metres across, 3 m dashes with 6 m gaps along the road.
+    sel = kind == LANES
+    across = np.abs(u - period * np.round(u / period)) < 0.08
+    dash = np.mod(v, 9.0) < 3.0
+    out = np.where(sel, (across & dash).astype(u.dtype), out)
+    return out.astype(np.float32)
+
+
+def band_limit(footprint: np.ndarray, period: np.ndarray) -> np.ndarray:
+    """Contrast multiplier in [0, 1]: 1 while a period spans >= 4 pixels, 0 below 2 pixels."""
+    return np.clip(2.0 - 4.0 * footprint / period, 0.0, 1.0).astype(np.float32)
+
+
+def grain_noise(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """Fine world-space texture in [-1, 1] with ~0.1 m features."""
+    return (np.sin(u * 61.0 + np.sin(v * 23.0)) * np.sin(v * 57.0 + np.sin(u * 19.0))).astype(np.float32)
+
+
+def shade_materials(materials: list[Material], surface: np.ndarray, points: np.ndarray,
+                    normal_axis_lut: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """Albedo (H, W, 3) in [0, 1] of every pixel hit (``surface`` >= 0); other pixels are 0."""
+    hit = surface >= 0
+    sid = np.where(hit, surface, 0)
+    kind = np.array([m.kind for m in materials], np.int32)[sid]
+    period = np.array([m.period for m in materials], np.float32)[sid]
+    grain_amp = np.array([m.grain for m in materials], np.float32)[sid]
+    col_a = np.array([m.colour_a for m in materials], np.float32)[sid]
+    col_b = np.array([m.colour_b for m in materials], np.float32)[sid]
+    u, v = surface_coords(points, normal_axis_lut[sid])
+    s = pattern(kind, u, v, period)
+    s = 0.5 + (s - 0.5) * band_limit(footprint, period)
+    albedo = col_a + (col_b - col_a) * s[..., None]
+    fine = grain_noise(u, v) * grain_amp * band_limit(footprint, np.float32(0.2))
+    albedo = albedo * (1.0 + fine[..., None])
+    return np.where(hit[..., None], albedo, 0.0).astype(np.float32)

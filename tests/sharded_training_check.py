@@ -1,0 +1,62 @@
+"""Run by test_sharded_training.py in a subprocess with 8 simulated CPU devices (XLA_FLAGS must be set before
+jax is imported). Trains a tiny ZoeD_N for two steps on several mesh layouts and prints one JSON line per
+layout with the losses, the largest parameter difference to the single-device run and the qkv sharding."""
+
+import json
+import os
+import sys
+
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+from zoejax.cli.demo import synthetic_scene  # noqa: E402
+from zoejax.models import presets  # noqa: E402
+from zoejax.models.zoedepth import ZoeDepth  # noqa: E402
+from zoejax.training.optim import OptimConfig, make_optimizer  # noqa: E402
+from zoejax.training.sharding import batch_sharding, make_mesh, shard_batch  # noqa: E402
+from zoejax.training.state import create_sharded_state  # noqa: E402
+from zoejax.training.step import LossConfig, make_steps  # noqa: E402
+
+LAYOUTS = [(1, 1, 1), (8, 1, 1), (2, 4, 1), (2, 2, 2)]
+
+
+def run(layout, batch):
+    devices = jax.devices()[: int(np.prod(layout))]
+    mesh = make_mesh(layout, devices)
+    cfg = presets.zoed_n("tiny")
+    tx = make_optimizer(OptimConfig(total_steps=10, lr=1e-3))
+    train_step, _ = make_steps(ZoeDepth(cfg), tx, LossConfig())
+    state, shardings = create_sharded_state(cfg, tx, mesh, jax.random.key(0))
+    step = jax.jit(train_step, in_shardings=(shardings, batch_sharding(mesh), None),
+                   out_shardings=(shardings, None), donate_argnums=0)
+    global_batch = shard_batch(batch, mesh)
+    losses, grad_norms = [], []
+    for _ in range(2):
+        state, metrics = step(state, global_batch, jax.random.key(1))
+        losses.append(float(metrics["loss"]))
+        grad_norms.append(float(metrics["grad_norm"]))
+    qkv = state.params["core"]["pretrained"]["model"]["blocks_0"]["attn"]["qkv"]["kernel"]
+    return losses, grad_norms, jax.device_get(state.params), tuple(qkv.sharding.spec)
+
+
+def main():
+    jax.config.update("jax_disable_most_optimizations", True)  # logic, not numerics: compile faster
+    scenes = [synthetic_scene(64, 96, seed=s) for s in range(8)]
+    batch = {"image": np.stack([s[0] for s in scenes]), "depth": np.stack([s[1] for s in scenes]),
+             "valid": np.stack([s[1] < 10 for s in scenes]), "domain": np.zeros(8, np.int32)}
+    reference = None
+    for layout in LAYOUTS:
+        losses, grad_norms, params, spec = run(layout, batch)
+        if reference is None:
+            reference = params
+        diff = max(float(np.max(np.abs(a - b))) for a, b in zip(
+            jax.tree.leaves(params), jax.tree.leaves(reference), strict=True))
+        print(json.dumps({"layout": layout, "devices": jax.device_count(), "losses": losses, "grad_norms": grad_norms,
+                          "max_param_diff": diff, "qkv_spec": [str(a) for a in spec]}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
