@@ -31,10 +31,10 @@ def test_mesh_layouts_match_single_device():
 
 
 def test_make_mesh_errors():
-    from zoejax.training.sharding import make_mesh
-
     import jax
     import pytest
+
+    from zoejax.training.sharding import make_mesh
 
     with pytest.raises(ValueError, match="needs 4 devices"):
         make_mesh((2, 2, 1))
