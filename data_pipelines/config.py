@@ -73,7 +73,8 @@ class SourceConfig:
         if self.name.startswith("synthetic") and self.num_examples <= 0:
             raise ValueError(f"source {self.name}: set num_examples > 0 for a synthetic dataset")
         if self.size is not None and (len(self.size) != 2 or min(self.size) <= 0):
-            raise ValueError(f"source {self.name}: size must be (H, W) with positive entries, got {self.size}")
+            raise ValueError(f"source {self.name}: size must be (H, W) with positive entries, "
+                             f"got {self.size}")
         lo, hi = self.min_depth, self.max_depth
         if lo is not None and hi is not None and not lo < hi:
             raise ValueError(f"source {self.name}: min_depth {lo} must be < max_depth {hi}")
@@ -159,7 +160,8 @@ class DataConfig:
         if self.num_epochs is not None and self.num_epochs < 1:
             raise ValueError(f"num_epochs must be >= 1 or None, got {self.num_epochs}")
         if self.on_bad_example not in BAD_EXAMPLE_POLICIES:
-            raise ValueError(f"on_bad_example must be one of {BAD_EXAMPLE_POLICIES}, got {self.on_bad_example!r}")
+            raise ValueError(f"on_bad_example must be one of {BAD_EXAMPLE_POLICIES}, "
+                             f"got {self.on_bad_example!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DataConfig:

@@ -28,6 +28,10 @@ class BadDepthError(DataError):
     """A depth map decodes but is unusable: wrong size for its image, or no valid pixel."""
 
 
+class NoValidDepthError(BadDepthError):
+    """A depth map has no pixel inside the valid range (all zeros, all sky, wrong scale, ...)."""
+
+
 class ListFormatError(DataError):
     """A dataset list file has a malformed row (wrong column count, bad number, unknown column)."""
 
@@ -68,6 +72,8 @@ def error_kind(err: DataError) -> str:
         return "missing"
     if isinstance(err, CorruptFileError):
         return "corrupt"
+    if isinstance(err, NoValidDepthError):
+        return "no_valid_depth"
     if isinstance(err, BadDepthError):
         return "bad_depth"
     return "other"

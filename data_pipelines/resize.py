@@ -14,7 +14,8 @@ import numpy as np
 
 
 @functools.lru_cache(maxsize=64)
-def linear_taps(in_size: int, out_size: int, align_corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def linear_taps(in_size: int, out_size: int,
+                align_corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """1-D lerp taps: int (out,) indices i0, i1 and float32 (out,) weight of i1."""
     dst = np.arange(out_size, dtype=np.float32)
     if align_corners:

@@ -105,13 +105,16 @@ def load(path: str | os.PathLike, *, max_depth: float | None = None, variant: st
     """Load a converted zoejax folder, or convert an official / MiDaS / HF checkpoint in memory.
 
     Args:
-      path: a folder written by ``zoejax-convert``; an official ``ZoeD_M12_*.pt``; a MiDaS v3.1
+      path: a training work directory (its latest checkpoint); a folder written by ``zoejax-convert``; an
+        official ``ZoeD_M12_*.pt``; a MiDaS v3.1
         ``dpt_beit_*_384.pt`` (metric head freshly initialised); an HF ``model.safetensors`` or its folder.
       max_depth: ZoeD_K only: 10 (default, the released model's behaviour) or 80 (the paper's KITTI protocol).
       variant: "n" | "k" | "nk" to override detection (for MiDaS files: which head to initialise).
       input_size: the network size target, default 384x512 (384x768 for ZoeD_K).
     """
     path = Path(path)
+    if (path / "checkpoints").is_dir() and (path / "model_config.json").is_file():
+        return _load_workdir(path, max_depth, input_size)
     if is_converted_dir(path):
         config, params, extras, provenance = load_converted(path)
         if max_depth is not None:
@@ -127,6 +130,20 @@ def load(path: str | os.PathLike, *, max_depth: float | None = None, variant: st
                                              max_depth=max_depth)
     provenance = {"source": str(path.absolute()), "format": detected.format, "variant": detected.variant}
     return ZoeDepthModel(detected.config, converted.params, converted.extras, provenance, input_size)
+
+
+def _load_workdir(path: Path, max_depth: float | None, input_size) -> ZoeDepthModel:
+    """A training work directory: the model config it wrote and the params of its latest checkpoint."""
+    import json
+
+    from zoejax.training.checkpointing import load_params
+
+    config = ZoeDepthConfig.from_dict(json.loads((path / "model_config.json").read_text()))
+    params, _, step = load_params(path)
+    if max_depth is not None:
+        config = _with_max_depth(config, max_depth)
+    provenance = {"source": str(path.absolute()), "format": "workdir", "step": step}
+    return ZoeDepthModel(config, params, {}, provenance, input_size)
 
 
 def _with_max_depth(config: ZoeDepthConfig, max_depth: float) -> ZoeDepthConfig:

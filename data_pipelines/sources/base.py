@@ -95,7 +95,7 @@ def check_depth_shape(image: np.ndarray, depth: np.ndarray, where: str) -> None:
 
 
 def resolve(root: str, path: str) -> str:
-    """``path`` joined to ``root`` unless absolute (BTS lists carry a leading slash that is *not* absolute)."""
+    """``path`` joined to ``root`` unless absolute (a BTS list's leading slash is *not* absolute)."""
     if os.path.isabs(path) and os.path.exists(path):
         return path
     return os.path.join(root, path.lstrip("/")) if root else path
@@ -167,4 +167,5 @@ def read_list_lines(path: str) -> list[tuple[int, str]]:
     if not os.path.isfile(path):
         raise MissingFileError(f"missing list file: {path}")
     with open(path, encoding="utf-8") as f:
-        return [(n, s.strip()) for n, s in enumerate(f, start=1) if s.strip() and not s.lstrip().startswith("#")]
+        lines = [(n, s.strip()) for n, s in enumerate(f, start=1)]
+    return [(n, s) for n, s in lines if s and not s.startswith("#")]

@@ -97,8 +97,9 @@ def parse_row(record: dict[str, Any], where: str, base: str) -> Row:
         if key in present:
             _number(present[key], key, where, positive=False)
     mask = present.get("valid_mask")
+    extra = (("depth_scale", scale), ("valid_mask", os.path.join(base, mask) if mask else None))
     return Row(os.path.join(base, str(present["image"])), os.path.join(base, str(present["depth"])), focal,
-               where, extra=(("depth_scale", scale), ("valid_mask", os.path.join(base, mask) if mask else None)))
+               where, extra=extra)
 
 
 def parse_custom_list(path: str, root: str = "", errors: list[tuple[str, str]] | None = None) -> list[Row]:
@@ -115,6 +116,26 @@ def parse_custom_list(path: str, root: str = "", errors: list[tuple[str, str]] |
     return rows
 
 
+def row_paths(row: Row) -> tuple[str, ...]:
+    """Every file a row names: image, depth and, if given, the valid mask."""
+    mask = row.get("valid_mask")
+    return (row.image, row.depth) + ((mask,) if mask else ())
+
+
+def load_row(row: Row, domain: int) -> Example:
+    """Decodes one custom row into a raw example (sources/base.py)."""
+    image = read_rgb(row.image, row.where)
+    depth = read_depth_any(row.depth, row.get("depth_scale"), row.where)
+    check_depth_shape(image, depth, row.where)
+    valid = np.isfinite(depth) & (depth > 0)
+    mask_path = row.get("valid_mask")
+    if mask_path:
+        mask = read_mask(mask_path, row.where)
+        check_depth_shape(image, mask, row.where + ", valid_mask")
+        valid &= mask
+    return make_example(image, np.where(valid, depth, 0.0), valid, row.focal, domain)
+
+
 class CustomSource(RowSource):
     """A user dataset described by one CSV/JSONL list (module docstring)."""
 
@@ -129,17 +150,7 @@ class CustomSource(RowSource):
             raise ListFormatError(f"{list_file}: the list has no rows")
 
     def extra_paths(self, row):
-        mask = row.get("valid_mask")
-        return (mask,) if mask else ()
+        return row_paths(row)[2:]
 
     def load(self, row: Row) -> Example:
-        image = read_rgb(row.image, row.where)
-        depth = read_depth_any(row.depth, row.get("depth_scale"), row.where)
-        check_depth_shape(image, depth, row.where)
-        valid = np.isfinite(depth) & (depth > 0)
-        mask_path = row.get("valid_mask")
-        if mask_path:
-            mask = read_mask(mask_path, row.where)
-            check_depth_shape(image, mask, row.where + " (valid_mask)")
-            valid &= mask
-        return make_example(image, np.where(valid, depth, 0.0), valid, row.focal, self.domain)
+        return load_row(row, self.domain)

@@ -46,7 +46,8 @@ class TFDSNYUSource:
         builder = builder if builder is not None else _default_builder(data_dir)
         if not builder.is_prepared():
             raise DataError(f"tfds dataset {TFDS_NAME!r} is not prepared in data_dir {data_dir!r}; this "
-                            f"pipeline never downloads. Run `tfds build {TFDS_NAME} --data_dir {data_dir}` first.")
+                            f"pipeline never downloads. Run `tfds build {TFDS_NAME} --data_dir "
+                            f"{data_dir}` first.")
         self._builder = builder
         self._records = builder.as_data_source(split=split)
         self._len = len(self._records)

@@ -181,8 +181,8 @@ class HyperSimSource(_PairSource):
             folder = folder[: -len("final_preview")] + "geometry_hdf5"
             return os.path.join(folder, name.replace(".tonemap.jpg", ".depth_meters.hdf5"))
 
-        self.rows = _glob_rows(root, os.path.join("*", "images", "scene_cam_*_final_preview", "*.tonemap.jpg"),
-                               to_depth, HYPERSIM_FOCAL)
+        pattern = os.path.join("*", "images", "scene_cam_*_final_preview", "*.tonemap.jpg")
+        self.rows = _glob_rows(root, pattern, to_depth, HYPERSIM_FOCAL)
 
     def decode_depth(self, row):
         require_file(row.depth, row.where)
@@ -241,7 +241,8 @@ class DDADSource(_PairSource):
 
 
 class DIMLIndoorSource(_PairSource):
-    """DIML indoor: ``LR/<scene>/color/*_c.png`` <-> ``LR/<scene>/depth_filled/*_depth_filled.png``, / 1000."""
+    """DIML indoor: ``LR/<scene>/color/*_c.png`` <-> ``LR/<scene>/depth_filled/*_depth_filled.png``;
+    metres = uint16 / 1000."""
 
     info = DATASET_INFO["diml_indoor"]
 

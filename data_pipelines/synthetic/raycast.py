@@ -76,16 +76,19 @@ class Camera:
 
 
 class HitBuffer:
-    """Nearest hit per pixel: ``t`` float32 (H, W) (inf = no hit) and ``surface`` int32 (H, W) (-1)."""
+    """Nearest hit per pixel: ``t`` float32 (H, W) (inf = no hit) and ``surface`` int32 (H, W) (-1).
+
+    Ray directions are kept as three (H, W) planes: reductions over a trailing axis of size 3 are several
+    times slower in numpy than elementwise ops on separate planes.
+    """
 
     def __init__(self, camera: Camera):
         self.camera = camera
         self.origin = camera.origin
-        self.dirs = camera.rays()
-        with np.errstate(divide="ignore"):
-            # An exactly axis-parallel ray gets a huge finite inverse so the slab test stays NaN-free.
-            safe = np.where(np.abs(self.dirs) < 1e-12, np.float32(1e-12), self.dirs)
-            self.inv = (1.0 / safe).astype(np.float32)
+        self.dirs = np.ascontiguousarray(np.moveaxis(camera.rays(), -1, 0))  # (3, H, W)
+        # An exactly axis-parallel ray gets a huge finite inverse so the slab test stays NaN-free.
+        safe = np.where(np.abs(self.dirs) < 1e-12, np.float32(1e-12), self.dirs)
+        self.inv = (np.float32(1.0) / safe).astype(np.float32)
         self.t = np.full((camera.height, camera.width), np.inf, np.float32)
         self.surface = np.full((camera.height, camera.width), -1, np.int32)
 
@@ -98,39 +101,54 @@ class HitBuffer:
 
     def plane(self, axis: int, offset: float, surface: int) -> None:
         """The infinite plane ``x[axis] = offset``."""
-        t_new = (np.float32(offset) - self.origin[axis]) * self.inv[..., axis]
+        t_new = (np.float32(offset) - self.origin[axis]) * self.inv[axis]
         self._commit((slice(None), slice(None)), t_new, surface)
 
     def box(self, lo: np.ndarray, hi: np.ndarray, first_surface: int) -> None:
         """A solid axis-aligned box seen from outside; face ids ``first_surface + 2 * axis + (d < 0)``
         (entering through the low face when the ray component is positive)."""
-        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1]) for z in (lo[2], hi[2])])
+        corners = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                            for z in (lo[2], hi[2])])
         region = self.camera.project_bbox(corners)
         if region is None:
             return
-        inv = self.inv[region]
-        t1 = (np.asarray(lo, np.float32) - self.origin) * inv
-        t2 = (np.asarray(hi, np.float32) - self.origin) * inv
-        t_min = np.minimum(t1, t2)
-        t_near = t_min.max(axis=-1)
-        t_far = np.maximum(t1, t2).min(axis=-1)
-        t_near = np.where((t_near <= t_far) & (t_near > _EPS), t_near, np.inf).astype(np.float32)
-        axis = t_min.argmax(axis=-1)
-        d_axis = np.take_along_axis(self.dirs[region], axis[..., None], axis=-1)[..., 0]
-        self._commit(region, t_near, first_surface + 2 * axis + (d_axis < 0))
+        nearest = float(((corners - self.origin) @ self.camera.axes)[:, 2].min())
+        if nearest > 0 and nearest > float(self.t[region].max()):
+            return  # entirely behind what is already visible there
+        t_near = t_far = face = None
+        for a in range(3):
+            inv = self.inv[a][region]
+            t1 = (np.float32(lo[a]) - self.origin[a]) * inv
+            t2 = (np.float32(hi[a]) - self.origin[a]) * inv
+            t_in, t_out = np.minimum(t1, t2), np.maximum(t1, t2)
+            face_a = np.int32(2 * a) + (inv < 0)
+            if t_near is None:
+                t_near, t_far, face = t_in, t_out, face_a
+            else:
+                later = t_in > t_near
+                t_near = np.where(later, t_in, t_near)
+                face = np.where(later, face_a, face)
+                t_far = np.minimum(t_far, t_out)
+        t_near = np.where((t_near <= t_far) & (t_near > _EPS), t_near, np.float32(np.inf))
+        self._commit(region, t_near, first_surface + face)
 
     def room(self, lo: np.ndarray, hi: np.ndarray, first_surface: int) -> None:
         """The inside of an axis-aligned box containing the camera; face ids ``first_surface + 2 * axis +
         (exit through the high face)``: 0/1 = x low/high wall, 2/3 = floor/ceiling, 4/5 = z near/far."""
-        d_pos = self.dirs > 0
-        bound = np.where(d_pos, np.asarray(hi, np.float32), np.asarray(lo, np.float32))
-        t_axis = (bound - self.origin) * self.inv
-        axis = t_axis.argmin(axis=-1)
-        t_exit = np.take_along_axis(t_axis, axis[..., None], axis=-1)[..., 0]
-        high = np.take_along_axis(d_pos, axis[..., None], axis=-1)[..., 0]
-        self._commit((slice(None), slice(None)), t_exit, first_surface + 2 * axis + high)
+        t_exit = face = None
+        for a in range(3):
+            high = self.dirs[a] > 0
+            t_a = (np.where(high, np.float32(hi[a]), np.float32(lo[a])) - self.origin[a]) * self.inv[a]
+            face_a = np.int32(2 * a) + high
+            if t_exit is None:
+                t_exit, face = t_a, face_a
+            else:
+                sooner = t_a < t_exit
+                t_exit = np.where(sooner, t_a, t_exit)
+                face = np.where(sooner, face_a, face)
+        self._commit((slice(None), slice(None)), t_exit, first_surface + face)
 
     def points(self) -> np.ndarray:
-        """World hit points (H, W, 3); rows without a hit hold the origin."""
-        t = np.where(np.isfinite(self.t), self.t, 0.0)[..., None]
-        return self.origin + t * self.dirs
+        """World hit points as planes (3, H, W); pixels without a hit hold the origin."""
+        t = np.where(np.isfinite(self.t), self.t, np.float32(0.0))
+        return self.origin[:, None, None] + t[None] * self.dirs

@@ -33,11 +33,11 @@ class Material:
 
 
 def surface_coords(points: np.ndarray, normal_axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two in-plane coordinates (metres) of hit points (H, W, 3) on axis-aligned faces.
+    """Two in-plane coordinates (metres) of hit points (3, H, W) on axis-aligned faces.
 
     x-facing faces use (z, y), y-facing (x, z), z-facing (x, y): the second coordinate is "up" on walls.
     """
-    x, y, z = points[..., 0], points[..., 1], points[..., 2]
+    x, y, z = points
     u = np.where(normal_axis == 0, z, x)
     v = np.where(normal_axis == 1, z, y)
     return u, v
@@ -56,25 +56,23 @@ def pattern(kind: np.ndarray, u: np.ndarray, v: np.ndarray, period: np.ndarray) 
     fu = u / period - cu
     fv = v / period - cv
     out = np.zeros_like(u)
-    sel = kind == CHECKER
-    out = np.where(sel, np.mod(cu + cv, 2.0), out)
-    sel = kind == STRIPES
-    out = np.where(sel, (fu < 0.5).astype(u.dtype), out)
-    # Planks: boards along u, each with its own shade, thin dark seams between them.
-    sel = kind == PLANKS
-    plank = 0.25 + 0.5 * _hash(cv, np.floor(u / (4 * period)))
-    out = np.where(sel, np.where(fv < 0.08, 1.0, plank), out)
-    # Windows: a grid of panes (period wide, 1.2 * period tall floors) with a frame.
-    sel = kind == WINDOWS
-    fv_floor = v / (1.2 * period)
-    fv_floor = fv_floor - np.floor(fv_floor)
-    pane = (fu > 0.2) & (fu < 0.8) & (fv_floor > 0.3) & (fv_floor < 0.85)
-    out = np.where(sel, pane.astype(u.dtype), out)
-    # Lanes: dashed markings every `period` metres across, 3 m dashes with 6 m gaps along the road.
-    sel = kind == LANES
-    across = np.abs(u - period * np.round(u / period)) < 0.08
-    dash = np.mod(v, 9.0) < 3.0
-    out = np.where(sel, (across & dash).astype(u.dtype), out)
+    present = set(np.unique(kind).tolist())
+    if CHECKER in present:
+        out = np.where(kind == CHECKER, np.mod(cu + cv, 2.0), out)
+    if STRIPES in present:
+        out = np.where(kind == STRIPES, (fu < 0.5).astype(u.dtype), out)
+    if PLANKS in present:  # boards along u, each with its own shade, thin dark seams between them
+        plank = 0.25 + 0.5 * _hash(cv, np.floor(u / (4 * period)))
+        out = np.where(kind == PLANKS, np.where(fv < 0.08, 1.0, plank), out)
+    if WINDOWS in present:  # a grid of panes (period wide, 1.2 * period tall floors) with a frame
+        fv_floor = v / (1.2 * period)
+        fv_floor = fv_floor - np.floor(fv_floor)
+        pane = (fu > 0.2) & (fu < 0.8) & (fv_floor > 0.3) & (fv_floor < 0.85)
+        out = np.where(kind == WINDOWS, pane.astype(u.dtype), out)
+    if LANES in present:  # dashed markings every `period` metres across; 3 m dashes, 6 m gaps along
+        across = np.abs(u - period * np.round(u / period)) < 0.08
+        dash = np.mod(v, 9.0) < 3.0
+        out = np.where(kind == LANES, (across & dash).astype(u.dtype), out)
     return out.astype(np.float32)
 
 
@@ -90,18 +88,28 @@ def grain_noise(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def shade_materials(materials: list[Material], surface: np.ndarray, points: np.ndarray,
                     normal_axis_lut: np.ndarray, footprint: np.ndarray) -> np.ndarray:
-    """Albedo (H, W, 3) in [0, 1] of every pixel hit (``surface`` >= 0); other pixels are 0."""
+    """Albedo planes (3, H, W) in [0, 1] of every pixel hit (``surface`` >= 0); other pixels are 0.
+
+    Args:
+      materials: material of each surface id.
+      surface: int (H, W) surface id per pixel, -1 = no hit.
+      points: (3, H, W) world hit points.
+      normal_axis_lut: int (S,) axis of each surface's normal.
+      footprint: (H, W) metres per pixel on the surface (for band limiting).
+    """
     hit = surface >= 0
     sid = np.where(hit, surface, 0)
     kind = np.array([m.kind for m in materials], np.int32)[sid]
     period = np.array([m.period for m in materials], np.float32)[sid]
     grain_amp = np.array([m.grain for m in materials], np.float32)[sid]
-    col_a = np.array([m.colour_a for m in materials], np.float32)[sid]
-    col_b = np.array([m.colour_b for m in materials], np.float32)[sid]
     u, v = surface_coords(points, normal_axis_lut[sid])
     s = pattern(kind, u, v, period)
     s = 0.5 + (s - 0.5) * band_limit(footprint, period)
-    albedo = col_a + (col_b - col_a) * s[..., None]
-    fine = grain_noise(u, v) * grain_amp * band_limit(footprint, np.float32(0.2))
-    albedo = albedo * (1.0 + fine[..., None])
-    return np.where(hit[..., None], albedo, 0.0).astype(np.float32)
+    fine = 1.0 + grain_noise(u, v) * grain_amp * band_limit(footprint, np.float32(0.2))
+    col_a = np.array([m.colour_a for m in materials], np.float32).T  # (3, S)
+    col_b = np.array([m.colour_b for m in materials], np.float32).T
+    albedo = np.empty((3,) + surface.shape, np.float32)
+    for c in range(3):
+        a = col_a[c][sid]
+        albedo[c] = np.where(hit, (a + (col_b[c][sid] - a) * s) * fine, 0.0)
+    return albedo
