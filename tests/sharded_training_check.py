@@ -12,13 +12,13 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
-from zoejax.cli.demo import synthetic_scene  # noqa: E402
 from zoejax.models import presets  # noqa: E402
 from zoejax.models.zoedepth import ZoeDepth  # noqa: E402
 from zoejax.training.optim import OptimConfig, make_optimizer  # noqa: E402
 from zoejax.training.sharding import batch_sharding, make_mesh, shard_batch  # noqa: E402
 from zoejax.training.state import create_sharded_state  # noqa: E402
 from zoejax.training.step import LossConfig, make_steps  # noqa: E402
+from zoejax.training.synthetic_input import synthetic_scene  # noqa: E402
 
 LAYOUTS = [(1, 1, 1), (8, 1, 1), (2, 4, 1), (2, 2, 2)]
 

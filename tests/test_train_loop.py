@@ -7,34 +7,12 @@ import jax
 import numpy as np
 import pytest
 
-from zoejax.cli.demo import synthetic_scene
 from zoejax.models import presets
 from zoejax.training import checkpointing
 from zoejax.training.loop import TrainConfig, train
 from zoejax.training.optim import OptimConfig
 from zoejax.training.step import LossConfig
-
-
-class SyntheticBatches:
-    """Index-addressed synthetic batches with grain-style get_state / set_state."""
-
-    def __init__(self, batch_size=2, size=(64, 96)):
-        self.index, self.batch_size, self.size = 0, batch_size, size
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        scenes = [synthetic_scene(*self.size, seed=self.index * self.batch_size + j) for j in range(self.batch_size)]
-        self.index += 1
-        return {"image": np.stack([s[0] for s in scenes]), "depth": np.stack([s[1] for s in scenes]),
-                "valid": np.stack([s[1] < 10 for s in scenes]), "domain": np.zeros(self.batch_size, np.int32)}
-
-    def get_state(self):
-        return {"index": self.index}
-
-    def set_state(self, state):
-        self.index = int(state["index"])
+from zoejax.training.synthetic_input import SyntheticBatches
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +28,7 @@ def _run(workdir, steps, batches=None):
     run = TrainConfig(num_train_steps=steps, global_batch_size=2, log_every_steps=1, checkpoint_every_steps=2,
                       mesh_shape=(1, 1, 1), async_checkpoints=False)
     return train(cfg, run, OptimConfig(total_steps=6, lr=1e-3), LossConfig(), str(workdir),
-                 batches or SyntheticBatches())
+                 batches or SyntheticBatches(2, (64, 96)))
 
 
 def _params(workdir, step):
@@ -67,7 +45,7 @@ def test_resume_equals_uninterrupted(tmp_path):
 
     first = _run(tmp_path / "b", 4)
     assert first["step"] == 4
-    fresh_iterator = SyntheticBatches()  # a new process: the position comes from the checkpoint
+    fresh_iterator = SyntheticBatches(2, (64, 96))  # a new process: the position comes from the checkpoint
     resumed = _run(tmp_path / "b", 6, fresh_iterator)
     assert resumed["resumed_from"] == 4 and resumed["step"] == 6 and fresh_iterator.index == 6
     a, b = _params(tmp_path / "a", 6), _params(tmp_path / "b", 6)

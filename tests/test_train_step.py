@@ -8,13 +8,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from zoejax.cli.demo import synthetic_scene
 from zoejax.models import presets
 from zoejax.models.init import init_params
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.training.optim import OptimConfig, make_optimizer
 from zoejax.training.state import create_train_state
 from zoejax.training.step import LossConfig, make_steps
+from zoejax.training.synthetic_input import synthetic_scene
 
 
 @pytest.fixture(scope="module", autouse=True)

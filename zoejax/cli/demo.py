@@ -21,30 +21,7 @@ from zoejax.models.forward import make_forward
 from zoejax.models.init import count_params, init_params
 from zoejax.ops.resize import resize_bicubic
 from zoejax.preprocess import network_size, to_network_input
-
-
-def synthetic_scene(height: int, width: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A textured corridor seen by a pinhole camera: (image float32 (H,W,3) in [0,1], depth (H,W) metres).
-
-    Floor, ceiling and two walls 1.5 m from the camera axis, an end wall at 9 m; checker texture in world
-    units so its apparent scale shrinks with distance.
-    """
-    rng = np.random.default_rng(seed)
-    focal = 0.8 * width
-    v, u = np.mgrid[0:height, 0:width].astype(np.float64)
-    x, y = (u - width / 2 + 0.5) / focal, (v - height / 2 + 0.5) / focal  # ray direction, z = 1
-    with np.errstate(divide="ignore"):
-        candidates = np.stack([np.where(y > 0, 1.2 / y, np.inf), np.where(y < 0, -1.3 / y, np.inf),
-                               np.where(x > 0, 1.5 / x, np.inf), np.where(x < 0, -1.5 / x, np.inf),
-                               np.full_like(x, 9.0)])
-    surface = np.argmin(candidates, axis=0)
-    depth = np.min(candidates, axis=0)
-    px, py, pz = x * depth, y * depth, depth
-    coords = np.choose(surface, [px + pz, px + pz, py + pz, py + pz, px + py])
-    checker = (np.floor(coords * 2) + np.floor(pz * 2 * (surface < 4))) % 2
-    base = rng.uniform(0.25, 0.9, size=(5, 3))[surface]
-    shade = (0.55 + 0.45 * checker)[..., None] * base / (1 + 0.08 * depth[..., None])
-    return np.clip(shade, 0, 1).astype(np.float32), depth.astype(np.float32)
+from zoejax.training.synthetic_input import synthetic_scene
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,91 @@
+"""Depth metrics exactly as the official ``compute_metrics`` / ``compute_errors`` (training spec section 5).
+
+Per image: the prediction is resized to the ground truth's size (bilinear, align_corners=True) if needed,
+clamped to [min_depth_eval, max_depth_eval] (inf -> max, NaN -> min), and scored on the pixels with
+min < gt < max (strict) inside the crop. Datasets average the per-image values (``MetricAverager``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from zoejax.ops.resize import resize_bilinear
+
+METRICS = ("a1", "a2", "a3", "abs_rel", "rmse", "log_10", "rmse_log", "silog", "sq_rel")
+
+
+def eigen_crop_mask(shape: tuple[int, int]) -> np.ndarray:
+    """The fixed NYU Eigen box rows 45..470, columns 41..600, whatever the size."""
+    mask = np.zeros(shape, bool)
+    mask[45:471, 41:601] = True
+    return mask
+
+
+def garg_crop_mask(shape: tuple[int, int]) -> np.ndarray:
+    """Garg crop as fractions of the ground truth's size (KITTI-style; scales with the resolution)."""
+    h, w = shape
+    mask = np.zeros(shape, bool)
+    mask[int(0.40810811 * h):int(0.99189189 * h), int(0.03594771 * w):int(0.96405229 * w)] = True
+    return mask
+
+
+def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
+    """The nine metrics over matching 1-D arrays of valid ground truth and (clamped) prediction, in metres."""
+    gt = gt.astype(np.float64)
+    pred = pred.astype(np.float64)
+    thresh = np.maximum(gt / pred, pred / gt)
+    err = np.log(pred) - np.log(gt)
+    return {
+        "a1": float(np.mean(thresh < 1.25)), "a2": float(np.mean(thresh < 1.25**2)),
+        "a3": float(np.mean(thresh < 1.25**3)),
+        "abs_rel": float(np.mean(np.abs(gt - pred) / gt)),
+        "rmse": float(np.sqrt(np.mean((gt - pred) ** 2))),
+        "log_10": float(np.mean(np.abs(np.log10(gt) - np.log10(pred)))),
+        "rmse_log": float(np.sqrt(np.mean(err**2))),
+        "silog": float(100.0 * np.sqrt(max(np.mean(err**2) - np.mean(err) ** 2, 0.0))),
+        "sq_rel": float(np.mean((gt - pred) ** 2 / gt)),
+    }
+
+
+def compute_metrics(gt: np.ndarray, pred: np.ndarray, min_depth: float = 1e-3, max_depth: float = 10.0,
+                    crop: str | None = "eigen") -> dict[str, float] | None:
+    """Metrics of one (H, W) ground truth against a prediction of any size; None when no pixel is valid.
+
+    ``crop``: "eigen" (NYU protocol), "garg" (KITTI protocol) or None.
+    """
+    gt = np.asarray(gt, np.float32)
+    pred = np.asarray(pred, np.float32)
+    if pred.shape != gt.shape:
+        pred = np.asarray(resize_bilinear(pred[None, ..., None], gt.shape, align_corners=True))[0, ..., 0]
+    pred = np.where(np.isnan(pred), min_depth, pred)
+    pred = np.clip(np.where(np.isinf(pred), max_depth, pred), min_depth, max_depth)
+    valid = (gt > min_depth) & (gt < max_depth)
+    if crop == "eigen":
+        valid &= eigen_crop_mask(gt.shape)
+    elif crop == "garg":
+        valid &= garg_crop_mask(gt.shape)
+    elif crop is not None:
+        raise ValueError(f"crop must be 'eigen', 'garg' or None, got {crop!r}")
+    if not valid.any():
+        return None
+    return compute_errors(gt[valid], pred[valid])
+
+
+class MetricAverager:
+    """Running arithmetic mean of per-image metrics (images without valid pixels are counted, not averaged)."""
+
+    def __init__(self):
+        self.sums = dict.fromkeys(METRICS, 0.0)
+        self.count = 0
+        self.skipped = 0
+
+    def update(self, metrics: dict[str, float] | None) -> None:
+        if metrics is None:
+            self.skipped += 1
+            return
+        for k in METRICS:
+            self.sums[k] += metrics[k]
+        self.count += 1
+
+    def result(self) -> dict[str, float]:
+        return {k: v / self.count for k, v in self.sums.items()} if self.count else {}
