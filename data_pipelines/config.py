@@ -125,7 +125,7 @@ class DataConfig:
       augment: training augmentation (ignored by ``build_eval``).
       num_workers: grain multiprocess prefetch workers; 0 = in-process.
       worker_buffer_size: batches each worker may prepare ahead.
-      read_threads: threads reading elements within a process (grain ReadOptions).
+      read_threads: threads reading elements within each process (grain ReadOptions); 0 = synchronous.
       read_buffer_size: elements the reading threads may prepare ahead.
       num_epochs: training epochs (None = repeat forever); evaluation always runs one epoch.
       shuffle: global shuffle (training).
@@ -153,8 +153,8 @@ class DataConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if len(self.image_size) != 2 or min(self.image_size) < 2:
             raise ValueError(f"image_size must be (H, W) with entries >= 2, got {self.image_size}")
-        if self.num_workers < 0 or self.read_threads < 1:
-            raise ValueError("num_workers must be >= 0 and read_threads >= 1")
+        if self.num_workers < 0 or self.read_threads < 0:
+            raise ValueError("num_workers and read_threads must be >= 0")
         if self.worker_buffer_size < 1 or self.read_buffer_size < 1:
             raise ValueError("worker_buffer_size and read_buffer_size must be >= 1")
         if self.num_epochs is not None and self.num_epochs < 1:

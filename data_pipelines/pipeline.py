@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import grain
 import numpy as np
+from absl import flags
 
 from data_pipelines.config import DataConfig, SourceConfig
 from data_pipelines.guard import EvalShard, GuardedSource
@@ -95,6 +96,10 @@ def _to_iter(ds: grain.MapDataset, cfg: DataConfig) -> grain.IterDataset:
     read = grain.ReadOptions(num_threads=cfg.read_threads, prefetch_buffer_size=cfg.read_buffer_size)
     it = ds.to_iter_dataset(read)
     if cfg.num_workers > 0:
+        # grain's worker start-up reads absl flags; programs not started by absl.app (pytest, argparse CLIs)
+        # have not parsed them, which would raise UnparsedFlagAccessError. Their defaults are what we want.
+        if not flags.FLAGS.is_parsed():
+            flags.FLAGS.mark_as_parsed()
         it = it.mp_prefetch(grain.MultiprocessingOptions(num_workers=cfg.num_workers,
                                                          per_worker_buffer_size=cfg.worker_buffer_size))
     return it

@@ -32,24 +32,31 @@ def linear_taps(in_size: int, out_size: int,
     return i0, i1, lam
 
 
-def resize_bilinear(image: np.ndarray, size: tuple[int, int], *, align_corners: bool) -> np.ndarray:
+def _lerp(a: np.ndarray, b: np.ndarray, w: np.ndarray, scale: float) -> np.ndarray:
+    """scale * (a + (b - a) * w) in float32 with one temporary (a, b: gathered rows or columns)."""
+    out = np.subtract(b, a, dtype=np.float32)
+    out *= w
+    out += a
+    if scale != 1.0:
+        out *= np.float32(scale)
+    return out
+
+
+def resize_bilinear(image: np.ndarray, size: tuple[int, int], *, align_corners: bool,
+                    scale: float = 1.0) -> np.ndarray:
     """Bilinear resize of an (H, W, C) or (H, W) array to ``size`` = (h, w); returns float32.
 
-    uint8 input is resized in its 0..255 value range (convert to [0, 1] by dividing the result).
+    The result is multiplied by ``scale`` (e.g. 1/255 to take uint8 levels to [0, 1] in the same pass).
     """
     out_h, out_w = int(size[0]), int(size[1])
     in_h, in_w = image.shape[:2]
-    x = image
+    x = image.astype(np.float32)  # mixed uint8/float arithmetic below would be ~50% slower
     if in_h != out_h:
         i0, i1, lam = linear_taps(in_h, out_h, align_corners)
-        lam = lam.reshape((-1,) + (1,) * (x.ndim - 1))
-        a = x[i0].astype(np.float32, copy=False)
-        b = x[i1].astype(np.float32, copy=False)
-        x = a + (b - a) * lam
+        x = _lerp(x[i0], x[i1], lam.reshape((-1,) + (1,) * (x.ndim - 1)), 1.0)
     if in_w != out_w:
         j0, j1, mu = linear_taps(in_w, out_w, align_corners)
-        mu = mu.reshape((1, -1) + (1,) * (x.ndim - 2))
-        a = x[:, j0].astype(np.float32, copy=False)
-        b = x[:, j1].astype(np.float32, copy=False)
-        x = a + (b - a) * mu
-    return np.asarray(x, dtype=np.float32)
+        x = _lerp(x[:, j0], x[:, j1], mu.reshape((1, -1) + (1,) * (x.ndim - 2)), 1.0)
+    if scale != 1.0:
+        x *= np.float32(scale)
+    return x

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 from tqdm import tqdm
 
 from data_pipelines.errors import BadDepthError, CorruptFileError, MissingFileError
-from data_pipelines.files import require_file
 from data_pipelines.sources.custom import load_row, parse_custom_list, row_paths
 
 PROBLEM_KINDS = ("format", "missing file", "unreadable", "size mismatch", "no valid depth")
@@ -56,11 +56,13 @@ def validate_list(list_file: str, root: str = "", depth_range: tuple[float, floa
     problems = [Problem(where, "format", msg.split(": ", 1)[-1]) for where, msg in format_errors]
     lo, hi = depth_range
     for row in tqdm(rows, desc="checking", unit="row", disable=not progress):
+        missing = [path for path in row_paths(row) if not os.path.isfile(path)]
+        if missing:
+            problems.append(Problem(row.where, "missing file", ", ".join(missing)))
+            continue
         try:
-            for path in row_paths(row):
-                require_file(path, row.where)
             example = load_row(row, domain=0)
-        except MissingFileError as e:
+        except MissingFileError as e:  # deleted while we were checking
             problems.append(Problem(row.where, "missing file", _strip_where(str(e), row.where)))
             continue
         except CorruptFileError as e:

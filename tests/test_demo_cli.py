@@ -10,16 +10,17 @@ from zoejax.cli import demo
 from zoejax.training.synthetic_input import synthetic_scene
 
 
-def test_demo_writes_depth_files(tmp_path, capsys):
-    demo.main(["--output", str(tmp_path), "--backbone", "tiny", "--height", "96", "--width", "128"])
-    names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == sorted(["scene.png", "scene_gt_depth.png", "scene_gt_depth.npy", "scene_gt_depth_color.png",
-                            "scene_pred_depth.png", "scene_pred_depth.npy", "scene_pred_depth_color.png"])
-    pred = np.load(tmp_path / "scene_pred_depth.npy")
-    assert pred.shape == (96, 128) and np.all(np.isfinite(pred))
-    gt = np.asarray(Image.open(tmp_path / "scene_gt_depth.png"))
-    assert gt.dtype == np.uint16 and 900 < gt.min() and 5000 <= gt.max() <= 9500  # end wall 5..9.5 m
-    assert "wrote" in capsys.readouterr().out
+def test_demo_trains_evaluates_and_writes_depth_files(tmp_path, capsys):
+    demo.main(["--output", str(tmp_path), "--backbone", "tiny", "--steps", "3", "--batch", "2", "--height", "64",
+               "--width", "96", "--eval-scenes", "2"])
+    out = capsys.readouterr().out
+    assert "untrained" in out and "trained" in out and "abs_rel" in out
+    for i in range(2):
+        pred = np.load(tmp_path / f"scene{i}_pred_depth.npy")
+        assert pred.shape == (64, 96) and np.all(np.isfinite(pred))
+        gt = np.asarray(Image.open(tmp_path / f"scene{i}_gt_depth.png"))
+        assert gt.dtype == np.uint16 and 900 < gt.min() and 5000 <= gt.max() <= 9500  # end wall 5..9.5 m
+    assert (tmp_path / "run" / "metrics.jsonl").is_file() and (tmp_path / "run" / "checkpoints" / "3").is_dir()
 
 
 def test_synthetic_scene_depth_is_exact():

@@ -68,3 +68,26 @@ def test_workdir_loads_as_a_model(tmp_path):
     assert model.provenance == {"source": str(tmp_path.absolute()), "format": "workdir", "step": 2}
     depth = model.predict(np.full((40, 60, 3), 128, np.uint8))
     assert depth.shape == (40, 60) and np.all(np.isfinite(depth))
+
+
+def test_train_cli_runs_and_resumes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    def run(steps, *extra):
+        cmd = [sys.executable, "-m", "zoejax.cli.train", "--config", "configs/zoedepth_nk.py:tiny",
+               "--workdir", str(tmp_path), f"--config.num_train_steps={steps}", "--config.global_batch_size=2",
+               "--config.log_every_steps=1", "--config.mesh_shape=(1, 1, 1)", *extra]
+        env = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
+        return subprocess.run(cmd, capture_output=True, text=True, env=env)
+
+    first = run(2)
+    assert first.returncode == 0, first.stderr[-2000:]
+    result = json.loads(first.stdout.strip().splitlines()[-1])
+    assert result["step"] == 2 and "domain_loss" in result and result["resumed_from"] is None
+    again = run(3)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert json.loads(again.stdout.strip().splitlines()[-1])["resumed_from"] == 2
+    bad = run(3, "--config.optim.lrr=1")
+    assert bad.returncode != 0 and "lrr" in bad.stderr

@@ -1,7 +1,9 @@
-"""Shared pieces of the ``configs/*.py`` files: a model preset as a ConfigDict, and the backbone argument.
+"""Shared pieces of the ``configs/*.py`` files: a model preset plus the training run as one ConfigDict.
 
 Configs are big_vision-style: ``get_config(arg)`` where ``arg`` picks the backbone (``beit_l384`` default,
-``beit_b384``, or the ``tiny`` test fixture), e.g. ``--config configs/zoedepth_n.py:beit_b384``.
+``beit_b384``, ``small`` for the CPU demo, ``tiny`` for tests), e.g. ``--config configs/zoedepth_n.py:beit_b384``.
+Every field can be overridden with ``--config.<field>=<value>``. The CLI turns the result into the typed
+dataclasses (``ZoeDepthConfig``, ``TrainConfig``, ``OptimConfig``, ``LossConfig``).
 """
 
 from __future__ import annotations
@@ -11,6 +13,9 @@ import ml_collections
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.presets import BACKBONES
 
+# Network input per backbone preset (H, W); the BEiT presets use the official sizes given by each config file.
+SMALL_INPUT = {"small": (128, 160), "tiny": (64, 96)}
+
 
 def parse_backbone(arg: str | None) -> str:
     name = arg or "beit_l384"
@@ -19,10 +24,51 @@ def parse_backbone(arg: str | None) -> str:
     return name
 
 
-def base_config(model: ZoeDepthConfig, input_size: tuple[int, int]) -> ml_collections.ConfigDict:
-    """ConfigDict with ``model`` (every field of ``ZoeDepthConfig``, overridable) and ``input_size``."""
+def base_config(model: ZoeDepthConfig, input_size: tuple[int, int], *, lr: float = 1.61e-4,
+                midas_lr_factor: float = 1.0, num_train_steps: int = 7575, w_domain: float = 0.0,
+                max_depth: float = 10.0) -> ml_collections.ConfigDict:
+    """The whole run: ``model`` (every ``ZoeDepthConfig`` field), ``input_size``, the run settings, ``optim``,
+    ``loss`` and ``data``. Defaults are the official recipe (ZoeD_N: 5 epochs of NYU at batch 16)."""
     config = ml_collections.ConfigDict()
     config.model = ml_collections.ConfigDict(model.to_dict())
     config.input_size = tuple(input_size)  # network (H, W), multiples of 32
+
+    config.num_train_steps = num_train_steps
+    config.global_batch_size = 16
+    config.log_every_steps = 50
+    config.checkpoint_every_steps = 500
+    config.keep_checkpoints = 3
     config.seed = 0
+    config.init_from = ""  # converted folder, official / MiDaS / HF checkpoint; "" = random init
+    config.mesh_shape = (-1, 1, 1)  # (data, fsdp, tensor); -1 takes the remaining devices
+    config.halt_on_nonfinite = False
+
+    config.optim = ml_collections.ConfigDict()
+    config.optim.total_steps = config.get_ref("num_train_steps")
+    config.optim.lr = lr
+    config.optim.weight_decay = 0.01
+    config.optim.rel_pos_weight_decay = True
+    config.optim.encoder_lr_factor = 10.0
+    config.optim.pos_enc_lr_factor = 10.0
+    config.optim.midas_lr_factor = midas_lr_factor
+    config.optim.pct_start = 0.7
+    config.optim.div_factor = 1.0
+    config.optim.final_div_factor = 1e4
+    config.optim.cycle_momentum = True
+    config.optim.grad_clip_norm = 0.1
+    config.optim.accumulate_steps = 1
+
+    config.loss = ml_collections.ConfigDict()
+    config.loss.w_si = 1.0
+    config.loss.w_grad = 0.0
+    config.loss.w_domain = w_domain
+    config.loss.route_by_label = False
+
+    config.data = ml_collections.ConfigDict()
+    config.data.source = "synthetic"  # built-in corridors; the grain pipelines add nyu, kitti, nk, custom
+    config.data.max_depth = max_depth
     return config
+
+
+def network_input(backbone: str, official: tuple[int, int]) -> tuple[int, int]:
+    return SMALL_INPUT.get(backbone, official)

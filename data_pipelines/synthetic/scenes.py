@@ -111,7 +111,15 @@ def render(scene: Scene, rng: np.random.Generator | None = None) -> tuple[np.nda
     dx, dy, dz = hits.dirs
     ray_len = np.sqrt(dx * dx + dy * dy + dz * dz)
     d_normal = np.where(axis == 0, dx, np.where(axis == 1, dy, dz)) * sign  # d . n
-    footprint = t * ray_len / np.float32(cam.focal) / np.maximum(np.abs(d_normal) / ray_len, 0.2)
+    # Pixel footprint on the surface along its two texture axes: t|d|/f across the ray's in-plane direction,
+    # stretched by 1/cos(incidence) along it (a grazing floor is foreshortened in depth, not sideways).
+    base = t * ray_len / np.float32(cam.focal)
+    cos = np.maximum(np.abs(d_normal) / ray_len, np.float32(0.2))
+    in_plane = np.maximum(1.0 - cos * cos, np.float32(1e-6))
+    d_u = np.where(axis == 0, dz, dx) / ray_len  # texture axes as in textures.surface_coords
+    d_v = np.where(axis == 1, dz, dy) / ray_len
+    stretch = 1.0 / cos - 1.0
+    footprint = (base * (1.0 + stretch * d_u * d_u / in_plane), base * (1.0 + stretch * d_v * d_v / in_plane))
     albedo = shade_materials(materials, surface, points, axis_lut, footprint)  # (3, H, W)
 
     if scene.light is not None:

@@ -2,7 +2,7 @@
 
 Patterns are functions of the hit point's surface coordinates in *metres*, so their apparent size shrinks
 with distance (a monocular depth cue a model can learn), and their contrast fades once a pattern period
-spans less than ~2 pixels (footprint-based band limiting, instead of aliasing into noise).
+approaches one pixel along either texture axis (box-filter band limiting, instead of aliasing into noise).
 """
 
 from __future__ import annotations
@@ -76,9 +76,18 @@ def pattern(kind: np.ndarray, u: np.ndarray, v: np.ndarray, period: np.ndarray) 
     return out.astype(np.float32)
 
 
-def band_limit(footprint: np.ndarray, period: np.ndarray) -> np.ndarray:
-    """Contrast multiplier in [0, 1]: 1 while a period spans >= 4 pixels, 0 below 2 pixels."""
-    return np.clip(2.0 - 4.0 * footprint / period, 0.0, 1.0).astype(np.float32)
+def band_limit(footprint: np.ndarray, period: np.ndarray | float) -> np.ndarray:
+    """Contrast left after averaging a period-``period`` pattern over a pixel footprint (metres): the main
+    lobe of the box filter's sinc, linearised: 1 - footprint / period, 0 once a period fits in a pixel."""
+    return np.clip(1.0 - footprint / period, 0.0, 1.0).astype(np.float32)
+
+
+def pattern_contrast(kind: np.ndarray, footprint: tuple[np.ndarray, np.ndarray],
+                     period: np.ndarray) -> np.ndarray:
+    """Band limit of each pattern along the texture axes it varies on (stripes/lanes: u; planks: v)."""
+    along_u, along_v = band_limit(footprint[0], period), band_limit(footprint[1], period)
+    both = along_u * along_v
+    return np.where((kind == STRIPES) | (kind == LANES), along_u, np.where(kind == PLANKS, along_v, both))
 
 
 def grain_noise(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -87,7 +96,7 @@ def grain_noise(u: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 
 def shade_materials(materials: list[Material], surface: np.ndarray, points: np.ndarray,
-                    normal_axis_lut: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+                    normal_axis_lut: np.ndarray, footprint: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """Albedo planes (3, H, W) in [0, 1] of every pixel hit (``surface`` >= 0); other pixels are 0.
 
     Args:
@@ -95,7 +104,7 @@ def shade_materials(materials: list[Material], surface: np.ndarray, points: np.n
       surface: int (H, W) surface id per pixel, -1 = no hit.
       points: (3, H, W) world hit points.
       normal_axis_lut: int (S,) axis of each surface's normal.
-      footprint: (H, W) metres per pixel on the surface (for band limiting).
+      footprint: two (H, W) arrays, metres per pixel on the surface along its u and v texture axes.
     """
     hit = surface >= 0
     sid = np.where(hit, surface, 0)
@@ -104,8 +113,8 @@ def shade_materials(materials: list[Material], surface: np.ndarray, points: np.n
     grain_amp = np.array([m.grain for m in materials], np.float32)[sid]
     u, v = surface_coords(points, normal_axis_lut[sid])
     s = pattern(kind, u, v, period)
-    s = 0.5 + (s - 0.5) * band_limit(footprint, period)
-    fine = 1.0 + grain_noise(u, v) * grain_amp * band_limit(footprint, np.float32(0.2))
+    s = 0.5 + (s - 0.5) * pattern_contrast(kind, footprint, period)
+    fine = 1.0 + grain_noise(u, v) * grain_amp * band_limit(np.maximum(*footprint), 0.2)
     col_a = np.array([m.colour_a for m in materials], np.float32).T  # (3, S)
     col_b = np.array([m.colour_b for m in materials], np.float32).T
     albedo = np.empty((3,) + surface.shape, np.float32)

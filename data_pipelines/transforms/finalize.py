@@ -31,13 +31,12 @@ class ResizeImage(grain.transforms.Map):
 
     def map(self, element: Example) -> Example:
         image = element["image"]
-        scale = np.float32(1.0 / 255.0) if image.dtype == np.uint8 else np.float32(1.0)
         out = dict(element)
+        scale = 1.0 / 255.0 if image.dtype == np.uint8 else 1.0
         if tuple(image.shape[:2]) == tuple(self.size):
             out["image"] = to_unit_float(image)
         else:
-            resized = resize_bilinear(image, self.size, align_corners=self.align_corners)
-            out["image"] = resized * scale if scale != 1 else resized
+            out["image"] = resize_bilinear(image, self.size, align_corners=self.align_corners, scale=scale)
         return out
 
 

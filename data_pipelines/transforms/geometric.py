@@ -84,10 +84,16 @@ class RandomRotate(grain.transforms.RandomMap):
             return element
         image = Image.fromarray(element["image"]).rotate(angle, resample=Image.Resampling.BILINEAR)
         depth = Image.fromarray(np.ascontiguousarray(element["depth"], dtype=np.float32))  # mode F
-        depth = depth.rotate(angle, resample=Image.Resampling.NEAREST)
-        valid = Image.fromarray(element["valid"].astype(np.uint8) * np.uint8(255))
-        valid = valid.rotate(angle, resample=Image.Resampling.NEAREST)
-        return _with(element, np.asarray(image), np.asarray(depth), np.asarray(valid) > 0)
+        depth = np.asarray(depth.rotate(angle, resample=Image.Resampling.NEAREST))
+        valid = element["valid"]
+        if np.array_equal(valid, element["depth"] > 0):
+            # The usual case (sources zero invalid depth): nearest sampling moves the 0s with the mask, and
+            # the 0-filled corners are invalid, so one rotation serves both.
+            valid = depth > 0
+        else:
+            mask = Image.fromarray(valid.astype(np.uint8) * np.uint8(255))
+            valid = np.asarray(mask.rotate(angle, resample=Image.Resampling.NEAREST)) > 0
+        return _with(element, np.asarray(image), depth, valid)
 
 
 @dataclasses.dataclass(frozen=True)

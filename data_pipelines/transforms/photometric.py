@@ -24,10 +24,14 @@ def jitter_lut(gamma: float, brightness: float, colour: np.ndarray) -> np.ndarra
 
 
 def apply_lut(image: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """uint8 (H, W, 3) through a per-channel (3, 256) table -> float32 (H, W, 3)."""
-    # A table lookup on the uint8 levels is exact and ~10x cheaper than pow() on 921,600 floats.
-    flat = image.reshape(-1, 3).astype(np.intp) + np.array([0, 256, 512], np.intp)
-    return lut.reshape(-1)[flat].reshape(image.shape)
+    """uint8 (H, W, 3) through a per-channel (3, 256) table -> float32 (H, W, 3).
+
+    A table lookup on the uint8 levels is exact and several times cheaper than pow() on 921,600 floats.
+    """
+    out = np.empty(image.shape, np.float32)
+    for c in range(3):
+        np.take(lut[c], image[..., c], out=out[..., c])
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
                            "OUT_DIR/rgb, OUT_DIR/depth (16-bit PNG) and OUT_DIR/list.csv (or .jsonl).")
     synth.add_argument("out_dir", help="output directory (created)")
     synth.add_argument("--num", type=int, required=True, help="number of frames")
-    synth.add_argument("--outdoor", action="store_true", help="streets up to 80 m instead of rooms up to 10 m")
+    synth.add_argument("--outdoor", action="store_true",
+                       help="streets up to 80 m instead of rooms up to 10 m")
     synth.add_argument("--size", type=_size, default=None, help="frame size HxW (default 480x640 indoor, "
                        "352x1216 outdoor)")
     synth.add_argument("--seed", type=int, default=0, help="scene seed (frame i depends only on seed and i)")
@@ -86,6 +87,9 @@ def _check(args: argparse.Namespace) -> int:
     for problem in report.problems:
         print(problem)
     print(report.summary())
+    if report.num_rows == 0:
+        print(f"error: {args.list} lists no examples", file=sys.stderr)
+        return 1
     return 0 if report.ok else 1
 
 
@@ -125,7 +129,8 @@ def _show(args: argparse.Namespace) -> int:
     try:
         rows = parse_custom_list(args.list, args.root)
         if not 0 <= args.index < len(rows):
-            print(f"error: --index {args.index} out of range (the list has {len(rows)} rows)", file=sys.stderr)
+            print(f"error: --index {args.index} out of range (the list has {len(rows)} rows)",
+                  file=sys.stderr)
             return 2
         example = load_row(rows[args.index], domain=0)
     except DataError as e:

@@ -24,6 +24,10 @@ BACKBONES: dict[str, tuple[BeitConfig, DPTConfig]] = {
     # timm beit_base_patch16_384 (MiDaS DPT_BEiT_B_384).
     "beit_b384": (BeitConfig(embed_dim=768, depth=12, num_heads=12, init_values=0.1, hooks=(2, 5, 8, 11)),
                   DPTConfig(reassemble_features=(96, 192, 384, 768))),
+    # A small BEiT (ViT-S width) that trains in minutes on a CPU: the demo's model.
+    "small": (BeitConfig(embed_dim=192, depth=6, num_heads=3, pretrain_window=(8, 8), init_values=0.1,
+                         hooks=(1, 2, 4, 5)),
+              DPTConfig(reassemble_features=(48, 96, 192, 192), features=64, num_relative_features=32)),
     # Test fixture only: 4 blocks of width 32 on a 4x4 pretraining grid (64 px).
     "tiny": (BeitConfig(embed_dim=32, depth=4, num_heads=2, pretrain_window=(4, 4), init_values=0.1,
                         hooks=(0, 1, 2, 3)),
