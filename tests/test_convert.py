@@ -213,3 +213,22 @@ def test_load_release_shaped_file_param_count(name, expected, monkeypatch, tmp_p
     model = zoejax.load(path)
     assert count_params(model.params) == expected
     assert model.provenance["format"] == "official"
+
+
+def test_hf_export_loads_strictly_in_transformers(tmp_path):
+    from transformers import ZoeDepthForDepthEstimation
+
+    from zoejax.conversion.convert import export_checkpoint
+    from zoejax.conversion.store import save_converted
+
+    cfg = presets.zoed_nk("tiny")
+    ref = build_reference(cfg, seed=9)
+    _, converted = convert_state_dict(state_dict_numpy(ref))
+    save_converted(tmp_path / "zoe", cfg, converted.params, converted.extras, {"source": "test"})
+    export_checkpoint(tmp_path / "zoe", tmp_path / "hf", "hf")
+    loaded, info = ZoeDepthForDepthEstimation.from_pretrained(tmp_path / "hf", output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    assert loaded.config.backbone_config.layer_norm_eps == 1e-6
+    images = np.random.default_rng(2).random((1, 64, 96, 3), dtype=np.float32)
+    np.testing.assert_array_equal(run_reference(loaded.eval(), images)["metric_depth"],
+                                  run_reference(ref, images)["metric_depth"])
