@@ -8,7 +8,7 @@ from __future__ import annotations
 import ml_collections
 from ml_collections import config_flags
 
-from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.config import ZoeDepthConfig, build_dataclass
 
 
 def define_config_flag(default: str | None = None) -> None:
@@ -24,16 +24,6 @@ def model_config(config: ml_collections.ConfigDict) -> ZoeDepthConfig:
     return ZoeDepthConfig.from_dict(config.model.to_dict())
 
 
-def _typed(cls, values: dict, where: str):
-    import dataclasses
-
-    known = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown key(s) in {where}: {unknown}; known: {sorted(known)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
 def run_configs(config: ml_collections.ConfigDict):
     """(model, train, optim, loss) typed configs of a full run ConfigDict (see ``zoejax/config_base.py``)."""
     from zoejax.training.loop import TrainConfig
@@ -43,6 +33,6 @@ def run_configs(config: ml_collections.ConfigDict):
     d = config.to_dict()
     run_keys = ("num_train_steps", "global_batch_size", "log_every_steps", "checkpoint_every_steps",
                 "keep_checkpoints", "seed", "init_from", "mesh_shape", "halt_on_nonfinite")
-    train = _typed(TrainConfig, {k: d[k] for k in run_keys if k in d}, "config")
-    return model_config(config), train, _typed(OptimConfig, d["optim"], "config.optim"), \
-        _typed(LossConfig, d["loss"], "config.loss")
+    train = build_dataclass(TrainConfig, {k: d[k] for k in run_keys if k in d}, "config")
+    return model_config(config), train, build_dataclass(OptimConfig, d["optim"], "config.optim"), \
+        build_dataclass(LossConfig, d["loss"], "config.loss")

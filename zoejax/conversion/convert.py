@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from zoejax.conversion.apply import Converted, params_to_state_dict, state_dict_to_params
@@ -41,17 +42,10 @@ def convert_state_dict(state: dict[str, np.ndarray], hf_config: dict | None = No
     shapes = param_shapes(detected.config)
     if detected.format == "midas":
         converted = state_dict_to_params(state, midas_table(detected.config), {"core": shapes["core"]}, source)
-        head = init_params(detected.config, seed)["metric_head"]
-        converted.params["metric_head"] = {k: v for k, v in _to_numpy(head).items()}
+        converted.params["metric_head"] = jax.device_get(init_params(detected.config, seed)["metric_head"])
     else:
         converted = state_dict_to_params(state, table_for(detected), shapes, source)
     return detected, converted
-
-
-def _to_numpy(tree: Any) -> Any:
-    if isinstance(tree, dict):
-        return {k: _to_numpy(v) for k, v in tree.items()}
-    return np.asarray(tree)
 
 
 def convert_file(input_path: str | os.PathLike, output_dir: str | os.PathLike, *, format: str | None = None,
@@ -85,7 +79,7 @@ def export_state_dict(config: ZoeDepthConfig, params: Any, extras: dict[str, np.
     else:
         raise ValueError(f"export target must be 'official' or 'hf', got {to!r}")
     defaults = default_extras(config.decoder.features, config.backbone.embed_dim, seed)
-    return params_to_state_dict(_to_numpy(params), table, extras, defaults)
+    return params_to_state_dict(jax.device_get(params), table, extras, defaults)
 
 
 def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike, to: str) -> Path:

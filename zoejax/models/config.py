@@ -191,11 +191,11 @@ class ZoeDepthConfig:
         kwargs: dict[str, Any] = {}
         for key, sub in (("backbone", BeitConfig), ("decoder", DPTConfig), ("head", MetricHeadConfig)):
             if key in d:
-                kwargs[key] = _build(sub, d[key], f"model.{key}")
+                kwargs[key] = build_dataclass(sub, d[key], f"model.{key}")
         if "bins" in d:
-            kwargs["bins"] = tuple(_build(BinConfig, b, "model.bins[]") for b in d["bins"])
+            kwargs["bins"] = tuple(build_dataclass(BinConfig, b, "model.bins[]") for b in d["bins"])
         if d.get("router") is not None:
-            kwargs["router"] = _build(RouterConfig, d["router"], "model.router")
+            kwargs["router"] = build_dataclass(RouterConfig, d["router"], "model.router")
         for key in ("dtype", "param_dtype"):
             if key in d:
                 kwargs[key] = d[key]
@@ -220,7 +220,8 @@ def _reject_unknown(cls: type, d: Mapping[str, Any], where: str) -> None:
         raise ValueError(f"unknown key(s) in {where}: {unknown}; known: {sorted(known)}")
 
 
-def _build(cls: type, d: Mapping[str, Any], where: str) -> Any:
+def build_dataclass(cls: type, d: Mapping[str, Any], where: str) -> Any:
+    """``cls(**d)`` with unknown keys reported by name and lists turned into tuples (JSON / ConfigDict input)."""
     d = dict(d)
     _reject_unknown(cls, d, where)
     # JSON and ConfigDict give lists where the dataclasses hold tuples.
