@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 import torch
-from conftest import rel_l2
+from numerics import rel_l2
 from transformers import BeitConfig
 from transformers.models.beit.modeling_beit import BeitRelativePositionBias
 

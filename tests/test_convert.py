@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from checkpoint_fixtures import manifest_state_dict
-from conftest import rel_l2
+from numerics import rel_l2
 from torch_reference import build_reference, run_reference, state_dict_numpy
 
 import zoejax

@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import rel_l2
+from numerics import rel_l2
 
 from zoejax.models import presets
 from zoejax.models.config import RematPolicy, ZoeDepthConfig

@@ -6,7 +6,7 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from conftest import rel_l2
+from numerics import rel_l2
 from torch_reference import build_reference, run_reference, state_dict_numpy
 
 from zoejax.conversion.hf import params_from_hf_state_dict

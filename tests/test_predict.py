@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import rel_l2
+from numerics import rel_l2
 from torch_reference import build_reference, state_dict_numpy
 
 from zoejax.api import ZoeDepthModel
