@@ -2,7 +2,7 @@
 
 Writes its own dataset in the NYU BTS layout (640x480 JPEG at quality 95 + 16-bit depth PNGs rendered by the
 synthetic scene generator, so compression ratios are photo-like) into a temp dir, then times
-``build_train`` end to end: decode, KB-free NYU recipe (rotation +-1 deg on every sample, flip 0.5,
+``build_train`` end to end: decode, the NYU augmentation recipe (rotation +-1 deg on every sample, flip 0.5,
 photometric jitter 0.5), bilinear resize to 384x512, masking and batching by 16, for several worker/thread
 settings. Also prints where the time goes per image, stage by stage, in one process.
 
@@ -39,7 +39,7 @@ BATCH, INPUT_SIZE = 16, (384, 512)
 
 
 def write_nyu_layout(root: str, frames: int, unique: int = 24) -> str:
-    """``frames`` rows (rendering ``unique`` distinct scenes, re-encoded under distinct names); returns the list."""
+    """Writes ``frames`` rows (``unique`` rendered scenes, saved under distinct names); returns the list."""
     scenes = [render_frame(0, i, INDOOR, 480, 640) for i in range(unique)]
     lines = []
     for i in range(frames):
@@ -103,13 +103,16 @@ def stage_profile(root: str, list_file: str, n: int = 24) -> list[tuple[str, flo
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--frames", type=int, default=256, help="frames written (default 256)")
     parser.add_argument("--batches", type=int, default=12, help="timed batches per setting (default 12)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed batches per setting (default 3)")
     parser.add_argument("--settings", default="0:0,0:2,1:0,2:0,2:1",
-                        help="comma-separated workers:read_threads pairs to time (default 0:0,0:2,1:0,2:0,2:1)")
-    parser.add_argument("--data-dir", default="", help="write the dataset here and keep it (default: temp dir)")
+                        help="comma-separated workers:read_threads pairs to time "
+                        "(default 0:0,0:2,1:0,2:0,2:1)")
+    parser.add_argument("--data-dir", default="",
+                        help="write the dataset here and keep it (default: a temp dir)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -139,7 +139,7 @@ class DataConfig:
     augment: AugmentConfig = AugmentConfig()
     num_workers: int = 0
     worker_buffer_size: int = 2
-    read_threads: int = 1
+    read_threads: int = 2
     read_buffer_size: int = 4
     num_epochs: int | None = None
     shuffle: bool = True
@@ -167,6 +167,22 @@ class DataConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> DataConfig:
         """Builds a config from plain dicts/lists (e.g. ``ConfigDict.to_dict()``); unknown keys raise."""
         return _build(cls, d, "data")
+
+    @classmethod
+    def synthetic(cls, num_examples: int = 256, *, outdoor: bool = False, nk: bool = False, seed: int = 0,
+                  size: tuple[int, int] | None = None, **kwargs: Any) -> DataConfig:
+        """Synthetic rooms (or streets, or both mixed batch by batch as an NK stand-in): nothing to download.
+
+        ``size`` is the native (H, W) of the frames; other keyword arguments are DataConfig fields.
+        """
+        def source(name: str) -> SourceConfig:
+            return SourceConfig(name, num_examples=num_examples, seed=seed, size=size)
+
+        if nk:
+            sources = (source("synthetic_indoor"), source("synthetic_outdoor"))
+        else:
+            sources = (source("synthetic_outdoor" if outdoor else "synthetic_indoor"),)
+        return cls(sources=sources, **kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

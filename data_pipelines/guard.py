@@ -68,7 +68,7 @@ class GuardedSource:
             except DataError as e:
                 self._policy(e)
                 if not self.training:
-                    return self.blank(i)
+                    return self.blank()
                 continue
             if example["has_depth"] and not self._has_valid(example):
                 err = NoValidDepthError(f"no valid depth pixel in {self.depth_range} m: {self.describe(i)}")
@@ -78,27 +78,28 @@ class GuardedSource:
                     return example
                 self._policy(err)
                 continue
-            self._template = (example["image"].shape[:2], int(example["domain"]))
             return example
         raise DataError(f"{MAX_CONSECUTIVE_BAD} consecutive bad examples starting at "
                         f"{self.describe(int(index) % n)}; check the dataset with `zoejax-data check`")
 
-    def blank(self, near: int = 0) -> Example:
-        """An example without ground truth, shaped like the dataset's examples (the first good one)."""
+    def blank(self) -> Example:
+        """An example without ground truth, shaped like the first readable example of the dataset (always
+        the same one, so padding shapes do not depend on which thread or worker got there first)."""
         if self._template is None:
-            n = len(self.source)
-            for attempt in range(min(n, MAX_CONSECUTIVE_BAD)):
+            for i in range(min(len(self.source), MAX_CONSECUTIVE_BAD)):
                 try:
-                    ex = self.source[(near + attempt + 1) % n]
+                    ex = self.source[i]
                 except DataError:
                     continue
                 self._template = (ex["image"].shape[:2], int(ex["domain"]))
                 break
             else:
-                raise DataError(f"no readable example near {self.describe(near)} to shape a blank one")
+                raise DataError("no readable example among the first ones to shape a blank example")
         (h, w), domain = self._template
         zeros = np.zeros((h, w), np.float32)
-        return make_example(np.zeros((h, w, 3), np.uint8), zeros, zeros > 0, 0.0, domain, has_depth=False)
+        name = getattr(getattr(self.source, "info", None), "name", "")
+        return make_example(np.zeros((h, w, 3), np.uint8), zeros, zeros > 0, 0.0, domain, has_depth=False,
+                            dataset=name)
 
 
 class EvalShard:
@@ -122,7 +123,7 @@ class EvalShard:
         i = self.start + int(index)
         if i < self.stop:
             return self.source[i]
-        return self.source.blank(self.start)
+        return self.source.blank()
 
     def __repr__(self) -> str:
         return f"EvalShard(start={self.start}, stop={self.stop}, length={self.length})"

@@ -9,7 +9,9 @@ examples*: a dict with
   (min_depth, max_depth) is applied later by ``transforms.Finalize``;
 - ``focal``: float32 () focal length in pixels at native resolution (0 if unknown);
 - ``domain``: int32 () 0 = indoor, 1 = outdoor;
-- ``has_depth``: bool () False for rows without ground truth (KITTI test rows with ``None``).
+- ``has_depth``: bool () False for rows without ground truth (KITTI test rows with ``None``);
+- ``dataset``: str, the dataset key (``DatasetInfo.name``); dropped from batches (numpy has no string
+  arrays worth shipping to a device).
 
 Sources must pickle (grain ships them to worker processes), so they hold paths, never open files.
 """
@@ -75,9 +77,10 @@ DATASET_INFO: dict[str, DatasetInfo] = {
 
 
 def make_example(image: np.ndarray, depth: np.ndarray, valid: np.ndarray, focal: float, domain: int,
-                 has_depth: bool = True) -> Example:
+                 has_depth: bool = True, dataset: str = "") -> Example:
     """Packs a raw example, casting to the documented dtypes."""
     return {
+        "dataset": dataset,
         "image": np.ascontiguousarray(image, dtype=np.uint8),
         "depth": np.ascontiguousarray(depth, dtype=np.float32),
         "valid": np.ascontiguousarray(valid, dtype=bool),
@@ -131,7 +134,9 @@ class RowSource:
         return len(self.rows)
 
     def __getitem__(self, index: int) -> Example:
-        return self.load(self.rows[index])
+        example = self.load(self.rows[index])
+        example["dataset"] = self.info.name
+        return example
 
     def load(self, row: Row) -> Example:
         raise NotImplementedError

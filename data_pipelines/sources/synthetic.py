@@ -40,7 +40,7 @@ class SyntheticSource:
         h, w = self.size or DEFAULT_SIZE[scene_domain]
         image, depth, focal = render_frame(self.seed, int(index) % self.num_examples, scene_domain, h, w)
         domain = self.info.domain if self.domain is None else self.domain
-        return make_example(image, depth, depth > 0, focal, domain)
+        return make_example(image, depth, depth > 0, focal, domain, dataset=self.info.name)
 
     def describe(self, index: int) -> str:
         return f"synthetic frame {index} (seed {self.seed}, {'outdoor' if self.outdoor else 'indoor'})"

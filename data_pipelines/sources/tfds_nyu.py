@@ -75,7 +75,8 @@ class TFDSNYUSource:
             raise CorruptFileError(f"{where}: image has shape {image.shape} and dtype {image.dtype}")
         check_depth_shape(image, depth, where)
         valid = np.isfinite(depth) & (depth > 0)
-        return make_example(image, np.where(valid, depth, 0.0), valid, NYU_FOCAL, self.domain)
+        return make_example(image, np.where(valid, depth, 0.0), valid, NYU_FOCAL, self.domain,
+                            dataset=self.info.name)
 
     def describe(self, index: int) -> str:
         return f"tfds {TFDS_NAME} split {self.split!r} record {index} in {self.data_dir}"

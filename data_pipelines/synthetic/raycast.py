@@ -79,7 +79,9 @@ class HitBuffer:
     """Nearest hit per pixel: ``t`` float32 (H, W) (inf = no hit) and ``surface`` int32 (H, W) (-1).
 
     Ray directions are kept as three (H, W) planes: reductions over a trailing axis of size 3 are several
-    times slower in numpy than elementwise ops on separate planes.
+    times slower in numpy than elementwise ops on separate planes. Likewise selections use
+    ``np.copyto(..., where=)``, min/max and mask arithmetic rather than ``np.where``/boolean indexing,
+    which are not vectorised.
     """
 
     def __init__(self, camera: Camera):
@@ -93,11 +95,10 @@ class HitBuffer:
         self.surface = np.full((camera.height, camera.width), -1, np.int32)
 
     def _commit(self, region: tuple[slice, slice], t_new: np.ndarray, surface: np.ndarray | int) -> None:
-        t_old = self.t[region]
+        t_old = self.t[region]  # views: the updates land in self.t / self.surface
         closer = (t_new > _EPS) & (t_new < t_old)
-        t_old[closer] = t_new[closer]
-        surf = self.surface[region]
-        surf[closer] = surface if np.isscalar(surface) else surface[closer]
+        np.copyto(t_old, t_new, where=closer)
+        np.copyto(self.surface[region], surface, where=closer)
 
     def plane(self, axis: int, offset: float, surface: int) -> None:
         """The infinite plane ``x[axis] = offset``."""
@@ -125,11 +126,10 @@ class HitBuffer:
             if t_near is None:
                 t_near, t_far, face = t_in, t_out, face_a
             else:
-                later = t_in > t_near
-                t_near = np.where(later, t_in, t_near)
-                face = np.where(later, face_a, face)
+                np.copyto(face, face_a, where=t_in > t_near)
+                t_near = np.maximum(t_near, t_in)
                 t_far = np.minimum(t_far, t_out)
-        t_near = np.where((t_near <= t_far) & (t_near > _EPS), t_near, np.float32(np.inf))
+        np.copyto(t_near, np.float32(np.inf), where=t_near > t_far)  # the ray misses the box
         self._commit(region, t_near, first_surface + face)
 
     def room(self, lo: np.ndarray, hi: np.ndarray, first_surface: int) -> None:
@@ -138,17 +138,18 @@ class HitBuffer:
         t_exit = face = None
         for a in range(3):
             high = self.dirs[a] > 0
-            t_a = (np.where(high, np.float32(hi[a]), np.float32(lo[a])) - self.origin[a]) * self.inv[a]
+            bound = np.float32(lo[a]) + high * np.float32(hi[a] - lo[a])
+            t_a = (bound - self.origin[a]) * self.inv[a]
             face_a = np.int32(2 * a) + high
             if t_exit is None:
                 t_exit, face = t_a, face_a
             else:
-                sooner = t_a < t_exit
-                t_exit = np.where(sooner, t_a, t_exit)
-                face = np.where(sooner, face_a, face)
+                np.copyto(face, face_a, where=t_a < t_exit)
+                t_exit = np.minimum(t_exit, t_a)
         self._commit((slice(None), slice(None)), t_exit, first_surface + face)
 
     def points(self) -> np.ndarray:
         """World hit points as planes (3, H, W); pixels without a hit hold the origin."""
-        t = np.where(np.isfinite(self.t), self.t, np.float32(0.0))
+        t = self.t.copy()
+        np.copyto(t, np.float32(0.0), where=~np.isfinite(t))
         return self.origin[:, None, None] + t[None] * self.dirs

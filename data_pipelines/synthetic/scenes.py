@@ -24,6 +24,7 @@ from data_pipelines.synthetic.textures import (
     STRIPES,
     WINDOWS,
     Material,
+    pick,
     shade_materials,
 )
 
@@ -100,24 +101,25 @@ def render(scene: Scene, rng: np.random.Generator | None = None) -> tuple[np.nda
     surface = hits.surface
     if ground_id >= 0:
         road_half = scene.ground[2]
-        surface = np.where((surface == ground_id) & (np.abs(points[0]) > road_half), ground_id + 1, surface)
+        surface = surface + ((surface == ground_id) & (np.abs(points[0]) > road_half))  # sidewalk id
     hit = surface >= 0
-    sid = np.where(hit, surface, 0)
+    sid = np.maximum(surface, 0)
     axis_lut = np.array([a for a, _ in normals], np.int32)
     sign_lut = np.array([s for _, s in normals], np.float32)
     axis, sign = axis_lut[sid], sign_lut[sid]
 
-    t = np.where(hit, hits.t, np.float32(0.0))
+    t = hits.t.copy()
+    np.copyto(t, np.float32(0.0), where=~hit)
     dx, dy, dz = hits.dirs
     ray_len = np.sqrt(dx * dx + dy * dy + dz * dz)
-    d_normal = np.where(axis == 0, dx, np.where(axis == 1, dy, dz)) * sign  # d . n
+    d_normal = pick(axis, dx, dy, dz) * sign  # d . n
     # Pixel footprint on the surface along its two texture axes: t|d|/f across the ray's in-plane direction,
     # stretched by 1/cos(incidence) along it (a grazing floor is foreshortened in depth, not sideways).
     base = t * ray_len / np.float32(cam.focal)
     cos = np.maximum(np.abs(d_normal) / ray_len, np.float32(0.2))
     in_plane = np.maximum(1.0 - cos * cos, np.float32(1e-6))
-    d_u = np.where(axis == 0, dz, dx) / ray_len  # texture axes as in textures.surface_coords
-    d_v = np.where(axis == 1, dz, dy) / ray_len
+    d_u = pick(axis, dz, dx) / ray_len  # texture axes as in textures.surface_coords
+    d_v = pick(axis, dy, dz, dy) / ray_len
     stretch = 1.0 / cos - 1.0
     footprint = (base * (1.0 + stretch * d_u * d_u / in_plane), base * (1.0 + stretch * d_v * d_v / in_plane))
     albedo = shade_materials(materials, surface, points, axis_lut, footprint)  # (3, H, W)
@@ -125,7 +127,7 @@ def render(scene: Scene, rng: np.random.Generator | None = None) -> tuple[np.nda
     if scene.light is not None:
         to_light = np.asarray(scene.light, np.float32)[:, None, None] - points
         dist2 = np.sum(to_light * to_light, axis=0)
-        l_normal = np.where(axis == 0, to_light[0], np.where(axis == 1, to_light[1], to_light[2])) * sign
+        l_normal = pick(axis, *to_light) * sign
         lambert = np.maximum(l_normal, 0.0) / np.sqrt(np.maximum(dist2, 1e-6))
         light = 0.3 + 1.6 * lambert / (1.0 + 0.06 * dist2)
     else:
@@ -133,18 +135,20 @@ def render(scene: Scene, rng: np.random.Generator | None = None) -> tuple[np.nda
         light = 0.5 + 0.6 * np.maximum(sun[axis] * sign, 0.0)
     colour = albedo * light
 
-    elevation = np.clip(dy / ray_len, 0.0, 1.0)  # sine of the ray's elevation
-    sky = SKY_HORIZON[:, None, None] + (SKY_TOP - SKY_HORIZON)[:, None, None] * np.sqrt(elevation)
     if np.isfinite(scene.fog):
         haze = 1.0 - np.exp(-t * ray_len / np.float32(scene.fog))
         colour = colour * (1.0 - haze) + SKY_HORIZON[:, None, None] * haze
-    colour = np.where(hit, colour, sky)
+    if not hit.all():
+        elevation = np.clip(dy / ray_len, 0.0, 1.0)  # sine of the ray's elevation
+        sky = SKY_HORIZON[:, None, None] + (SKY_TOP - SKY_HORIZON)[:, None, None] * np.sqrt(elevation)
+        np.copyto(colour, sky, where=~hit)
     image = colour.transpose(1, 2, 0) * np.float32(255.0)
     if rng is not None:
-        # Sensor noise (uniform, std ~2.3 grey levels): float32 uniforms are far cheaper than normals.
-        image += (rng.random(image.shape, dtype=np.float32) - np.float32(0.5)) * np.float32(8.0)
+        # Sensor noise, uniform with std ~2.3 grey levels, from raw bytes (far cheaper than normals).
+        noise = np.frombuffer(rng.bytes(image.size), np.uint8).reshape(image.shape)
+        image += (noise.astype(np.float32) - np.float32(127.5)) * np.float32(8.0 / 255.0)
     image = np.clip(image + 0.5, 0, 255).astype(np.uint8)
-    depth = np.where(hit & (t <= scene.max_depth), t, np.float32(0.0)).astype(np.float32)
+    depth = t * (t <= scene.max_depth)  # t is already 0 where nothing is hit
     return image, depth
 
 

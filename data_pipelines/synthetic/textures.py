@@ -32,14 +32,24 @@ class Material:
     grain: float = 0.1
 
 
+def pick(axis: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None) -> np.ndarray:
+    """Per pixel: ``a`` where axis == 0, ``b`` where 1, ``c`` (default ``b``) where 2; finite inputs only.
+
+    Mask arithmetic, because ``np.where`` is not vectorised and costs ~10x an arithmetic pass.
+    """
+    if c is None:
+        return b + (a - b) * (axis == 0)
+    return a * (axis == 0) + b * (axis == 1) + c * (axis == 2)
+
+
 def surface_coords(points: np.ndarray, normal_axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Two in-plane coordinates (metres) of hit points (3, H, W) on axis-aligned faces.
 
     x-facing faces use (z, y), y-facing (x, z), z-facing (x, y): the second coordinate is "up" on walls.
     """
     x, y, z = points
-    u = np.where(normal_axis == 0, z, x)
-    v = np.where(normal_axis == 1, z, y)
+    u = pick(normal_axis, z, x)
+    v = pick(normal_axis, y, z, y)
     return u, v
 
 
@@ -49,31 +59,41 @@ def _hash(i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return h - np.floor(h)
 
 
-def pattern(kind: np.ndarray, u: np.ndarray, v: np.ndarray, period: np.ndarray) -> np.ndarray:
-    """Blend factor in [0, 1] between colour_a and colour_b for every pixel (all inputs (H, W))."""
-    cu = np.floor(u / period)
-    cv = np.floor(v / period)
-    fu = u / period - cu
-    fv = v / period - cv
-    out = np.zeros_like(u)
-    present = set(np.unique(kind).tolist())
-    if CHECKER in present:
-        out = np.where(kind == CHECKER, np.mod(cu + cv, 2.0), out)
-    if STRIPES in present:
-        out = np.where(kind == STRIPES, (fu < 0.5).astype(u.dtype), out)
-    if PLANKS in present:  # boards along u, each with its own shade, thin dark seams between them
+def _kind_pattern(k: int, u: np.ndarray, v: np.ndarray, period: np.ndarray) -> np.ndarray:
+    """Blend factor of pattern kind ``k`` at surface coordinates u, v (metres, 1-D)."""
+    if k == CHECKER:
+        return np.mod(np.floor(u / period) + np.floor(v / period), 2.0)
+    if k == STRIPES:
+        return (np.mod(u / period, 1.0) < 0.5).astype(np.float32)
+    if k == PLANKS:  # boards along u, each with its own shade, thin dark seams between them
+        cv = np.floor(v / period)
         plank = 0.25 + 0.5 * _hash(cv, np.floor(u / (4 * period)))
-        out = np.where(kind == PLANKS, np.where(fv < 0.08, 1.0, plank), out)
-    if WINDOWS in present:  # a grid of panes (period wide, 1.2 * period tall floors) with a frame
-        fv_floor = v / (1.2 * period)
-        fv_floor = fv_floor - np.floor(fv_floor)
-        pane = (fu > 0.2) & (fu < 0.8) & (fv_floor > 0.3) & (fv_floor < 0.85)
-        out = np.where(kind == WINDOWS, pane.astype(u.dtype), out)
-    if LANES in present:  # dashed markings every `period` metres across; 3 m dashes, 6 m gaps along
+        return np.where(v / period - cv < 0.08, np.float32(1.0), plank)
+    if k == WINDOWS:  # a grid of panes (period wide, 1.2 * period tall floors) with a frame
+        fu = np.mod(u / period, 1.0)
+        fv = np.mod(v / (1.2 * period), 1.0)
+        return ((fu > 0.2) & (fu < 0.8) & (fv > 0.3) & (fv < 0.85)).astype(np.float32)
+    if k == LANES:  # dashed markings every `period` metres across; 3 m dashes, 6 m gaps along
         across = np.abs(u - period * np.round(u / period)) < 0.08
-        dash = np.mod(v, 9.0) < 3.0
-        out = np.where(kind == LANES, (across & dash).astype(u.dtype), out)
-    return out.astype(np.float32)
+        return (across & (np.mod(v, 9.0) < 3.0)).astype(np.float32)
+    return np.zeros_like(u)  # PLAIN
+
+
+def pattern(kind: np.ndarray, u: np.ndarray, v: np.ndarray, period: np.ndarray,
+            present: set[int] | None = None) -> np.ndarray:
+    """Blend factor in [0, 1] between colour_a and colour_b for every pixel (all inputs (H, W)).
+
+    Each kind is evaluated only on its own pixels. ``present``: the kinds that may occur; None = all.
+    """
+    out = np.zeros(u.shape, np.float32)
+    flat_kind, flat_out = kind.reshape(-1), out.reshape(-1)
+    for k in sorted(present if present is not None else set(range(6))):
+        if k == PLAIN:
+            continue
+        idx = np.flatnonzero(flat_kind == k)
+        if idx.size:
+            flat_out[idx] = _kind_pattern(k, u.reshape(-1)[idx], v.reshape(-1)[idx], period.reshape(-1)[idx])
+    return out
 
 
 def band_limit(footprint: np.ndarray, period: np.ndarray | float) -> np.ndarray:
@@ -87,7 +107,9 @@ def pattern_contrast(kind: np.ndarray, footprint: tuple[np.ndarray, np.ndarray],
     """Band limit of each pattern along the texture axes it varies on (stripes/lanes: u; planks: v)."""
     along_u, along_v = band_limit(footprint[0], period), band_limit(footprint[1], period)
     both = along_u * along_v
-    return np.where((kind == STRIPES) | (kind == LANES), along_u, np.where(kind == PLANKS, along_v, both))
+    only_u = (kind == STRIPES) | (kind == LANES)
+    only_v = kind == PLANKS
+    return both + (along_u - both) * only_u + (along_v - both) * only_v
 
 
 def grain_noise(u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -107,12 +129,12 @@ def shade_materials(materials: list[Material], surface: np.ndarray, points: np.n
       footprint: two (H, W) arrays, metres per pixel on the surface along its u and v texture axes.
     """
     hit = surface >= 0
-    sid = np.where(hit, surface, 0)
+    sid = np.maximum(surface, 0)
     kind = np.array([m.kind for m in materials], np.int32)[sid]
     period = np.array([m.period for m in materials], np.float32)[sid]
     grain_amp = np.array([m.grain for m in materials], np.float32)[sid]
     u, v = surface_coords(points, normal_axis_lut[sid])
-    s = pattern(kind, u, v, period)
+    s = pattern(kind, u, v, period, present={m.kind for m in materials})
     s = 0.5 + (s - 0.5) * pattern_contrast(kind, footprint, period)
     fine = 1.0 + grain_noise(u, v) * grain_amp * band_limit(np.maximum(*footprint), 0.2)
     col_a = np.array([m.colour_a for m in materials], np.float32).T  # (3, S)
@@ -120,5 +142,5 @@ def shade_materials(materials: list[Material], surface: np.ndarray, points: np.n
     albedo = np.empty((3,) + surface.shape, np.float32)
     for c in range(3):
         a = col_a[c][sid]
-        albedo[c] = np.where(hit, (a + (col_b[c][sid] - a) * s) * fine, 0.0)
+        albedo[c] = (a + (col_b[c][sid] - a) * s) * fine * hit
     return albedo

