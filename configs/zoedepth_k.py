@@ -5,7 +5,7 @@ the paper's KITTI protocol uses 80: pass it in the config argument, ``configs/zo
 Official recipe: 5 epochs of 1448 steps at batch 16.
 """
 
-from zoejax.config_base import base_config, network_input, parse_backbone
+from zoejax.config_base import base_config, network_input, parse_backbone, synthetic_data
 from zoejax.models.presets import zoed_k
 
 
@@ -14,4 +14,4 @@ def get_config(arg: str | None = None):
     backbone = parse_backbone(backbone or None)
     max_depth = float(max_depth or 10.0)
     return base_config(zoed_k(backbone, max_depth), network_input(backbone, (384, 768)), num_train_steps=7240,
-                       max_depth=max_depth)
+                       data=synthetic_data(backbone, outdoor=True))

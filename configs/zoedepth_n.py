@@ -3,10 +3,11 @@
 Official recipe: AdamW lr 1.61e-4 (encoder / 10), OneCycle over 5 epochs of 1515 steps at batch 16.
 """
 
-from zoejax.config_base import base_config, network_input, parse_backbone
+from zoejax.config_base import base_config, network_input, parse_backbone, synthetic_data
 from zoejax.models.presets import zoed_n
 
 
 def get_config(arg: str | None = None):
     backbone = parse_backbone(arg)
-    return base_config(zoed_n(backbone), network_input(backbone, (384, 512)), num_train_steps=7575)
+    return base_config(zoed_n(backbone), network_input(backbone, (384, 512)), num_train_steps=7575,
+                       data=synthetic_data(backbone))

@@ -3,11 +3,11 @@
 Official recipe: lr 2.512e-4, decoder lr / 10, domain loss weight 100, 5 "epochs" of 3032 NK steps.
 """
 
-from zoejax.config_base import base_config, network_input, parse_backbone
+from zoejax.config_base import base_config, network_input, parse_backbone, synthetic_data
 from zoejax.models.presets import zoed_nk
 
 
 def get_config(arg: str | None = None):
     backbone = parse_backbone(arg)
     return base_config(zoed_nk(backbone), network_input(backbone, (384, 512)), lr=2.512e-4, midas_lr_factor=10.0,
-                       num_train_steps=15160, w_domain=100.0, max_depth=80.0)
+                       num_train_steps=15160, w_domain=100.0, data=synthetic_data(backbone, nk=True))

@@ -12,13 +12,14 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(__file__))
+from batches import synthetic_batch  # noqa: E402
+
 from zoejax.models import presets  # noqa: E402
 from zoejax.models.zoedepth import ZoeDepth  # noqa: E402
 from zoejax.training.optim import OptimConfig, make_optimizer  # noqa: E402
 from zoejax.training.sharding import batch_sharding, make_mesh, shard_batch  # noqa: E402
 from zoejax.training.state import create_sharded_state  # noqa: E402
 from zoejax.training.step import LossConfig, make_steps  # noqa: E402
-from zoejax.training.synthetic_input import synthetic_scene  # noqa: E402
 
 LAYOUTS = [(1, 1, 1), (8, 1, 1), (2, 4, 1), (2, 2, 2)]
 
@@ -44,9 +45,7 @@ def run(layout, batch):
 
 def main():
     jax.config.update("jax_disable_most_optimizations", True)  # logic, not numerics: compile faster
-    scenes = [synthetic_scene(64, 96, seed=s) for s in range(8)]
-    batch = {"image": np.stack([s[0] for s in scenes]), "depth": np.stack([s[1] for s in scenes]),
-             "valid": np.stack([s[1] < 10 for s in scenes]), "domain": np.zeros(8, np.int32)}
+    batch = synthetic_batch(8, (64, 96))
     reference = None
     for layout in LAYOUTS:
         losses, grad_norms, params, spec = run(layout, batch)

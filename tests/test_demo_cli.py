@@ -7,7 +7,6 @@ import numpy as np
 from PIL import Image
 
 from zoejax.cli import demo
-from zoejax.training.synthetic_input import synthetic_scene
 
 
 def test_demo_trains_evaluates_and_writes_depth_files(tmp_path, capsys):
@@ -19,17 +18,8 @@ def test_demo_trains_evaluates_and_writes_depth_files(tmp_path, capsys):
         pred = np.load(tmp_path / f"scene{i}_pred_depth.npy")
         assert pred.shape == (64, 96) and np.all(np.isfinite(pred))
         gt = np.asarray(Image.open(tmp_path / f"scene{i}_gt_depth.png"))
-        assert gt.dtype == np.uint16 and 900 < gt.min() and 5000 <= gt.max() <= 9500  # end wall 5..9.5 m
+        assert gt.dtype == np.uint16 and 0 < gt.max() <= 10000  # indoor rooms, millimetres
     assert (tmp_path / "run" / "metrics.jsonl").is_file() and (tmp_path / "run" / "checkpoints" / "3").is_dir()
-
-
-def test_synthetic_scene_depth_is_exact():
-    image, depth = synthetic_scene(48, 64)
-    assert image.shape == (48, 64, 3) and depth.shape == (48, 64)
-    assert 5.0 <= depth[24, 32] <= 9.5 and depth[23, 31] == depth[24, 32]  # the centre rays hit the end wall
-    assert depth[47, 32] < depth[30, 32]  # the floor gets closer towards the bottom
-    _, other = synthetic_scene(48, 64, seed=1)
-    assert not np.array_equal(depth, other)  # geometry varies with the seed
 
 
 def test_info_cli_reports_params():

@@ -7,12 +7,13 @@ import jax
 import numpy as np
 import pytest
 
+from data_pipelines.config import DataConfig
+from data_pipelines.pipeline import build_train
 from zoejax.models import presets
 from zoejax.training import checkpointing
 from zoejax.training.loop import TrainConfig, train
 from zoejax.training.optim import OptimConfig
 from zoejax.training.step import LossConfig
-from zoejax.training.synthetic_input import SyntheticBatches
 
 
 @pytest.fixture(autouse=True)
@@ -23,12 +24,17 @@ def fast_compiles():
     jax.config.update("jax_disable_most_optimizations", previous)
 
 
+def _batches():
+    data = DataConfig.synthetic(64, size=(64, 96), image_size=(64, 96), batch_size=2)
+    return iter(build_train(data, seed=0, process_index=0, process_count=1))
+
+
 def _run(workdir, steps, batches=None):
     cfg = presets.zoed_n("tiny")
     run = TrainConfig(num_train_steps=steps, global_batch_size=2, log_every_steps=1, checkpoint_every_steps=2,
                       mesh_shape=(1, 1, 1), async_checkpoints=False)
     return train(cfg, run, OptimConfig(total_steps=6, lr=1e-3), LossConfig(), str(workdir),
-                 batches or SyntheticBatches(2, (64, 96)))
+                 batches or _batches())
 
 
 def _params(workdir, step):
@@ -45,9 +51,13 @@ def test_resume_equals_uninterrupted(tmp_path):
 
     first = _run(tmp_path / "b", 4)
     assert first["step"] == 4
-    fresh_iterator = SyntheticBatches(2, (64, 96))  # a new process: the position comes from the checkpoint
+    fresh_iterator = _batches()  # a new process: the input position comes from the checkpoint
     resumed = _run(tmp_path / "b", 6, fresh_iterator)
-    assert resumed["resumed_from"] == 4 and resumed["step"] == 6 and fresh_iterator.index == 6
+    assert resumed["resumed_from"] == 4 and resumed["step"] == 6
+    uninterrupted = _batches()
+    for _ in range(6):
+        next(uninterrupted)
+    assert fresh_iterator.get_state() == uninterrupted.get_state()
     a, b = _params(tmp_path / "a", 6), _params(tmp_path / "b", 6)
     assert all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), a, b)))
     assert np.isclose(resumed["loss"], full["loss"])

@@ -5,8 +5,8 @@ These tests check training logic, not numerics, so XLA's slow optimisation passe
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
+from batches import synthetic_batch
 
 from zoejax.models import presets
 from zoejax.models.init import init_params
@@ -14,7 +14,6 @@ from zoejax.models.zoedepth import ZoeDepth
 from zoejax.training.optim import OptimConfig, make_optimizer
 from zoejax.training.state import create_train_state
 from zoejax.training.step import LossConfig, make_steps
-from zoejax.training.synthetic_input import synthetic_scene
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -26,9 +25,7 @@ def fast_compiles():
 
 
 def _batch(domain=0, b=2):
-    scenes = [synthetic_scene(64, 96, seed=s) for s in range(b)]
-    return {"image": np.stack([s[0] for s in scenes]), "depth": np.stack([s[1] for s in scenes]),
-            "valid": np.stack([s[1] < 10 for s in scenes]), "domain": np.full((b,), domain, np.int32)}
+    return synthetic_batch(b, (64, 96), domain)
 
 
 @pytest.fixture(scope="module", params=["zoed_n", "zoed_nk"])

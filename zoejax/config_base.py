@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from data_pipelines.config import DataConfig
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.presets import BACKBONES
 
@@ -26,7 +27,7 @@ def parse_backbone(arg: str | None) -> str:
 
 def base_config(model: ZoeDepthConfig, input_size: tuple[int, int], *, lr: float = 1.61e-4,
                 midas_lr_factor: float = 1.0, num_train_steps: int = 7575, w_domain: float = 0.0,
-                max_depth: float = 10.0) -> ml_collections.ConfigDict:
+                data: DataConfig | None = None) -> ml_collections.ConfigDict:
     """The whole run: ``model`` (every ``ZoeDepthConfig`` field), ``input_size``, the run settings, ``optim``,
     ``loss`` and ``data``. Defaults are the official recipe (ZoeD_N: 5 epochs of NYU at batch 16)."""
     config = ml_collections.ConfigDict()
@@ -64,11 +65,18 @@ def base_config(model: ZoeDepthConfig, input_size: tuple[int, int], *, lr: float
     config.loss.w_domain = w_domain
     config.loss.route_by_label = False
 
-    config.data = ml_collections.ConfigDict()
-    config.data.source = "synthetic"  # built-in corridors; the grain pipelines add nyu, kitti, nk, custom
-    config.data.max_depth = max_depth
+    # The grain pipeline (data_pipelines.DataConfig). Default: synthetic scenes, nothing to download; for the
+    # real datasets set data.sources (see README "Data"). batch_size (per host) and image_size are filled in
+    # from global_batch_size and input_size by the CLI.
+    data = data or DataConfig.synthetic(4096)
+    config.data = ml_collections.ConfigDict(data.to_dict())
     return config
 
 
 def network_input(backbone: str, official: tuple[int, int]) -> tuple[int, int]:
     return SMALL_INPUT.get(backbone, official)
+
+
+def synthetic_data(backbone: str, **kwargs) -> DataConfig:
+    """Synthetic scenes (no download); rendered at the network size for the CPU-sized presets, else 480x640."""
+    return DataConfig.synthetic(4096, size=SMALL_INPUT.get(backbone), **kwargs)

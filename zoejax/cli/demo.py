@@ -1,9 +1,9 @@
 """``make demo`` / ``zoejax-demo``: train a small ZoeDepth on synthetic scenes, evaluate it, write depth PNGs.
 
-Nothing is downloaded: the scenes are procedural corridors with exact metric depth
-(``zoejax/training/synthetic_input.py``). The run goes through the real training system (sharded jitted
-steps, OneCycle AdamW, orbax checkpoints in ``OUTPUT/run``; re-running resumes), then loads the work
-directory with ``zoejax.load`` and evaluates held-out scenes with the official metrics and ``predict``.
+Nothing is downloaded: the scenes are procedural rooms with exact metric depth, fed by the grain pipeline
+(``data_pipelines``, synthetic source). The run goes through the real training system (sharded jitted steps,
+OneCycle AdamW, orbax checkpoints in ``OUTPUT/run``; re-running resumes), then loads the work directory with
+``zoejax.load`` and evaluates held-out rooms with the official metrics and ``predict``.
 """
 
 from __future__ import annotations
@@ -12,21 +12,22 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image
 
+from data_pipelines.config import DataConfig
+from data_pipelines.pipeline import build_train
+from data_pipelines.synthetic.scenes import render_frame
 from zoejax.evaluation.metrics import MetricAverager, compute_metrics
 from zoejax.io.depth_files import atomic_path, write_depth
 from zoejax.models import presets
 from zoejax.models.init import count_params, init_params
-from zoejax.training.synthetic_input import synthetic_scene
 
 HELD_OUT_SEED = 10**9  # evaluation scenes never seen in training
 
 
 def evaluate(model, scenes) -> dict[str, float]:
     avg = MetricAverager()
-    for image, depth in scenes:
+    for image, depth, _ in scenes:
         avg.update(compute_metrics(depth, model.predict(image), min_depth=1e-3, max_depth=10.0, crop=None))
     return avg.result()
 
@@ -49,7 +50,6 @@ def main(argv: list[str] | None = None) -> None:
     from zoejax.training.loop import TrainConfig, train
     from zoejax.training.optim import OptimConfig
     from zoejax.training.step import LossConfig
-    from zoejax.training.synthetic_input import SyntheticBatches
 
     out = Path(args.output)
     size = (args.height, args.width)
@@ -60,14 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     optim = OptimConfig(total_steps=args.steps, lr=3e-4, encoder_lr_factor=1.0, pos_enc_lr_factor=1.0,
                         grad_clip_norm=1.0)
     print(f"ZoeD_N ({args.backbone}): training {args.steps} steps at batch {args.batch}, {size[0]}x{size[1]}, "
-          f"on synthetic corridors -> {out / 'run'}")
+          f"on synthetic rooms -> {out / 'run'}")
+    data = DataConfig.synthetic(4096, size=size, image_size=size, batch_size=args.batch)
+    batches = iter(build_train(data, seed=args.seed, process_index=0, process_count=1))
     t0 = time.perf_counter()
-    result = train(config, run, optim, LossConfig(), str(out / "run"), SyntheticBatches(args.batch, size))
+    result = train(config, run, optim, LossConfig(), str(out / "run"), batches)
     print(f"trained in {time.perf_counter() - t0:.0f}s: final SILog loss {result.get('loss', float('nan')):.3f}")
 
     trained = zoejax.load(out / "run", input_size=size)
     untrained = ZoeDepthModel(config, init_params(config, args.seed), input_size=size)
-    scenes = [synthetic_scene(*size, seed=HELD_OUT_SEED + i) for i in range(args.eval_scenes)]
+    scenes = [render_frame(HELD_OUT_SEED, i, 0, *size) for i in range(args.eval_scenes)]
     rows = {"untrained": evaluate(untrained, scenes), "trained": evaluate(trained, scenes)}
     print(f"\nheld-out scenes: {len(scenes)} ({count_params(trained.params):,} parameters)")
     print(f"{'model':<10} {'abs_rel':>8} {'rmse':>8} {'delta1':>8}")
@@ -75,10 +77,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"{name:<10} {m['abs_rel']:8.3f} {m['rmse']:8.3f} {m['a1']:8.3f}")
 
     files = []
-    for i, (image, depth) in enumerate(scenes[:3]):
+    for i, (image, depth, _) in enumerate(scenes[:3]):
         stem = out / f"scene{i}"
         with atomic_path(stem.with_name(stem.name + ".png")) as tmp:
-            Image.fromarray(np.round(image * 255).astype(np.uint8)).save(tmp, format="PNG")
+            Image.fromarray(image).save(tmp, format="PNG")
         files.append(stem.with_name(stem.name + ".png"))
         files += write_depth(stem.with_name(stem.name + "_gt_depth"), depth)
         files += write_depth(stem.with_name(stem.name + "_pred_depth"), trained.predict(image))

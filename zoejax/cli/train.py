@@ -26,17 +26,17 @@ FLAGS = flags.FLAGS
 
 
 def make_input(config, process_index: int, process_count: int):
-    """The per-host batch iterator for ``config.data``."""
+    """This host's batch iterator: the grain pipeline of ``config.data`` with the per-host batch size and the
+    network input size filled in (its ``get_state`` / ``set_state`` make resume exact)."""
+    from data_pipelines.config import DataConfig
+    from data_pipelines.pipeline import build_train
+
     per_host, remainder = divmod(config.global_batch_size, process_count)
     if remainder:
         raise ValueError(f"global_batch_size {config.global_batch_size} is not divisible by {process_count} hosts")
-    if config.data.source == "synthetic":
-        from zoejax.training.synthetic_input import SyntheticBatches
-
-        return SyntheticBatches(per_host, tuple(config.input_size), seed_offset=10**7 * (process_index + 1),
-                                max_depth=config.data.max_depth)
-    raise ValueError(f"data source {config.data.source!r} is not available yet: the grain pipelines for NYU, "
-                     "KITTI, the NK mix and custom datasets are a separate piece of work; use 'synthetic'")
+    data = DataConfig.from_dict({**config.data.to_dict(), "batch_size": per_host,
+                                 "image_size": tuple(config.input_size)})
+    return iter(build_train(data, config.seed, process_index, process_count))
 
 
 def main_(argv) -> None:
