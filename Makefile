@@ -20,7 +20,7 @@ demo: $(VENV)/.stamp-base
 	$(PY) -m zoejax.cli.demo --output demo_out
 
 test: $(VENV)/.stamp-dev
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q --durations=10 tests
 
 fast: $(VENV)/.stamp-dev
 	$(PY) -m pytest -q -m "not slow" tests
