@@ -105,14 +105,19 @@ def _to_iter(ds: grain.MapDataset, cfg: DataConfig) -> grain.IterDataset:
     return it
 
 
-def _train_source(cfg: DataConfig, src: SourceConfig, seed: int, shard: grain.sharding.ShardOptions
-                  ) -> grain.MapDataset:
-    source = make_source(src, training=True)
+def _guarded_source(cfg: DataConfig, src: SourceConfig, training: bool) -> tuple[GuardedSource, DatasetInfo]:
+    """The dataset's source (files checked up front when configured), wrapped to count and skip bad examples."""
+    source = make_source(src, training=training)
     if cfg.check_files:
         source.check_files()
     info = source.info
-    guarded = GuardedSource(source, on_error=cfg.on_bad_example, training=True,
-                            depth_range=_depth_range(src, info.train_range))
+    depth_range = _depth_range(src, info.train_range if training else info.eval_range)
+    return GuardedSource(source, on_error=cfg.on_bad_example, training=training, depth_range=depth_range), info
+
+
+def _train_source(cfg: DataConfig, src: SourceConfig, seed: int, shard: grain.sharding.ShardOptions
+                  ) -> grain.MapDataset:
+    guarded, info = _guarded_source(cfg, src, training=True)
     ds = grain.MapDataset.source(guarded).seed(seed)
     if cfg.shuffle:
         ds = ds.shuffle()
@@ -165,12 +170,7 @@ def build_eval(cfg: DataConfig, process_index: int | None = None,
         raise ValueError(f"build_eval takes one source per pipeline, got {len(cfg.sources)}")
     src = cfg.sources[0]
     shard = _shard(process_index, process_count)
-    source = make_source(src, training=False)
-    if cfg.check_files:
-        source.check_files()
-    info = source.info
-    guarded = GuardedSource(source, on_error=cfg.on_bad_example, training=False,
-                            depth_range=_depth_range(src, info.eval_range))
+    guarded, info = _guarded_source(cfg, src, training=False)
     padded = EvalShard(guarded, cfg.batch_size, shard.shard_index, shard.shard_count)
     ds = grain.MapDataset.source(padded).apply(eval_transforms(cfg, src, info))
     return _to_iter(ds.batch(cfg.batch_size, drop_remainder=True), cfg)

@@ -3,33 +3,14 @@
 The official model resizes its input with ``F.interpolate(..., mode="bilinear", align_corners=True)``
 (PrepForMidas); the DIODE/HyperSim/DIML/DDAD evaluation loaders pre-resize with torchvision's tensor
 ``Resize`` (bilinear, align_corners=False, no antialias in torchvision 0.14). Neither antialiases, so a plain
-two-tap lerp per axis reproduces both; the source coordinates are computed in float32 as PyTorch does.
+two-tap lerp per axis reproduces both; the taps come from ``zoejax.ops.taps`` (PyTorch's float32 arithmetic).
 """
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-
-@functools.lru_cache(maxsize=64)
-def linear_taps(in_size: int, out_size: int,
-                align_corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """1-D lerp taps: int (out,) indices i0, i1 and float32 (out,) weight of i1."""
-    dst = np.arange(out_size, dtype=np.float32)
-    if align_corners:
-        scale = np.float32((in_size - 1) / (out_size - 1)) if out_size > 1 else np.float32(0.0)
-        src = scale * dst
-    else:
-        scale = np.float32(in_size / out_size)
-        src = np.maximum(scale * (dst + np.float32(0.5)) - np.float32(0.5), np.float32(0.0))
-    i0 = np.minimum(np.floor(src).astype(np.intp), in_size - 1)
-    i1 = np.minimum(i0 + 1, in_size - 1)
-    lam = (src - i0.astype(np.float32)).astype(np.float32)
-    for a in (i0, i1, lam):
-        a.setflags(write=False)  # cached and shared: guard against in-place edits
-    return i0, i1, lam
+from zoejax.ops.taps import linear_taps  # PyTorch's index arithmetic, shared with the model's resizes
 
 
 def _lerp(a: np.ndarray, b: np.ndarray, w: np.ndarray, scale: float) -> np.ndarray:

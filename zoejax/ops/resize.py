@@ -14,36 +14,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-
-def _torch_scale(in_size: int, out_size: int, align_corners: bool) -> np.float32:
-    """PyTorch's ``area_pixel_compute_scale`` in float32 (no user-given scale factor)."""
-    if align_corners:
-        return np.float32((in_size - 1) / (out_size - 1)) if out_size > 1 else np.float32(0.0)
-    return np.float32(in_size / out_size)
-
-
-def _fma_source_index(scale: np.float32, out_size: int, offset: float) -> np.ndarray:
-    """float32 ``scale * (dst + offset) - offset`` rounded once, as PyTorch's vectorised CPU kernels compute
-    it (a fused multiply-add): evaluated exactly in float64, then rounded to float32."""
-    dst = np.arange(out_size, dtype=np.float32) + np.float32(offset)
-    return (np.float64(scale) * dst.astype(np.float64) - offset).astype(np.float32)
-
-
-def linear_taps(in_size: int, out_size: int, align_corners: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Indices (i0, i1) and weight of i1 for 1-D linear interpolation, PyTorch's way.
-
-    Returns:
-      i0, i1: int32 (out_size,) source indices; lam: float32 (out_size,) weight of ``i1``.
-    """
-    scale = _torch_scale(in_size, out_size, align_corners)
-    if align_corners:
-        src = _fma_source_index(scale, out_size, offset=0.0)
-    else:
-        src = np.maximum(_fma_source_index(scale, out_size, offset=0.5), np.float32(0.0))
-    i0 = np.minimum(np.floor(src).astype(np.int32), in_size - 1)
-    i1 = np.minimum(i0 + 1, in_size - 1)
-    lam = (src - i0.astype(np.float32)).astype(np.float32)
-    return i0, i1, lam
+from zoejax.ops.taps import fma_source_index, linear_taps, torch_scale
 
 
 def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
@@ -101,8 +72,8 @@ def _cubic_axis(x: jnp.ndarray, axis: int, out_size: int, a: float) -> jnp.ndarr
     in_size = x.shape[axis]
     if in_size == out_size:
         return x
-    scale = _torch_scale(in_size, out_size, align_corners=False)
-    src = _fma_source_index(scale, out_size, offset=0.5)  # no clamp for cubic
+    scale = torch_scale(in_size, out_size, align_corners=False)
+    src = fma_source_index(scale, out_size, offset=0.5)  # no clamp for cubic
     base = np.floor(src).astype(np.int32)
     t = src - base.astype(np.float32)
     weights = _cubic_weights(t, a)  # (out, 4)
