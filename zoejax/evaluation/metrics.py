@@ -48,10 +48,11 @@ def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def compute_metrics(gt: np.ndarray, pred: np.ndarray, min_depth: float = 1e-3, max_depth: float = 10.0,
-                    crop: str | None = "eigen") -> dict[str, float] | None:
+                    crop: str | None = "eigen", valid: np.ndarray | None = None) -> dict[str, float] | None:
     """Metrics of one (H, W) ground truth against a prediction of any size; None when no pixel is valid.
 
-    ``crop``: "eigen" (NYU protocol), "garg" (KITTI protocol) or None.
+    ``crop``: "eigen" (NYU protocol), "garg" (KITTI protocol) or None. ``valid``: the dataset's own (H, W)
+    validity mask (e.g. iBims' invalid/transparent masks), intersected with the depth-range mask.
     """
     gt = np.asarray(gt, np.float32)
     pred = np.asarray(pred, np.float32)
@@ -59,7 +60,8 @@ def compute_metrics(gt: np.ndarray, pred: np.ndarray, min_depth: float = 1e-3, m
         pred = np.asarray(resize_bilinear(pred[None, ..., None], gt.shape, align_corners=True))[0, ..., 0]
     pred = np.where(np.isnan(pred), min_depth, pred)
     pred = np.clip(np.where(np.isinf(pred), max_depth, pred), min_depth, max_depth)
-    valid = (gt > min_depth) & (gt < max_depth)
+    in_range = (gt > min_depth) & (gt < max_depth)
+    valid = in_range if valid is None else in_range & np.asarray(valid, bool)
     if crop == "eigen":
         valid &= eigen_crop_mask(gt.shape)
     elif crop == "garg":

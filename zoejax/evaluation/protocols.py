@@ -1,0 +1,106 @@
+"""The evaluation protocol of every dataset: one table (the paper's Table 7 as the official code runs it).
+
+Per dataset: the crop of the metric mask, the evaluation depth range (metres; predictions are clamped to it and
+ground truth is valid strictly inside it), whether flip test-time augmentation is used, the domain label
+(ZoeD_NK's head when routing by label), and where the data lives under ``--data-root`` by default.
+The depth ranges and domains are the input pipeline's (``data_pipelines.sources.base.DATASET_INFO``) so the
+mask the pipeline builds and the clamp the metrics apply can never disagree.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from data_pipelines.config import SourceConfig
+from data_pipelines.sources.base import DATASET_INFO
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalProtocol:
+    """How one dataset is scored (zoedepth-training-eval.md 5.4).
+
+    Attributes:
+      dataset: the ``data_pipelines`` dataset key.
+      crop: "eigen" (fixed NYU box), "garg" (fractions of the ground truth's size) or None.
+      min_depth, max_depth: evaluation range in metres.
+      flip_tta: average the prediction with the mirrored prediction of the mirrored image (official: True).
+      domain: 0 indoor (NYU head), 1 outdoor (KITTI head).
+      layout: default ``SourceConfig`` fields relative to ``--data-root`` (root, list_file, depth_root).
+    """
+
+    dataset: str
+    crop: str | None
+    min_depth: float
+    max_depth: float
+    domain: int
+    flip_tta: bool = True
+    layout: tuple[tuple[str, str], ...] = ()
+
+    def source(self, data_root: str = "", **overrides: str) -> SourceConfig:
+        """The evaluation ``SourceConfig``: the default layout under ``data_root``, then ``overrides``
+        (absolute paths, or paths relative to ``data_root``)."""
+        fields = dict(self.layout)
+        fields.update({k: v for k, v in overrides.items() if v})
+        paths = {k: os.path.join(data_root, v) if data_root and not os.path.isabs(v) else v
+                 for k, v in fields.items() if k in ("root", "list_file", "depth_root")}
+        rest = {k: v for k, v in fields.items() if k not in paths}
+        return SourceConfig(self.dataset, split="test", **paths, **rest)
+
+
+def _protocol(dataset: str, crop: str | None, **layout: str) -> EvalProtocol:
+    info = DATASET_INFO[dataset]
+    lo, hi = info.eval_range
+    return EvalProtocol(dataset, crop, lo, hi, info.domain, layout=tuple(layout.items()))
+
+
+PROTOCOLS: dict[str, EvalProtocol] = {p.dataset: p for p in (
+    _protocol("nyu", "eigen", root="nyu/official_splits/test",
+              list_file="nyu/nyudepthv2_test_files_with_gt.txt"),
+    _protocol("kitti", "garg", root="kitti/raw", depth_root="kitti/gts",
+              list_file="kitti/kitti_eigen_test_files_with_gt.txt"),
+    _protocol("sunrgbd", "eigen", root="sunrgbd"),
+    _protocol("ibims", "eigen", root="ibims"),
+    _protocol("diode_indoor", "eigen", root="diode_indoor"),
+    _protocol("diode_outdoor", "garg", root="diode_outdoor"),
+    _protocol("hypersim", "eigen", root="hypersim"),
+    _protocol("vkitti2", "garg", root="vkitti2"),
+    _protocol("ddad", "garg", root="ddad"),
+    _protocol("diml_indoor", "eigen", root="diml_indoor"),
+    _protocol("diml_outdoor", "garg", root="diml_outdoor"),
+    _protocol("custom", None),
+    _protocol("synthetic_indoor", None),
+    _protocol("synthetic_outdoor", None),
+)}
+
+# The paper's zero-shot groups (official ALL_INDOOR / ALL_OUTDOOR; diml_indoor is in neither).
+GROUPS: dict[str, tuple[str, ...]] = {
+    "all_indoor": ("nyu", "ibims", "sunrgbd", "diode_indoor", "hypersim"),
+    "all_outdoor": ("kitti", "diml_outdoor", "diode_outdoor", "vkitti2", "ddad"),
+}
+
+
+def resolve_datasets(spec: str) -> list[str]:
+    """"nyu,kitti" or "all_indoor" (or a mix) -> dataset keys in order, duplicates dropped; unknown names raise
+    ValueError listing the choices."""
+    names: list[str] = []
+    for part in (p.strip().lower() for p in spec.split(",") if p.strip()):
+        for name in GROUPS.get(part, (part,)):
+            if name not in PROTOCOLS:
+                raise ValueError(f"unknown dataset {name!r}; choose from {', '.join(PROTOCOLS)} "
+                                 f"or the groups {', '.join(GROUPS)}")
+            if name not in names:
+                names.append(name)
+    if not names:
+        raise ValueError("no dataset given")
+    return names
+
+
+def describe() -> str:
+    """The protocol table as text (``zoejax-eval --list-protocols``)."""
+    lines = [f"{'dataset':<18}{'crop':<8}{'min m':>7}{'max m':>7}  {'flip':<5}{'domain':<8}default layout"]
+    for p in PROTOCOLS.values():
+        layout = ", ".join(f"{k}={v}" for k, v in p.layout) or "-"
+        lines.append(f"{p.dataset:<18}{p.crop or '-':<8}{p.min_depth:>7g}{p.max_depth:>7g}  "
+                     f"{'yes' if p.flip_tta else 'no':<5}{'outdoor' if p.domain else 'indoor':<8}{layout}")
+    return "\n".join(lines)

@@ -1,0 +1,63 @@
+"""Reporting evaluation results: the paper's table, JSON, and the relative-improvement scores mRIθ / mRID.
+
+Column order follows the paper's tables (δ1 δ2 δ3 REL RMSE log10), then the other official metrics. Values
+print rounded to 3 decimals as the official ``evaluate.py`` does; the JSON keeps full precision.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+
+from zoejax.io.depth_files import atomic_path
+
+# (metric key, column title, higher is better)
+COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("a1", "d1", True), ("a2", "d2", True), ("a3", "d3", True), ("abs_rel", "REL", False),
+    ("rmse", "RMSE", False), ("log_10", "log10", False), ("rmse_log", "RMSElog", False),
+    ("silog", "SILog", False), ("sq_rel", "SqRel", False),
+)
+HIGHER_IS_BETTER = {key: up for key, _, up in COLUMNS}
+# The metrics of the paper's zero-shot tables, over which mRIθ averages.
+PAPER_METRICS = ("a1", "abs_rel", "rmse")
+
+
+def format_table(results: Sequence[Mapping]) -> str:
+    """Rows of ``{"dataset", "metrics", "num_images"}`` (``EvalResult.to_dict()``) as a fixed-width table."""
+    head = f"{'dataset':<16}" + "".join(f"{title:>9}" for _, title, _ in COLUMNS) + f"{'images':>8}"
+    lines = [head, "-" * len(head)]
+    for r in results:
+        m = r["metrics"]
+        cells = "".join(f"{m[key]:>9.3f}" if key in m else f"{'-':>9}" for key, _, _ in COLUMNS)
+        lines.append(f"{r['dataset']:<16}{cells}{r['num_images']:>8}")
+    return "\n".join(lines)
+
+
+def relative_improvement(target: float, reference: float, metric: str) -> float:
+    """The paper's RI of ``target`` over ``reference``: (r - t) / r for lower-is-better metrics, (t - r) / r for
+    higher-is-better ones (positive = better than the reference)."""
+    if reference == 0:
+        raise ValueError(f"reference {metric} is 0: relative improvement undefined")
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    return sign * (target - reference) / reference
+
+
+def improvement_scores(results: Mapping[str, Mapping[str, float]], reference: Mapping[str, Mapping[str, float]],
+                       metrics: Sequence[str] = PAPER_METRICS) -> dict[str, dict[str, float]]:
+    """mRIθ per dataset (mean RI over ``metrics``) and mRID per metric (mean RI over datasets), over the
+    datasets present in both ``results`` and ``reference`` ({dataset: {metric: value}})."""
+    common = [d for d in results if d in reference]
+    if not common:
+        raise ValueError("no dataset is in both the results and the reference table")
+    ri = {d: {m: relative_improvement(results[d][m], reference[d][m], m) for m in metrics} for d in common}
+    theta = {d: sum(v.values()) / len(v) for d, v in ri.items()}
+    over_datasets = {m: sum(ri[d][m] for d in common) / len(common) for m in metrics}
+    return {"mRI_theta": theta, "mRID": over_datasets}
+
+
+def write_json(path: str | os.PathLike, payload: Mapping) -> None:
+    """Writes ``payload`` atomically (a reader never sees a half-written file)."""
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(payload, f, indent=2, sort_keys=False)
+        f.write("\n")
