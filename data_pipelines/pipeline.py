@@ -166,6 +166,12 @@ def build_eval(cfg: DataConfig, process_index: int | None = None,
     without valid pixels (also KITTI rows without ground truth, as the official evaluation does).
     The valid mask uses the dataset's official evaluation depth range unless the source overrides it.
     """
+    return build_eval_counted(cfg, process_index, process_count)[0]
+
+
+def build_eval_counted(cfg: DataConfig, process_index: int | None = None,
+                       process_count: int | None = None) -> tuple[grain.IterDataset, int]:
+    """``build_eval`` and the number of batches every host will yield (for progress bars)."""
     if len(cfg.sources) != 1:
         raise ValueError(f"build_eval takes one source per pipeline, got {len(cfg.sources)}")
     src = cfg.sources[0]
@@ -173,4 +179,4 @@ def build_eval(cfg: DataConfig, process_index: int | None = None,
     guarded, info = _guarded_source(cfg, src, training=False)
     padded = EvalShard(guarded, cfg.batch_size, shard.shard_index, shard.shard_count)
     ds = grain.MapDataset.source(padded).apply(eval_transforms(cfg, src, info))
-    return _to_iter(ds.batch(cfg.batch_size, drop_remainder=True), cfg)
+    return _to_iter(ds.batch(cfg.batch_size, drop_remainder=True), cfg), padded.num_batches

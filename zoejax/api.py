@@ -71,12 +71,46 @@ class ZoeDepthModel:
 
     def predict(self, image: Any, pad_input: bool = True, flip_tta: bool = True) -> np.ndarray:
         """One (H, W, 3) image (uint8, or float in [0, 1]) -> (H, W) float32 metric depth, as official ``infer``."""
-        image = as_float_image(image)
-        h, w = image.shape[:2]
+        return self.predict_batch(as_float_image(image)[None], pad_input, flip_tta).depth[0]
+
+    def predict_batch(self, images: Any, pad_input: bool = True, flip_tta: bool = True) -> Prediction:
+        """(B, H, W, 3) images of one size (uint8, or float in [0, 1]) -> ``Prediction`` with depth (B, H, W)
+        metres at the input size: each image exactly as ``predict`` would treat it alone (for ZoeD_NK each is
+        routed by its own vote), in one compiled call."""
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise ValueError(f"expected a (B, H, W, 3) batch, got shape {images.shape}")
+        images = np.stack([as_float_image(x) for x in images]) if images.shape[0] else images
+        if images.shape[0] == 0:
+            raise ValueError("empty batch")
+        h, w = images.shape[1:3]
         pad = infer_padding(h, w) if pad_input else (0, 0)
+        check_predictable_size(h, w, pad)
         size = self.network_size(h + 2 * pad[0], w + 2 * pad[1])
-        depth = _predict(self._model, size, pad, flip_tta, self.params, jnp.asarray(image))
-        return np.asarray(depth)
+        out = _predict(self._model, size, pad, flip_tta, self.params, jnp.asarray(images))
+        domain = out.get("domain")
+        return Prediction(np.asarray(out["depth"]), None if domain is None else np.asarray(domain),
+                          tuple(self.config.domain_names) if domain is not None else ())
+
+
+@dataclasses.dataclass
+class Prediction:
+    """``depth`` (B, H, W) float32 metres; for ZoeD_NK ``domain`` (B,) int, the head the router chose for each
+    (un-mirrored) image, an index into ``domain_names`` (e.g. ("nyu", "kitti"))."""
+
+    depth: np.ndarray
+    domain: np.ndarray | None = None
+    domain_names: tuple[str, ...] = ()
+
+
+MIN_IMAGE_SIDE = 8
+
+
+def check_predictable_size(height: int, width: int, pad: tuple[int, int]) -> None:
+    """Reject images too small to predict (reflect padding needs pad < side)."""
+    if min(height, width) < MIN_IMAGE_SIDE or pad[0] >= height or pad[1] >= width:
+        raise ValueError(f"image of {height}x{width} pixels is too small: ZoeDepth needs at least "
+                         f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -85,19 +119,24 @@ def _forward(model, size, params, images, domain):
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _predict(model, size, pad, flip_tta, params, image):
-    x = image[None]
+def _predict(model, size, pad, flip_tta, params, images):
+    """images (B, H, W, 3) in [0, 1] -> {"depth": (B, H, W)} (+ "domain" (B,) for NK)."""
+    n = images.shape[0]
+    x = images
     if any(pad):
         x = reflect_pad(x, *pad)
     if flip_tta:
-        x = jnp.concatenate([x, x[:, :, ::-1]], axis=0)  # original and mirrored in one batch
-    # Each image is routed by its own vote, as two separate official forwards would be.
-    out = model.apply({"params": params}, to_network_input(x, size), vote_per_example=True)["metric_depth"]
-    out = resize_bicubic(out[..., None], x.shape[1:3])[..., 0]
-    out = out[:, pad[0]:out.shape[1] - pad[0], pad[1]:out.shape[2] - pad[1]]
+        x = jnp.concatenate([x, x[:, :, ::-1]], axis=0)  # originals and mirrors in one batch
+    # Each image is routed by its own vote, as separate official forwards would be.
+    out = model.apply({"params": params}, to_network_input(x, size), vote_per_example=True)
+    depth = resize_bicubic(out["metric_depth"][..., None], x.shape[1:3])[..., 0]
+    depth = depth[:, pad[0]:depth.shape[1] - pad[0], pad[1]:depth.shape[2] - pad[1]]
     if flip_tta:
-        return 0.5 * (out[0] + out[1, :, ::-1])
-    return out[0]
+        depth = 0.5 * (depth[:n] + depth[n:, :, ::-1])
+    result = {"depth": depth}
+    if "domain" in out:
+        result["domain"] = out["domain"][:n]
+    return result
 
 
 def load(path: str | os.PathLike, *, max_depth: float | None = None, variant: str | None = None,

@@ -5,6 +5,7 @@
   zoejax-convert hf_model_folder/ out/zoed_nk               # model.safetensors + config.json
   zoejax-convert --to official out/zoed_n ZoeD_N_back.pt    # zoejax folder -> official .pt (strict-loadable)
   zoejax-convert --to hf out/zoed_n hf_out/                 # zoejax folder -> model.safetensors + config.json
+  zoejax-convert --to stablehlo out/zoed_n serve/ --size 480x640   # jitted predict as a StableHLO artefact
 
 Exit status 0 on success, 1 on a conversion problem (all problems listed), 2 on bad usage.
 """
@@ -29,8 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="checkpoint to convert (.pt, .safetensors or an HF folder); with --to, a "
                                  "zoejax folder written by this command or by training")
     p.add_argument("output", help="output folder (import, or --to hf) or .pt file (--to official)")
-    p.add_argument("--to", choices=("official", "hf"), default=None,
-                   help="export a zoejax folder to the official .pt or the HF layout instead of importing")
+    p.add_argument("--to", choices=("official", "hf", "stablehlo"), default=None,
+                   help="export a zoejax folder to the official .pt or the HF layout, or any loadable checkpoint "
+                        "to a StableHLO serving artefact, instead of importing")
+    p.add_argument("--size", default=None, metavar="HxW",
+                   help="--to stablehlo: the input image size the artefact takes, e.g. 480x640")
+    p.add_argument("--batch-size", type=int, default=1, help="--to stablehlo: images per call (default 1)")
+    p.add_argument("--no-flip-tta", action="store_true", help="--to stablehlo: leave out the mirrored pass")
+    p.add_argument("--platforms", default=None,
+                   help="--to stablehlo: comma-separated lowering targets (cpu,cuda,tpu); default this machine's")
     p.add_argument("--format", choices=FORMATS, default=None,
                    help="source layout; detected from the keys when omitted (a mismatch is an error)")
     p.add_argument("--variant", choices=VARIANTS, default=None,
@@ -47,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
     try:
+        if args.to == "stablehlo":
+            return _export_stablehlo(args, t0)
         if args.to:
             from zoejax.conversion.convert import export_checkpoint
 
@@ -59,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 variant=args.variant, max_depth=args.max_depth,
                                                 overwrite=args.overwrite, seed=args.seed)
     except (ConversionError, CheckpointReadError, FileExistsError, FileNotFoundError, IsADirectoryError,
-            ValueError) as e:
+            ValueError, argparse.ArgumentTypeError) as e:
         print(f"zoejax-convert: error: {e}", file=sys.stderr)
         return 1
     print(f"source: {args.input} ({detected.format} layout, ZoeD_{detected.variant.upper()}, {detected.backbone})")
@@ -69,6 +79,25 @@ def main(argv: list[str] | None = None) -> int:
     if detected.format == "midas":
         print(f"metric head: freshly initialised (seed {args.seed}), ready for training")
     print(f"wrote {out} in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+def _export_stablehlo(args: argparse.Namespace, t0: float) -> int:
+    import zoejax
+    from zoejax.cli.predict import parse_size
+    from zoejax.serving.stablehlo import export_predict
+
+    if not args.size:
+        raise ValueError("--to stablehlo needs --size HxW (the input image size the artefact takes)")
+    height, width = parse_size(args.size)
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be >= 1")
+    model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant)
+    platforms = [p.strip() for p in args.platforms.split(",")] if args.platforms else None
+    out = export_predict(model, args.output, height, width, args.batch_size, flip_tta=not args.no_flip_tta,
+                         platforms=platforms, overwrite=args.overwrite)
+    print(f"exported predict for {args.batch_size}x{height}x{width} images to {out} "
+          f"({time.perf_counter() - t0:.1f}s); load it with zoejax.serving.stablehlo.load_exported")
     return 0
 
 

@@ -16,6 +16,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +77,9 @@ def load_converted(path: str | os.PathLike) -> tuple[ZoeDepthConfig, dict, dict[
         raise FileNotFoundError(f"{path} is not a converted zoejax checkpoint (expected {CONFIG_FILE} and "
                                 f"{STATE_DIR}/ inside)")
     config = ZoeDepthConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
-    state = ocp.PyTreeCheckpointer().restore((path / STATE_DIR).absolute())
+    with warnings.catch_warnings():  # host numpy/jax arrays are what we want; orbax's topology note is noise here
+        warnings.filterwarnings("ignore", message="Sharding info not provided")
+        state = ocp.PyTreeCheckpointer().restore((path / STATE_DIR).absolute())
     provenance_file = path / PROVENANCE_FILE
     provenance = json.loads(provenance_file.read_text()) if provenance_file.is_file() else {}
     return config, state["params"], dict(state.get("extras") or {}), provenance

@@ -1,0 +1,173 @@
+"""``zoejax-eval``: score a checkpoint on the paper's datasets with the official protocol of each.
+
+  zoejax-eval --checkpoint runs/n --datasets nyu --data-root /data
+  zoejax-eval --checkpoint ZoeD_M12_NK.pt --datasets all_indoor,all_outdoor --data-root /data --output nk.json
+  zoejax-eval --checkpoint runs/demo --datasets synthetic_indoor          # nothing to download
+  zoejax-eval --list-protocols                                            # crops, depth ranges, layouts
+
+Each dataset is read from its default layout under --data-root (or from --root/--list/--depth-root
+NAME=PATH), predicted with one jitted call per batch sharded over every device of every host (flip
+test-time augmentation as one batch of 2B), and scored with the official per-image metrics, averaged over
+images. The table prints in the paper's column order; --output writes JSON; --reference adds mRID / mRItheta
+against a reference results file. Exit status 1 on missing data or checkpoint, 2 on bad usage.
+Multi-host: run the same command on every host with ZOEJAX_DISTRIBUTED=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from data_pipelines.errors import DataError
+from zoejax.conversion.apply import ConversionError
+from zoejax.conversion.readers import CheckpointReadError
+from zoejax.evaluation.protocols import PROTOCOLS, describe, resolve_datasets
+
+LAYOUT_FLAGS = {"root": "root", "list": "list_file", "depth_root": "depth_root"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    doc = __doc__.split("\n\n")
+    p = argparse.ArgumentParser(prog="zoejax-eval", description=doc[0], epilog="\n\n".join(doc[1:]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", help="training work dir, zoejax-convert folder, official .pt or HF folder")
+    p.add_argument("--datasets", default="nyu",
+                   help=f"comma-separated datasets and/or groups all_indoor, all_outdoor (default nyu); one of "
+                        f"{', '.join(PROTOCOLS)}")
+    p.add_argument("--data-root", default="", help="base folder of the default layouts (see --list-protocols)")
+    for flag, field in LAYOUT_FLAGS.items():
+        p.add_argument(f"--{flag.replace('_', '-')}", action="append", default=[], metavar="NAME=PATH",
+                       help=f"override a dataset's {field} (repeatable)")
+    p.add_argument("--batch-size", type=int, default=4, help="images per batch per host (default 4)")
+    p.add_argument("--no-flip-tta", action="store_true", help="score without flip test-time augmentation")
+    p.add_argument("--route-by-label", action="store_true",
+                   help="ZoeD_NK: use each dataset's domain head instead of the router (official: router)")
+    p.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor mesh shape (-1 fills; default -1,1,1)")
+    p.add_argument("--max-depth", type=float, default=None,
+                   help="ZoeD_K only: bin range upper bound, 10 (released model) or 80 (paper's KITTI protocol)")
+    p.add_argument("--input-size", default=None, metavar="HxW",
+                   help="network input size (default the model's: 384x512, ZoeD_K 384x768)")
+    p.add_argument("--synthetic-examples", type=int, default=64, help="frames per synthetic dataset (default 64)")
+    p.add_argument("--max-examples", type=int, default=0, help="at most N examples per dataset per host (0 = all)")
+    p.add_argument("--num-workers", type=int, default=0, help="grain worker processes (default 0)")
+    p.add_argument("--output", default=None, help="write the results as JSON here")
+    p.add_argument("--reference", default=None,
+                   help="JSON results of a reference model ({dataset: {metric: value}} or a --output file): "
+                        "adds mRID and mRItheta")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--list-protocols", action="store_true", help="print the protocol table and exit")
+    return p
+
+
+def parse_layout(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, dict[str, str]]:
+    overrides: dict[str, dict[str, str]] = {}
+    for flag, field in LAYOUT_FLAGS.items():
+        for item in getattr(args, flag):
+            name, sep, path = item.partition("=")
+            if not sep or not path or name not in PROTOCOLS:
+                parser.error(f"--{flag.replace('_', '-')} takes NAME=PATH with NAME one of {', '.join(PROTOCOLS)}; "
+                             f"got {item!r}")
+            overrides.setdefault(name, {})[field] = path
+    return overrides
+
+
+def load_reference(path: str) -> dict[str, dict[str, float]]:
+    """{dataset: {metric: value}}, or a zoejax-eval --output file."""
+    data = json.loads(Path(path).read_text())
+    if isinstance(data, dict) and "results" in data:
+        return {r["dataset"]: r["metrics"] for r in data["results"]}
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path}: expected {{dataset: {{metric: value}}}} or a zoejax-eval --output file")
+    return data
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_protocols:
+        print(describe())
+        return 0
+    if not args.checkpoint:
+        parser.error("--checkpoint is required")
+    if args.batch_size < 1 or args.synthetic_examples < 1 or args.max_examples < 0:
+        parser.error("--batch-size and --synthetic-examples must be >= 1, --max-examples >= 0")
+    try:
+        datasets = resolve_datasets(args.datasets)
+        mesh_shape = tuple(int(v) for v in args.mesh.split(","))
+        from zoejax.cli.predict import parse_size
+
+        input_size = parse_size(args.input_size) if args.input_size else None
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        parser.error(str(e))
+    overrides = parse_layout(args, parser)
+
+    import jax
+
+    if os.environ.get("ZOEJAX_DISTRIBUTED") == "1":
+        jax.distributed.initialize()
+    lead = jax.process_index() == 0
+    try:
+        reference = load_reference(args.reference) if args.reference else None
+        results = run(args, datasets, overrides, mesh_shape, input_size)
+    except (FileNotFoundError, ValueError, OSError, DataError, ConversionError, CheckpointReadError) as e:
+        print(f"zoejax-eval: error: {e}", file=sys.stderr)
+        return 1
+    if not lead:
+        return 0
+    from zoejax.evaluation.report import format_table, improvement_scores, write_json
+
+    rows = [r.to_dict() for r in results]
+    print(format_table(rows))
+    payload = {"checkpoint": args.checkpoint, "flip_tta": not args.no_flip_tta, "results": rows,
+               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    if reference is not None:
+        scores = improvement_scores({r["dataset"]: r["metrics"] for r in rows if r["metrics"]}, reference)
+        payload["improvement"] = scores
+        print("\nrelative improvement over the reference (positive = better):")
+        for dataset, value in scores["mRI_theta"].items():
+            print(f"  mRItheta {dataset:<16}{100 * value:+8.2f} %")
+        for metric, value in scores["mRID"].items():
+            print(f"  mRID     {metric:<16}{100 * value:+8.2f} %")
+    empty = [r["dataset"] for r in rows if not r["metrics"]]
+    if empty:
+        print(f"warning: no image with valid ground truth in {', '.join(empty)}", file=sys.stderr)
+    if args.output:
+        write_json(args.output, payload)
+        print(f"\nwrote {args.output}")
+    return 0
+
+
+def run(args: argparse.Namespace, datasets: list[str], overrides: dict, mesh_shape: tuple[int, ...],
+        input_size: tuple[int, int] | None) -> list:
+    """Load the checkpoint, build the sharded evaluator, score every dataset."""
+    import zoejax
+    from zoejax.evaluation.evaluator import Evaluator
+    from zoejax.evaluation.run import EvalDataSettings, evaluate_datasets
+    from zoejax.models.init import logical_axes
+    from zoejax.models.zoedepth import ZoeDepth
+    from zoejax.training.sharding import make_mesh, param_shardings
+
+    path = Path(args.checkpoint)
+    if not path.exists():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    model = zoejax.load(path, max_depth=args.max_depth, input_size=input_size)
+    mesh = make_mesh(mesh_shape)
+    evaluator = Evaluator(ZoeDepth(model.config), mesh, param_shardings(logical_axes(model.config), mesh),
+                          route_by_label=args.route_by_label)
+    settings = EvalDataSettings(data_root=args.data_root, overrides=overrides, batch_size=args.batch_size,
+                                image_size=tuple(model.input_size), synthetic_examples=args.synthetic_examples,
+                                max_examples=args.max_examples, num_workers=args.num_workers)
+    return evaluate_datasets(evaluator, model.params, datasets, settings,
+                             flip_tta=False if args.no_flip_tta else None, progress=not args.no_progress)
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,181 @@
+"""``zoejax-predict``: metric depth for your own images, from any checkpoint zoejax can load.
+
+  zoejax-predict --checkpoint out/zoed_n --output depth/ photo.jpg more_photos/
+  zoejax-predict --checkpoint ZoeD_M12_NK.pt --output depth/ --ply --fov 70 street/
+
+For every input ``IMAGE`` it writes ``OUT/<name>.png`` (16-bit depth in millimetres, 0 = invalid),
+``OUT/<name>.npy`` (float32 metres), ``OUT/<name>_color.png`` (near bright, far dark) and, with ``--ply``, a
+coloured point cloud ``OUT/<name>.ply``; ``OUT/predictions.json`` lists every input with its outputs, depth
+range and, for ZoeD_NK, the head the router chose. The depth has the input's size (the official ``infer``:
+reflect padding, resize to the network size, flip averaging). A file that cannot be used is reported and
+skipped; the exit status is then 1 (also for a missing checkpoint or no input), 2 for bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from zoejax.io.depth_files import atomic_path, write_depth
+from zoejax.io.images import ImageInputError, expand_inputs, output_stems, read_image
+from zoejax.io.ply import DEFAULT_FOV_DEGREES, Intrinsics, write_ply
+
+
+def build_parser() -> argparse.ArgumentParser:
+    doc = __doc__.split("\n\n")
+    p = argparse.ArgumentParser(prog="zoejax-predict", description=doc[0], epilog="\n\n".join(doc[1:]),
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="image files and/or folders of images")
+    p.add_argument("--checkpoint", required=True,
+                   help="training work dir, zoejax-convert folder, official .pt or HF folder")
+    p.add_argument("--output", required=True, help="output folder (created)")
+    p.add_argument("--batch-size", type=int, default=4, help="images of one size per compiled call (default 4)")
+    p.add_argument("--no-flip-tta", action="store_true", help="skip the mirrored pass (2x faster, less exact)")
+    p.add_argument("--no-pad", action="store_true", help="skip the official reflect padding")
+    p.add_argument("--no-npy", action="store_true", help="do not write <name>.npy")
+    p.add_argument("--no-color", action="store_true", help="do not write <name>_color.png")
+    p.add_argument("--ply", action="store_true", help="also write a coloured point cloud <name>.ply")
+    p.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY",
+                   help="pinhole intrinsics in pixels of the input images for --ply")
+    p.add_argument("--fov", type=float, default=DEFAULT_FOV_DEGREES,
+                   help=f"horizontal field of view in degrees for --ply without --intrinsics "
+                        f"(default {DEFAULT_FOV_DEGREES:g})")
+    p.add_argument("--convert-to-rgb", action="store_true",
+                   help="accept grayscale / palette / RGBA images (grey replicated, alpha dropped)")
+    p.add_argument("--max-depth", type=float, default=None,
+                   help="ZoeD_K only: bin range upper bound, 10 (released model) or 80 (paper's KITTI protocol)")
+    p.add_argument("--input-size", default=None, metavar="HxW",
+                   help="network size target (default 384x512; 384x768 for ZoeD_K)")
+    return p
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size must be HxW, e.g. 384x512; got {text!r}") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"size must be positive, got {text!r}")
+    return h, w
+
+
+def _batches(files: list[Path], stems: list[Path], size: int, convert: bool, failures: dict[str, str],
+             bar: tqdm) -> Iterator[list[tuple[Path, Path, np.ndarray]]]:
+    """Consecutive readable images of one size, at most ``size`` at a time; unreadable files go to ``failures``."""
+    group: list[tuple[Path, Path, np.ndarray]] = []
+    for f, stem in zip(files, stems, strict=True):
+        try:
+            image = read_image(f, convert=convert)
+        except ImageInputError as e:
+            failures[str(f)] = str(e)
+            bar.update(1)
+            continue
+        if group and (image.shape != group[0][2].shape or len(group) == size):
+            yield group
+            group = []
+        group.append((f, stem, image))
+    if group:
+        yield group
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.batch_size < 1:
+        parser.error("--batch-size must be >= 1")
+    try:
+        input_size = parse_size(args.input_size) if args.input_size else None
+        intrinsics = Intrinsics.parse(args.intrinsics) if args.intrinsics else None
+        if not 0 < args.fov < 180:
+            raise ValueError(f"--fov must be in (0, 180) degrees, got {args.fov}")
+    except (ValueError, argparse.ArgumentTypeError) as e:
+        parser.error(str(e))
+    out = Path(args.output)
+    try:
+        files = expand_inputs(args.inputs)
+        stems = output_stems(files, out)
+        clash = {str(f) for f in files} & {str(s) + ext for s in stems for ext in (".png", ".npy", "_color.png")}
+        if clash:
+            raise ImageInputError(f"outputs would overwrite inputs ({', '.join(sorted(clash))}); choose another "
+                                  "--output")
+    except ImageInputError as e:
+        print(f"zoejax-predict: error: {e}", file=sys.stderr)
+        return 1
+    model = _load_model(args.checkpoint, args.max_depth, input_size)
+    if model is None:
+        return 1
+
+    failures: dict[str, str] = {}
+    records = []
+    compiled: set[tuple] = set()
+    t0 = time.perf_counter()
+    with tqdm(total=len(files), desc="predict", unit="img") as bar:
+        for group in _batches(files, stems, args.batch_size, args.convert_to_rgb, failures, bar):
+            images = np.stack([g[2] for g in group])
+            if (images.shape[1:3], args.batch_size) in compiled:  # a short tail reuses the full batch's program
+                images = np.concatenate([images, np.repeat(images[-1:], args.batch_size - len(group), 0)])
+            compiled.add((images.shape[1:3], len(images)))
+            try:
+                pred = model.predict_batch(images, pad_input=not args.no_pad, flip_tta=not args.no_flip_tta)
+            except ValueError as e:  # e.g. too small: every image of this group has the same size
+                failures.update({str(g[0]): f"{g[0]}: {e}" for g in group})
+                bar.update(len(group))
+                continue
+            for k, (src, stem, image) in enumerate(group):
+                depth = pred.depth[k]
+                written = write_depth(stem, depth, npy=not args.no_npy, color=not args.no_color)
+                record = {"input": str(src), "outputs": [str(p) for p in written], "height": depth.shape[0],
+                          "width": depth.shape[1], "min_depth_m": float(depth.min()),
+                          "max_depth_m": float(depth.max())}
+                if args.ply:
+                    ply = stem.with_name(stem.name + ".ply")
+                    k_ = intrinsics or Intrinsics.from_fov(*depth.shape, args.fov)
+                    record["ply_points"] = write_ply(ply, depth, image, k_)
+                    record["outputs"].append(str(ply))
+                if pred.domain is not None:
+                    record["domain"] = pred.domain_names[int(pred.domain[k])]
+                records.append(record)
+            bar.update(len(group))
+    bar_time = time.perf_counter() - t0
+    summary = {"checkpoint": args.checkpoint, "flip_tta": not args.no_flip_tta, "predictions": records,
+               "failures": failures}
+    with atomic_path(out / "predictions.json") as tmp:
+        tmp.write_text(json.dumps(summary, indent=1))
+    print(f"wrote depth for {len(records)} image(s) to {out}/ in {bar_time:.1f}s "
+          f"(<name>.png: uint16 mm, <name>.npy: float32 m)")
+    if failures:
+        print(f"{len(failures)} of {len(files)} input(s) failed:", file=sys.stderr)
+        for message in failures.values():
+            print(f"  {message}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _load_model(checkpoint: str, max_depth: float | None, input_size):
+    """zoejax.load with its failures turned into one clear line (None on failure)."""
+    path = Path(checkpoint)
+    if not path.exists():
+        print(f"zoejax-predict: error: checkpoint not found: {path}", file=sys.stderr)
+        return None
+    import zoejax
+
+    try:
+        return zoejax.load(path, max_depth=max_depth, input_size=input_size)
+    except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is reported, not traced
+        print(f"zoejax-predict: error: cannot load checkpoint {path}: {type(e).__name__}: {e}", file=sys.stderr)
+        return None
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

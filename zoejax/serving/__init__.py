@@ -1,0 +1,1 @@
+"""Serving artefacts: the jitted predict function exported as StableHLO (``stablehlo.py``)."""
