@@ -45,3 +45,20 @@ def test_averager_means_per_image():
     avg.update(compute_errors(np.array([1.0, 1.0, 1.0]), np.array([1.0, 1.0, 1.0])))
     avg.update(None)
     assert avg.result()["abs_rel"] == pytest.approx(0.5) and avg.skipped == 1
+
+
+def test_garg_crop_scales_with_resolution_and_dataset_masks_intersect():
+    # At half the KITTI size the crop keeps the same fractions: rows int(0.408 h)..int(0.992 h).
+    mask = garg_crop_mask((176, 608))
+    rows, cols = np.nonzero(mask)
+    assert (rows.min(), rows.max() + 1, cols.min(), cols.max() + 1) == (71, 174, 21, 586)
+    gt = np.full((176, 608), 5.0, np.float32)
+    pred = np.full((176, 608), 4.5, np.float32)
+    pred[100, 300] = np.nan  # NaN -> min_depth: a huge error on one pixel
+    own_valid = np.ones_like(gt, bool)
+    own_valid[100, 300] = False  # the dataset's own mask removes it again
+    m = compute_metrics(gt, pred, 1e-3, 80.0, "garg", valid=own_valid)
+    assert m["abs_rel"] == pytest.approx(0.1) and m["a1"] == 1.0
+    m = compute_metrics(gt, pred, 1e-3, 80.0, "garg")
+    n = mask.sum()
+    assert m["abs_rel"] == pytest.approx(((n - 1) * 0.1 + (5 - 1e-3) / 5) / n)

@@ -36,6 +36,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", default=None, metavar="HxW",
                    help="--to stablehlo: the input image size the artefact takes, e.g. 480x640")
     p.add_argument("--batch-size", type=int, default=1, help="--to stablehlo: images per call (default 1)")
+    p.add_argument("--input-size", default=None, metavar="HxW",
+                   help="--to stablehlo: network size target (default 384x512; 384x768 for ZoeD_K)")
     p.add_argument("--no-flip-tta", action="store_true", help="--to stablehlo: leave out the mirrored pass")
     p.add_argument("--platforms", default=None,
                    help="--to stablehlo: comma-separated lowering targets (cpu,cuda,tpu); default this machine's")
@@ -92,7 +94,8 @@ def _export_stablehlo(args: argparse.Namespace, t0: float) -> int:
     height, width = parse_size(args.size)
     if args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
-    model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant)
+    input_size = parse_size(args.input_size) if args.input_size else None
+    model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant, input_size=input_size)
     platforms = [p.strip() for p in args.platforms.split(",")] if args.platforms else None
     out = export_predict(model, args.output, height, width, args.batch_size, flip_tta=not args.no_flip_tta,
                          platforms=platforms, overwrite=args.overwrite)

@@ -125,13 +125,19 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"checkpoint": args.checkpoint, "flip_tta": not args.no_flip_tta, "results": rows,
                "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     if reference is not None:
-        scores = improvement_scores({r["dataset"]: r["metrics"] for r in rows if r["metrics"]}, reference)
+        try:
+            scores = improvement_scores({r["dataset"]: r["metrics"] for r in rows if r["metrics"]}, reference)
+        except ValueError as e:
+            print(f"zoejax-eval: error: --reference {args.reference}: {e}", file=sys.stderr)
+            return 1
         payload["improvement"] = scores
         print("\nrelative improvement over the reference (positive = better):")
         for dataset, value in scores["mRI_theta"].items():
             print(f"  mRItheta {dataset:<16}{100 * value:+8.2f} %")
         for metric, value in scores["mRID"].items():
             print(f"  mRID     {metric:<16}{100 * value:+8.2f} %")
+        if scores["undefined"]:
+            print(f"  undefined (reference value 0): {', '.join(scores['undefined'])}")
     empty = [r["dataset"] for r in rows if not r["metrics"]]
     if empty:
         print(f"warning: no image with valid ground truth in {', '.join(empty)}", file=sys.stderr)
