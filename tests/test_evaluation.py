@@ -112,6 +112,10 @@ def test_relative_improvement_scores_hand_computed():
     assert s["mRI_theta"]["nyu"] == pytest.approx((0 + 0.1 + 0.25) / 3)
     assert s["mRI_theta"]["ibims"] == pytest.approx((0.2 + 0.2 + 0) / 3)
     assert s["mRID"]["a1"] == pytest.approx(0.1) and s["mRID"]["rmse"] == pytest.approx(0.125)
+    assert s["undefined"] == []
+    ref["nyu"]["a1"] = 0.0
+    s = improvement_scores(ours, ref)
+    assert s["undefined"] == ["nyu/a1"] and s["mRI_theta"]["nyu"] == pytest.approx((0.1 + 0.25) / 2)
     table = format_table([{"dataset": "nyu", "metrics": ours["nyu"], "num_images": 654}])
     header = table.splitlines()[0].split()
     assert header == ["dataset"] + [title for _, title, _ in COLUMNS] + ["images"]
