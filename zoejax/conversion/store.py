@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -24,6 +22,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from zoejax import __version__
+from zoejax.io.depth_files import atomic_dir
 from zoejax.models.config import ZoeDepthConfig
 
 CONFIG_FILE, PROVENANCE_FILE, STATE_DIR = "model_config.json", "provenance.json", "state"
@@ -46,27 +45,13 @@ def save_converted(output_dir: str | os.PathLike, config: ZoeDepthConfig, params
                    extras: dict[str, np.ndarray], provenance: dict[str, Any], overwrite: bool = False) -> Path:
     """Write a converted checkpoint atomically; refuses a non-empty ``output_dir`` unless ``overwrite``."""
     out = Path(output_dir).absolute()
-    if out.exists() and any(out.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with atomic_dir(out, overwrite=overwrite) as tmp:
         state = {"params": params, "extras": dict(extras)}
         ocp.PyTreeCheckpointer().save(tmp / STATE_DIR, state)
         (tmp / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
         record = {"zoejax_version": __version__, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                   **provenance}
         (tmp / PROVENANCE_FILE).write_text(json.dumps(record, indent=2))
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            os.replace(out, old)
-            os.replace(tmp, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

@@ -44,7 +44,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     Refuses a non-empty ``path`` unless ``overwrite``."""
     path = Path(path).absolute()
     if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
-        raise FileExistsError(f"{path} exists and is not an empty folder (pass --overwrite to replace it)")
+        raise FileExistsError(f"{path} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
     try:
