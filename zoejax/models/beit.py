@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoejax.models.config import RematPolicy
+from zoejax.ops.attention import attention
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
@@ -113,6 +114,7 @@ class Attention(nn.Module):
     pretrain_window: tuple[int, int]
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    attention_impl: str | None = None  # see zoejax.ops.attention (None: by backend)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, window: tuple[int, int]) -> jnp.ndarray:
@@ -133,10 +135,8 @@ class Attention(nn.Module):
         v = qkv[:, :, 2] + v_bias.reshape(self.num_heads, head_dim).astype(self.dtype)
         q = q * jnp.asarray(head_dim**-0.5, self.dtype)  # scaled before the product, as timm does
 
-        logits = jnp.einsum("bqhd,bkhd->bhqk", q, k).astype(jnp.float32)
-        logits = logits + relative_position_bias(table.astype(jnp.float32), self.pretrain_window, window)[None]
-        weights = jax.nn.softmax(logits, axis=-1).astype(self.dtype)
-        out = jnp.einsum("bhqk,bkhd->bqhd", weights, v).reshape(b, n, self.dim)
+        bias = relative_position_bias(table.astype(jnp.float32), self.pretrain_window, window)
+        out = attention(q, k, v, bias, implementation=self.attention_impl).reshape(b, n, self.dim)
         return nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype,
                         kernel_init=dense_init("heads", "embed"), name="proj")(out)
 
