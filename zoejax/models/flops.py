@@ -1,0 +1,108 @@
+"""Analytic FLOP count of a ZoeDepth forward from its config: every matmul and convolution, 2 FLOPs per
+multiply-add (the convention of XLA's cost analysis and of MFU).
+
+Counted: BEiT patch embedding, per block qkv / q k^T / attention x v / output projection / MLP; the four
+reassemble stages (readout projection, 1x1 conv, depth-to-space or strided conv); the DPT ``scratch`` convs
+(layer{k}_rn, residual conv units, out_convs, the relative-depth head); the metric head's 1x1 convs (seed
+regressor and projector, per-level projectors and attractor MLPs, the conditional log-binomial MLP) and the
+final sum of probabilities x centres. Not counted: elementwise work (norms, softmax, GELU, resizes, attractor
+shifts), which XLA's cost analysis does count, so the analytic total sits a few percent below XLA's on BEiT-L.
+
+A training step is taken as 3x the forward (forward + backward of activations and of weights), the usual
+model-FLOPs convention for MFU; rematerialisation adds real work but no model FLOPs.
+"""
+
+from __future__ import annotations
+
+from zoejax.models.config import ZoeDepthConfig
+
+
+def forward_flops_breakdown(config: ZoeDepthConfig, batch: int, height: int, width: int) -> dict[str, int]:
+    """Matmul/conv FLOPs of one forward on (batch, height, width, 3) images, by component.
+
+    Keys: patch_embed, attention (qkv, q k^T, weights x v, output projection), mlp, reassemble, scratch,
+    metric_head. Single-head models (ZoeD_N, ZoeD_K) and the naive head; raises for ZoeD_NK (router).
+    """
+    if config.is_multi_head:
+        raise NotImplementedError("the analytic count covers single-head models (ZoeD_N, ZoeD_K) only")
+    enc, dec, head = config.backbone, config.decoder, config.head
+    if height % 32 or width % 32:
+        raise ValueError(f"height and width must be multiples of 32, got {height}x{width}")
+    b, p, d = batch, enc.patch_size, enc.embed_dim
+    gh, gw = height // p, width // p
+    n = gh * gw  # patch tokens
+    t = n + 1  # with the cls token
+    mlp = int(d * enc.mlp_ratio)
+
+    def mm(rows: int, k: int, cols: int) -> int:  # (rows x k) @ (k x cols)
+        return 2 * rows * k * cols
+
+    out = {"patch_embed": b * mm(n, p * p * 3, d)}
+    per_block_attn = b * (mm(t, d, 3 * d) + 2 * mm(t, d, t) + mm(t, d, d))  # qkv, qk^T and av over heads, proj
+    out["attention"] = enc.depth * per_block_attn
+    out["mlp"] = enc.depth * b * 2 * mm(t, d, mlp)
+
+    # Reassemble: stage resolutions H/4, H/8, H/16, H/32 from the H/16 token grid.
+    reassemble = 0
+    factors = (4, 2, 1, 0.5)
+    for f, factor in zip(dec.reassemble_features, factors, strict=True):
+        reassemble += b * (mm(n, 2 * d, d) + mm(n, d, f))
+        if factor > 1:
+            reassemble += b * mm(n, f, f * factor * factor)  # kernel == stride transposed conv
+        elif factor < 1:
+            reassemble += b * mm((gh // 2) * (gw // 2), 9 * f, f)  # 3x3 stride-2 conv
+    out["reassemble"] = reassemble
+
+    fs, r = dec.features, dec.num_relative_features
+    pix = {k: (height // k) * (width // k) for k in (1, 2, 4, 8, 16, 32)}
+    stage_pix = (pix[4], pix[8], pix[16], pix[32])
+    scratch = sum(b * mm(px, 9 * f, fs) for px, f in zip(stage_pix, dec.reassemble_features, strict=True))
+    rcu = 2 * mm(1, 9 * fs, fs)  # two 3x3 convs per residual conv unit, per pixel
+    # refinenet4: one RCU at H/32, out_conv at H/16; refinenet3..1: two RCUs at H/16..H/4, out_conv at H/8..H/2.
+    scratch += b * (pix[32] * rcu + mm(pix[16], fs, fs))
+    for here, nxt in ((16, 8), (8, 4), (4, 2)):
+        scratch += b * (2 * pix[here] * rcu + mm(pix[nxt], fs, fs))
+    half = fs // 2
+    scratch += b * (mm(pix[2], 9 * fs, half) + mm(pix[1], 9 * half, r) + mm(pix[1], r, 1))
+    out["scratch"] = scratch
+
+    if head.head_type == "naive":
+        out["metric_head"] = b * (mm(pix[1], r + 1, 32) + mm(pix[1], 32, 1))
+        return out
+    bins = config.bins[0]
+    e, nb = head.bin_embedding_dim, bins.n_bins
+    normed = head.bin_centers_type == "normed"
+    proj = mm(1, fs, head.projector_mlp_dim) + mm(1, head.projector_mlp_dim, e)  # per pixel
+    metric = b * pix[32] * (mm(1, fs, fs) + mm(1, fs, head.seed_mlp_dim) + mm(1, head.seed_mlp_dim, nb) + proj)
+    for level, n_att in zip((16, 8, 4, 2), head.n_attractors, strict=True):
+        outs = 2 * n_att if normed else n_att
+        metric += b * pix[level] * (proj + mm(1, e, e) + mm(1, e, outs))
+    cin = r + (1 if head.use_rel_depth else 0) + e
+    hidden = cin // head.clb_bottleneck_factor
+    metric += b * pix[1] * (mm(1, cin, hidden) + mm(1, hidden, 4) + mm(1, nb, 1))
+    out["metric_head"] = metric
+    return out
+
+
+def forward_flops(config: ZoeDepthConfig, batch: int, height: int, width: int) -> int:
+    """Total matmul/conv FLOPs of one forward (see ``forward_flops_breakdown``)."""
+    return sum(forward_flops_breakdown(config, batch, height, width).values())
+
+
+def train_step_flops(config: ZoeDepthConfig, batch: int, height: int, width: int) -> int:
+    """Model FLOPs of one training step: 3x the forward (forward, activation gradients, weight gradients)."""
+    return 3 * forward_flops(config, batch, height, width)
+
+
+def xla_flops(fn, *args) -> float:
+    """XLA's cost-analysis FLOPs of ``jax.jit(fn)`` lowered (not compiled) for ``args`` (arrays or
+    ``jax.ShapeDtypeStruct``s), with batched attention: the cost analysis counts a ``lax.map`` body once."""
+    import jax
+
+    from zoejax.ops.attention import attention_implementation
+
+    with attention_implementation("batched"):
+        cost = jax.jit(fn).lower(*args).cost_analysis()
+    if isinstance(cost, list | tuple):  # older jax returned one dict per computation
+        cost = cost[0]
+    return float(cost["flops"])
