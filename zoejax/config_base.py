@@ -27,9 +27,11 @@ def parse_backbone(arg: str | None) -> str:
 
 def base_config(model: ZoeDepthConfig, input_size: tuple[int, int], *, lr: float = 1.61e-4,
                 midas_lr_factor: float = 1.0, num_train_steps: int = 7575, w_domain: float = 0.0,
-                data: DataConfig | None = None) -> ml_collections.ConfigDict:
+                data: DataConfig | None = None, eval_every_steps: int = 0,
+                eval_datasets: str = "") -> ml_collections.ConfigDict:
     """The whole run: ``model`` (every ``ZoeDepthConfig`` field), ``input_size``, the run settings, ``optim``,
-    ``loss`` and ``data``. Defaults are the official recipe (ZoeD_N: 5 epochs of NYU at batch 16)."""
+    ``loss``, ``data`` and ``eval``. Defaults are the official recipe (ZoeD_N: 5 epochs of NYU at batch 16,
+    validation every quarter epoch, the best checkpoint by abs_rel kept)."""
     config = ml_collections.ConfigDict()
     config.model = ml_collections.ConfigDict(model.to_dict())
     config.input_size = tuple(input_size)  # network (H, W), multiples of 32
@@ -43,6 +45,27 @@ def base_config(model: ZoeDepthConfig, input_size: tuple[int, int], *, lr: float
     config.init_from = ""  # converted folder, official / MiDaS / HF checkpoint; "" = random init
     config.mesh_shape = (-1, 1, 1)  # (data, fsdp, tensor); -1 takes the remaining devices
     config.halt_on_nonfinite = False
+    config.async_checkpoints = True
+    config.tensorboard = True  # WORKDIR/tensorboard event files (host 0)
+    config.peak_flops_per_device = 0.0  # for the MFU estimate; 0 = look up the device kind (unknown: no MFU)
+    config.log_dir = ""  # metrics.jsonl and tensorboard/; "" = the work directory
+
+    # Periodic evaluation with zoejax.evaluation (official: every quarter epoch, no flip TTA, the checkpoint
+    # best by abs_rel kept). eval.datasets: protocol names (zoejax-eval --list-protocols), comma separated;
+    # the first one's metrics are the unprefixed ones best_metric refers to. "" = no evaluation.
+    config.eval_every_steps = eval_every_steps
+    config.best_metric = "abs_rel"
+    config.best_mode = "min"
+    config.keep_best_checkpoints = 1
+    config.eval = ml_collections.ConfigDict()
+    config.eval.datasets = eval_datasets
+    config.eval.data_root = ""  # root of the protocols' default layouts (as zoejax-eval --data-root)
+    config.eval.list_file = ""  # the custom dataset's CSV/JSONL list (eval.datasets=custom)
+    config.eval.custom_domain = 0  # the custom dataset's domain: 0 indoor (<= 10 m), 1 outdoor (<= 80 m)
+    config.eval.batch_size = 8  # global
+    config.eval.num_examples = 64  # synthetic datasets: held-out frames (a scene seed training never uses)
+    config.eval.max_batches = 0  # 0 = the whole set
+    config.eval.flip_tta = False  # in-training validation of the official code has no flip TTA
 
     config.optim = ml_collections.ConfigDict()
     config.optim.total_steps = config.get_ref("num_train_steps")

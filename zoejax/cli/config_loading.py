@@ -32,7 +32,9 @@ def run_configs(config: ml_collections.ConfigDict):
 
     d = config.to_dict()
     run_keys = ("num_train_steps", "global_batch_size", "log_every_steps", "checkpoint_every_steps",
-                "keep_checkpoints", "seed", "init_from", "mesh_shape", "halt_on_nonfinite")
+                "keep_checkpoints", "seed", "init_from", "mesh_shape", "halt_on_nonfinite", "async_checkpoints",
+                "eval_every_steps", "best_metric", "best_mode", "keep_best_checkpoints", "tensorboard",
+                "peak_flops_per_device", "log_dir")
     train = build_dataclass(TrainConfig, {k: d[k] for k in run_keys if k in d}, "config")
     return model_config(config), train, build_dataclass(OptimConfig, d["optim"], "config.optim"), \
         build_dataclass(LossConfig, d["loss"], "config.loss")

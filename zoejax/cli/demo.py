@@ -1,90 +1,123 @@
 """``make demo`` / ``zoejax-demo``: train a small ZoeDepth on synthetic scenes, evaluate it, write depth PNGs.
 
 Nothing is downloaded: the scenes are procedural rooms with exact metric depth, fed by the grain pipeline
-(``data_pipelines``, synthetic source). The run goes through the real training system (sharded jitted steps,
-OneCycle AdamW, orbax checkpoints in ``OUTPUT/run``; re-running resumes), then loads the work directory with
-``zoejax.load`` and evaluates held-out rooms with the official metrics and ``predict``.
+(``data_pipelines``, synthetic source). The run is ``configs/demo.py`` through the real training system (the
+same builder as ``zoejax-train``: sharded jitted steps, OneCycle AdamW, orbax checkpoints, metrics.jsonl and
+TensorBoard in ``OUTPUT/run``; re-running resumes). Held-out rooms (a scene seed training never uses) are
+scored with ``zoejax.evaluation``'s Evaluator and official metrics before and after training, and printed as
+the paper-order table; depth PNGs of a few of them are written next to the run.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import time
 from pathlib import Path
 
 from PIL import Image
 
-from data_pipelines.config import DataConfig
-from data_pipelines.pipeline import build_train
-from data_pipelines.synthetic.scenes import render_frame
-from zoejax.evaluation.metrics import MetricAverager, compute_metrics
 from zoejax.io.depth_files import atomic_path, write_depth
-from zoejax.models import presets
-from zoejax.models.init import count_params, init_params
 
-HELD_OUT_SEED = 10**9  # evaluation scenes never seen in training
+CONFIG_FILE = Path(__file__).resolve().parents[2] / "configs" / "demo.py"
 
 
-def evaluate(model, scenes) -> dict[str, float]:
-    avg = MetricAverager()
-    for image, depth, _ in scenes:
-        avg.update(compute_metrics(depth, model.predict(image), min_depth=1e-3, max_depth=10.0, crop=None))
-    return avg.result()
+def _load_config(args):
+    spec = importlib.util.spec_from_file_location("zoejax_demo_config", CONFIG_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(args.backbone)
+    with config.unlocked():
+        if args.steps is not None:
+            config.num_train_steps = args.steps
+            config.checkpoint_every_steps = args.steps
+            config.log_every_steps = max(1, min(config.log_every_steps, args.steps))
+        if args.batch is not None:
+            config.global_batch_size = args.batch
+            config.eval.batch_size = args.batch
+        if args.height is not None or args.width is not None:
+            size = (args.height or config.input_size[0], args.width or config.input_size[1])
+            config.input_size = size
+            sources = [{**s, "size": size} for s in config.data.to_dict()["sources"]]
+            config.data.sources = tuple(sources)
+        if args.eval_scenes is not None:
+            config.eval.num_examples = args.eval_scenes
+        config.seed = args.seed
+    return config
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo_out", help="folder for the run and the depth files")
-    parser.add_argument("--backbone", default="small", choices=sorted(presets.BACKBONES),
+    parser.add_argument("--backbone", default="small",
                         help="encoder of the ZoeD_N model (default: small, a 6-block BEiT of width 192)")
-    parser.add_argument("--steps", type=int, default=150, help="training steps (default 150)")
-    parser.add_argument("--batch", type=int, default=4, help="global batch size (default 4)")
-    parser.add_argument("--height", type=int, default=128, help="network input height, multiple of 32")
-    parser.add_argument("--width", type=int, default=160, help="network input width, multiple of 32")
-    parser.add_argument("--eval-scenes", type=int, default=8, help="held-out scenes to evaluate")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the weights")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: configs/demo.py)")
+    parser.add_argument("--batch", type=int, default=None, help="global batch size (default: configs/demo.py)")
+    parser.add_argument("--height", type=int, default=None, help="network input height, multiple of 32")
+    parser.add_argument("--width", type=int, default=None, help="network input width, multiple of 32")
+    parser.add_argument("--eval-scenes", type=int, default=None, help="held-out scenes to evaluate")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order")
     args = parser.parse_args(argv)
 
-    import zoejax
-    from zoejax.api import ZoeDepthModel
-    from zoejax.training.loop import TrainConfig, train
-    from zoejax.training.optim import OptimConfig
-    from zoejax.training.step import LossConfig
+    import jax
 
+    import zoejax
+    from data_pipelines.synthetic.scenes import INDOOR, render_frame
+    from zoejax.cli.train import HELD_OUT_SCENE_SEED, build_run, eval_sources
+    from zoejax.evaluation.evaluator import Evaluator
+    from zoejax.evaluation.report import format_table
+    from zoejax.models.init import count_params, init_fn
+    from zoejax.models.zoedepth import ZoeDepth
+    from zoejax.training.loop import train
+    from zoejax.training.sharding import make_mesh
+
+    t_start = time.perf_counter()
     out = Path(args.output)
-    size = (args.height, args.width)
-    config = presets.zoed_n(args.backbone)
-    run = TrainConfig(num_train_steps=args.steps, global_batch_size=args.batch, log_every_steps=25,
-                      checkpoint_every_steps=args.steps, seed=args.seed, mesh_shape=(-1, 1, 1))
-    # From scratch (no MiDaS weights), so the encoder trains at the full learning rate.
-    optim = OptimConfig(total_steps=args.steps, lr=3e-4, encoder_lr_factor=1.0, pos_enc_lr_factor=1.0,
-                        grad_clip_norm=1.0)
-    print(f"ZoeD_N ({args.backbone}): training {args.steps} steps at batch {args.batch}, {size[0]}x{size[1]}, "
-          f"on synthetic rooms -> {out / 'run'}")
-    data = DataConfig.synthetic(4096, size=size, image_size=size, batch_size=args.batch)
-    batches = iter(build_train(data, seed=args.seed, process_index=0, process_count=1))
+    config = _load_config(args)
+    model, run, optim, loss, batches, _ = build_run(config, 0, 1)
+    size = tuple(config.input_size)
+    (protocol, source), = eval_sources(config)
+
+    mesh = make_mesh(run.mesh_shape)
+    evaluator = Evaluator(ZoeDepth(model), mesh)
+
+    def score(params, name):
+        from data_pipelines.config import DataConfig
+        from data_pipelines.pipeline import build_eval
+
+        data = DataConfig(sources=(source,), batch_size=config.eval.batch_size, image_size=size)
+        result = evaluator.evaluate(params, iter(build_eval(data, 0, 1)), protocol, progress=False)
+        return {**result.to_dict(), "dataset": name}
+
+    untrained_params = jax.jit(init_fn(model))(jax.random.key(run.seed))  # the loop's initialisation
+    before = score(untrained_params, "untrained")
+    print(f"ZoeD_N ({args.backbone}, {count_params(untrained_params):,} parameters): training {run.num_train_steps} "
+          f"steps at batch {run.global_batch_size}, {size[0]}x{size[1]}, on synthetic rooms -> {out / 'run'}")
     t0 = time.perf_counter()
-    result = train(config, run, optim, LossConfig(), str(out / "run"), batches)
+    result = train(model, run, optim, loss, str(out / "run"), batches)
     print(f"trained in {time.perf_counter() - t0:.0f}s: final SILog loss {result.get('loss', float('nan')):.3f}")
 
     trained = zoejax.load(out / "run", input_size=size)
-    untrained = ZoeDepthModel(config, init_params(config, args.seed), input_size=size)
-    scenes = [render_frame(HELD_OUT_SEED, i, 0, *size) for i in range(args.eval_scenes)]
-    rows = {"untrained": evaluate(untrained, scenes), "trained": evaluate(trained, scenes)}
-    print(f"\nheld-out scenes: {len(scenes)} ({count_params(trained.params):,} parameters)")
-    print(f"{'model':<10} {'abs_rel':>8} {'rmse':>8} {'delta1':>8}")
-    for name, m in rows.items():
-        print(f"{name:<10} {m['abs_rel']:8.3f} {m['rmse']:8.3f} {m['a1']:8.3f}")
-
+    after = score(trained.params, "trained")
     files = []
-    for i, (image, depth, _) in enumerate(scenes[:3]):
+    for i in range(min(3, source.num_examples)):
+        image, depth, _ = render_frame(HELD_OUT_SCENE_SEED, i, INDOOR, *size)
         stem = out / f"scene{i}"
-        with atomic_path(stem.with_name(stem.name + ".png")) as tmp:
+        with atomic_path(out / f"scene{i}.png") as tmp:
             Image.fromarray(image).save(tmp, format="PNG")
-        files.append(stem.with_name(stem.name + ".png"))
+        files.append(out / f"scene{i}.png")
         files += write_depth(stem.with_name(stem.name + "_gt_depth"), depth)
         files += write_depth(stem.with_name(stem.name + "_pred_depth"), trained.predict(image))
-    print(f"\nwrote {len(files)} files to {out}/ (scene*_pred_depth.png: 16-bit mm; *_color.png: previews)")
+
+    rel_before, rel_after = before["metrics"]["abs_rel"], after["metrics"]["abs_rel"]
+    print(f"\nheld-out synthetic rooms ({after['num_images']} images, scene seed {HELD_OUT_SCENE_SEED}), "
+          f"official metrics, flip TTA:")
+    print(format_table([before, after]))
+    print(f"\nabs_rel: untrained {rel_before:.3f} -> trained {rel_after:.3f} "
+          f"({100 * (rel_after - rel_before) / rel_before:+.0f}%)")
+    print(f"wrote {len(files)} files to {out}/: scene*.png (input), scene*_gt_depth.png and scene*_pred_depth.png "
+          f"(16-bit millimetres), *_color.png (previews), *.npy (metres)")
+    print(f"run (checkpoints, metrics.jsonl, tensorboard/): {out / 'run'}; total {time.perf_counter() - t_start:.0f}s")
 
 
 if __name__ == "__main__":

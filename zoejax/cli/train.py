@@ -4,14 +4,22 @@
   zoejax-train --config configs/zoedepth_n.py:small --workdir runs/demo --config.num_train_steps=200 \\
       --config.global_batch_size=4
   zoejax-train --config configs/zoedepth_nk.py --workdir runs/nk --config.init_from=dpt_beit_large_384.pt
+  zoejax-train --config configs/finetune_custom.py --workdir runs/mine --config.init_from=ZoeD_M12_N.pt \\
+      --config.data.sources.0.list_file=/data/mine/train.csv --config.eval.list_file=/data/mine/val.csv
 
-Re-running with the same --workdir resumes from its latest checkpoint. Multi-host: set ZOEJAX_DISTRIBUTED=1
-(or run under a TPU pod / SLURM launcher that sets the JAX coordinator variables); every host runs the same
-command. The work directory is itself a checkpoint for ``zoejax.load``, ``zoejax-eval`` and ``zoejax-predict``.
+Re-running with the same --workdir resumes from its latest readable checkpoint. Evaluation runs every
+``eval_every_steps`` on ``eval.datasets`` (zoejax.evaluation); metrics go to WORKDIR/metrics.jsonl and
+WORKDIR/tensorboard. Multi-host: set ZOEJAX_DISTRIBUTED=1 and every host runs the same command;
+``jax.distributed.initialize()`` then finds the coordinator itself on Cloud TPU and under SLURM, or from
+ZOEJAX_COORDINATOR (host:port), ZOEJAX_NUM_PROCESSES and ZOEJAX_PROCESS_ID (what ``launch_gpu.sh`` sets for
+explicit multi-node runs). The work directory is itself a checkpoint for ``zoejax.load``, ``zoejax-eval`` and
+``zoejax-predict``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import os
 
@@ -21,8 +29,25 @@ from absl import app, flags, logging
 from zoejax.cli.config_loading import define_config_flag, run_configs
 
 define_config_flag()
-flags.DEFINE_string("workdir", None, "Work directory: checkpoints, metrics.jsonl, model_config.json.")
+flags.DEFINE_string("workdir", None, "Work directory: checkpoints, metrics.jsonl, tensorboard/, model_config.json.")
 FLAGS = flags.FLAGS
+
+HELD_OUT_SCENE_SEED = 1_000_003  # synthetic evaluation scenes: a seed no training config uses
+
+
+def initialize_distributed(environ=os.environ) -> bool:
+    """``jax.distributed.initialize`` when ZOEJAX_DISTRIBUTED=1: explicit coordinator from ZOEJAX_COORDINATOR /
+    ZOEJAX_NUM_PROCESSES / ZOEJAX_PROCESS_ID when set, else JAX's auto-detection (Cloud TPU, SLURM)."""
+    if environ.get("ZOEJAX_DISTRIBUTED") != "1":
+        return False
+    coordinator = environ.get("ZOEJAX_COORDINATOR")
+    if coordinator:
+        jax.distributed.initialize(coordinator_address=coordinator,
+                                   num_processes=int(environ["ZOEJAX_NUM_PROCESSES"]),
+                                   process_id=int(environ["ZOEJAX_PROCESS_ID"]))
+    else:
+        jax.distributed.initialize()
+    return True
 
 
 def make_input(config, process_index: int, process_count: int):
@@ -31,29 +56,114 @@ def make_input(config, process_index: int, process_count: int):
     from data_pipelines.config import DataConfig
     from data_pipelines.pipeline import build_train
 
-    per_host, remainder = divmod(config.global_batch_size, process_count)
-    if remainder:
-        raise ValueError(f"global_batch_size {config.global_batch_size} is not divisible by {process_count} hosts")
+    per_host = _per_host(config.global_batch_size, process_count, "global_batch_size")
     data = DataConfig.from_dict({**config.data.to_dict(), "batch_size": per_host,
                                  "image_size": tuple(config.input_size)})
     return iter(build_train(data, config.seed, process_index, process_count))
 
 
+def _per_host(global_batch: int, process_count: int, name: str) -> int:
+    per_host, remainder = divmod(global_batch, process_count)
+    if remainder or not per_host:
+        raise ValueError(f"{name} {global_batch} is not a positive multiple of {process_count} hosts")
+    return per_host
+
+
+def eval_sources(config) -> list:
+    """(protocol, SourceConfig) of each dataset in ``config.eval.datasets``."""
+    from data_pipelines.config import SourceConfig
+    from zoejax.evaluation.protocols import PROTOCOLS, resolve_datasets
+
+    spec = config.eval.datasets.strip()
+    if not spec:
+        return []
+    sources = config.data.to_dict()["sources"]
+    train_sizes = [s.get("size") for s in sources]
+    out = []
+    for name in resolve_datasets(spec):
+        protocol = PROTOCOLS[name]
+        if name.startswith("synthetic"):
+            size = next((tuple(s) for s in train_sizes if s), None)
+            source = SourceConfig(name, split="test", num_examples=config.eval.num_examples,
+                                  seed=HELD_OUT_SCENE_SEED, size=size)
+        elif name == "custom":
+            if not config.eval.list_file:
+                raise ValueError("eval.datasets has custom but eval.list_file is empty: set "
+                                 "--config.eval.list_file=VAL.csv (or --config.eval.datasets='')")
+            domain = int(config.eval.custom_domain)
+            protocol = dataclasses.replace(protocol, domain=domain, max_depth=10.0 if domain == 0 else 80.0)
+            size = next((tuple(s["size"]) for s in sources if s["name"] == "custom" and s.get("size")), None)
+            source = SourceConfig("custom", root=config.eval.data_root, list_file=config.eval.list_file,
+                                  split="test", domain=domain, size=size)
+        else:
+            source = protocol.source(config.eval.data_root)
+        out.append((protocol, source))
+    return out
+
+
+def make_evaluate(config, model_config, param_shardings, mesh, process_index: int, process_count: int):
+    """The loop's ``evaluate(params) -> metrics``: every dataset of ``config.eval`` through
+    ``zoejax.evaluation.Evaluator`` with the train state's parameter shardings. Keys are
+    ``<dataset>/<metric>``, plus the first dataset's metrics unprefixed. None when no dataset is configured."""
+    from data_pipelines.config import DataConfig
+    from data_pipelines.pipeline import build_eval
+    from zoejax.evaluation.evaluator import Evaluator
+    from zoejax.models.zoedepth import ZoeDepth
+
+    sets = eval_sources(config)
+    if not sets:
+        return None
+    per_host = _per_host(config.eval.batch_size, process_count, "eval.batch_size")
+    evaluator = Evaluator(ZoeDepth(model_config), mesh, param_shardings)
+    pipelines = [(protocol, build_eval(DataConfig(sources=(source,), batch_size=per_host,
+                                                  image_size=tuple(config.input_size), num_workers=0),
+                                       process_index, process_count)) for protocol, source in sets]
+
+    def evaluate(params) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        for i, (protocol, dataset) in enumerate(pipelines):
+            batches = iter(dataset)
+            if config.eval.max_batches:
+                batches = itertools.islice(batches, config.eval.max_batches)
+            result = evaluator.evaluate(params, batches, protocol, flip_tta=config.eval.flip_tta, progress=False)
+            metrics.update({f"{protocol.dataset}/{k}": v for k, v in result.metrics.items()})
+            if i == 0:
+                metrics.update(result.metrics)
+        return metrics
+
+    return evaluate
+
+
+def build_run(config, process_index: int, process_count: int):
+    """Everything ``train`` takes, from a run ConfigDict: (model, train, optim, loss, batches, evaluate)."""
+    from zoejax.training.optim import make_optimizer
+    from zoejax.training.sharding import make_mesh
+    from zoejax.training.state import state_shardings
+
+    model, train_cfg, optim, loss = run_configs(config)
+    batches = make_input(config, process_index, process_count)
+    evaluate = None
+    if train_cfg.eval_every_steps > 0:
+        mesh = make_mesh(train_cfg.mesh_shape)  # the loop builds the same mesh from the same devices
+        shardings = state_shardings(model, make_optimizer(optim), mesh).params
+        evaluate = make_evaluate(config, model, shardings, mesh, process_index, process_count)
+    return model, train_cfg, optim, loss, batches, evaluate
+
+
 def main_(argv) -> None:
     del argv
     logging.set_verbosity(logging.WARNING)
-    if os.environ.get("ZOEJAX_DISTRIBUTED") == "1":
-        jax.distributed.initialize()
+    initialize_distributed()
     if FLAGS.config is None or FLAGS.workdir is None:
         raise app.UsageError("--config and --workdir are required (see --help)")
     try:
-        model, train_cfg, optim, loss = run_configs(FLAGS.config)
-        batches = make_input(FLAGS.config, jax.process_index(), jax.process_count())
+        model, train_cfg, optim, loss, batches, evaluate = build_run(FLAGS.config, jax.process_index(),
+                                                                     jax.process_count())
     except ValueError as e:
         raise app.UsageError(str(e)) from None
     from zoejax.training.loop import train
 
-    result = train(model, train_cfg, optim, loss, FLAGS.workdir, batches)
+    result = train(model, train_cfg, optim, loss, FLAGS.workdir, batches, evaluate)
     if jax.process_index() == 0:
         print(json.dumps(result))
 

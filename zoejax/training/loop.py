@@ -1,9 +1,15 @@
 """The training loop: mesh -> state (fresh, from converted weights, or resumed) -> jitted sharded steps ->
-logging (``metrics.jsonl``, progress bar) and checkpoints. One process per host; logs from host 0 only.
+logging (``metrics.jsonl``, TensorBoard, progress bar), periodic evaluation and checkpoints. One process per
+host; logs from host 0 only.
 
 The input is any iterator of per-host batches (``data_pipelines``'s grain iterators, or a synthetic one);
 when it has ``get_state()`` / ``set_state()`` its position is saved with each checkpoint and restored on
 resume, so a resumed run sees exactly the batches an uninterrupted one would.
+
+Evaluation is a callback ``evaluate(params) -> {metric: float}`` run on every host every ``eval_every_steps``
+(and after the last step); ``zoejax-train`` builds it from the config's eval datasets with
+``zoejax.evaluation.Evaluator``. Its metrics go to ``metrics.jsonl`` (keys prefixed ``eval/``) and TensorBoard,
+and the step's checkpoint records them, so the checkpoints best by ``best_metric`` are kept.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -22,18 +28,30 @@ from tqdm import tqdm
 
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.zoedepth import ZoeDepth
-from zoejax.training import checkpointing
-from zoejax.training.optim import OptimConfig, make_optimizer
+from zoejax.training import checkpointing, monitoring
+from zoejax.training.optim import OptimConfig, lr_schedules, make_optimizer
 from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, shard_batch
 from zoejax.training.state import create_sharded_state
 from zoejax.training.step import LossConfig, make_steps
 
 METRICS_FILE = "metrics.jsonl"
+TENSORBOARD_DIR = "tensorboard"
+
+EvaluateFn = Callable[[Any], dict[str, float]]
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """Run settings (the model and optimizer have their own configs)."""
+    """Run settings (the model and optimizer have their own configs).
+
+    eval_every_steps: run ``evaluate`` every this many steps and after the last (0 = never).
+    best_metric, best_mode: the evaluation metric whose best ``keep_best_checkpoints`` checkpoints are kept
+      besides the ``keep_checkpoints`` latest ("" = latest only).
+    peak_flops_per_device: peak FLOP/s of one device for the MFU estimate; 0 = look the device kind up in
+      ``monitoring.PEAK_FLOPS`` (unknown kinds: no MFU).
+    log_dir: where ``metrics.jsonl`` and ``tensorboard/`` go; "" = the work directory (a local folder is used
+      instead when the work directory is a remote URL such as gs://, which cannot be appended to).
+    """
 
     num_train_steps: int
     global_batch_size: int = 16
@@ -45,6 +63,23 @@ class TrainConfig:
     mesh_shape: tuple[int, int, int] = (-1, 1, 1)
     halt_on_nonfinite: bool = False
     async_checkpoints: bool = True
+    eval_every_steps: int = 0
+    best_metric: str = "abs_rel"
+    best_mode: str = "min"
+    keep_best_checkpoints: int = 1
+    tensorboard: bool = True
+    peak_flops_per_device: float = 0.0
+    log_dir: str = ""
+
+    def __post_init__(self):
+        for name in ("num_train_steps", "global_batch_size", "log_every_steps", "checkpoint_every_steps",
+                     "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.eval_every_steps < 0:
+            raise ValueError(f"eval_every_steps must be >= 0, got {self.eval_every_steps}")
+        if self.best_mode not in ("min", "max"):
+            raise ValueError(f"best_mode must be 'min' or 'max', got {self.best_mode!r}")
 
 
 class _Preemption:
@@ -80,14 +115,37 @@ def _initial_params(init_from: str, model_config: ZoeDepthConfig):
     return jax.device_get(loaded.params)
 
 
-def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config: OptimConfig,
-          loss_config: LossConfig, workdir: str, batches: Iterator[dict[str, np.ndarray]]) -> dict[str, Any]:
-    """Train until ``num_train_steps`` (resuming from the latest checkpoint in ``workdir`` if any).
+def log_dir_of(workdir: str, train_config: TrainConfig) -> str:
+    if train_config.log_dir:
+        return train_config.log_dir
+    if "://" in workdir:
+        return os.path.join("zoejax_logs", workdir.rstrip("/").rsplit("/", 1)[-1])
+    return workdir
 
-    Returns the last logged metrics (host floats) plus ``step`` and ``resumed_from``.
+
+def _write_model_config(workdir: str, model_config: ZoeDepthConfig) -> None:
+    from etils import epath
+
+    path = epath.Path(workdir)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
+
+
+def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config: OptimConfig,
+          loss_config: LossConfig, workdir: str, batches: Iterator[dict[str, np.ndarray]],
+          evaluate: EvaluateFn | None = None) -> dict[str, Any]:
+    """Train until ``num_train_steps`` (resuming from the latest readable checkpoint in ``workdir`` if any).
+
+    Args:
+      evaluate: ``params -> {metric: float}``, called on every host (it may be collective) every
+        ``train_config.eval_every_steps`` steps and after the last step.
+    Returns the last logged metrics (host floats) plus ``step``, ``resumed_from`` and, when evaluation ran,
+    ``eval`` (the last evaluation's metrics).
     """
-    os.makedirs(workdir, exist_ok=True)
+    workdir = os.fspath(workdir)
     is_host0 = jax.process_index() == 0
+    log_dir = log_dir_of(workdir, train_config)
+    os.makedirs(log_dir, exist_ok=True)
     mesh = make_mesh(train_config.mesh_shape)
     check_batch_divisible(train_config.global_batch_size, mesh)
     tx = make_optimizer(optim_config)
@@ -95,52 +153,96 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
     rng = jax.random.key(train_config.seed)
     state, shardings = create_sharded_state(model_config, tx, mesh, rng,
                                             _initial_params(train_config.init_from, model_config))
-    manager = checkpointing.make_manager(workdir, train_config.keep_checkpoints,
-                                         async_save=train_config.async_checkpoints)
-    resumed_from = manager.latest_step()
-    if resumed_from is not None:
-        state, _, data_state = checkpointing.restore(
-            manager, resumed_from, checkpointing.abstract_like(state, shardings))
+    evaluating = evaluate is not None and train_config.eval_every_steps > 0
+    manager = checkpointing.make_manager(
+        workdir, train_config.keep_checkpoints, train_config.best_metric if evaluating else None,
+        train_config.best_mode, async_save=train_config.async_checkpoints,
+        keep_best=train_config.keep_best_checkpoints)
+    restored = checkpointing.restore_latest(manager, checkpointing.abstract_like(state, shardings))
+    resumed_from = None
+    if restored is not None:
+        state, _, data_state, resumed_from = restored
         if data_state and hasattr(batches, "set_state"):
             batches.set_state(data_state)
     if is_host0:
-        with open(os.path.join(workdir, "model_config.json"), "w") as f:
-            json.dump(model_config.to_dict(), f, indent=2)
+        _write_model_config(workdir, model_config)
 
     step_fn = jax.jit(train_step, in_shardings=(shardings, batch_sharding(mesh), None),
                       out_shardings=(shardings, None), donate_argnums=0)
+    head_lr = lr_schedules(optim_config)["head"]
+    peak = train_config.peak_flops_per_device or monitoring.peak_flops_per_device(
+        jax.devices()[0].device_kind, model_config.dtype)
+    flops_per_step: float | None = None
     meta = {"model": model_config.to_dict(), "train": dataclasses.asdict(train_config)}
     start = int(jax.device_get(state.step))
     last: dict[str, Any] = {}
+    last_eval: dict[str, float] | None = None
+    board = monitoring.TensorBoard(os.path.join(log_dir, TENSORBOARD_DIR), train_config.tensorboard)
     window_start, window_steps = time.perf_counter(), 0
-    with _Preemption() as preemption, open(os.path.join(workdir, METRICS_FILE), "a") as log:
-        bar = tqdm(total=train_config.num_train_steps, initial=start, disable=not is_host0, desc="train")
-        for step in range(start, train_config.num_train_steps):
-            batch = shard_batch(next(batches), mesh)
-            state, metrics = step_fn(state, batch, rng)
-            window_steps += 1
-            done = step + 1
-            if done % train_config.log_every_steps == 0 or done == train_config.num_train_steps:
-                host = {k: float(v) for k, v in jax.device_get(metrics).items()}  # the only host sync
-                elapsed = time.perf_counter() - window_start
-                host.update(step=done, steps_per_s=window_steps / elapsed,
-                            images_per_s=window_steps * train_config.global_batch_size / elapsed)
-                if not host.pop("finite") and train_config.halt_on_nonfinite:
-                    raise FloatingPointError(f"non-finite loss at step {done}; stopping (halt_on_nonfinite)")
-                if is_host0:
-                    log.write(json.dumps(host) + "\n")
-                    log.flush()
-                    bar.set_postfix(loss=f"{host['loss']:.4f}", img_s=f"{host['images_per_s']:.1f}")
-                last = host
-                window_start, window_steps = time.perf_counter(), 0
-            bar.update(1)
-            final = done == train_config.num_train_steps
-            if done % train_config.checkpoint_every_steps == 0 or final or preemption.requested:
-                data_state = batches.get_state() if hasattr(batches, "get_state") else None
-                checkpointing.save(manager, done, state, {**meta, "step": done}, data_state, force=True)
-            if preemption.requested:
-                break
-        bar.close()
-    manager.wait_until_finished()
-    manager.close()
-    return {**last, "step": int(jax.device_get(state.step)), "resumed_from": resumed_from}
+    try:
+        with _Preemption() as preemption, open(os.path.join(log_dir, METRICS_FILE), "a") as log:
+            bar = tqdm(total=train_config.num_train_steps, initial=start, disable=not is_host0, desc="train")
+            for step in range(start, train_config.num_train_steps):
+                batch = shard_batch(next(batches), mesh)
+                if step == start:
+                    # Compile once, explicitly, to read the step's FLOPs (the jitted function reuses it).
+                    flops_per_step = monitoring.step_flops(step_fn.lower(state, batch, rng).compile())
+                    window_start = time.perf_counter()
+                state, metrics = step_fn(state, batch, rng)
+                window_steps += 1
+                done = step + 1
+                final = done == train_config.num_train_steps
+                if done % train_config.log_every_steps == 0 or final:
+                    host = {k: float(v) for k, v in jax.device_get(metrics).items()}  # the only host sync
+                    elapsed = time.perf_counter() - window_start
+                    step_time = elapsed / window_steps
+                    host.update(step=done, lr=float(head_lr(done - 1)), steps_per_s=1.0 / step_time,
+                                images_per_s=train_config.global_batch_size / step_time, step_time_s=step_time)
+                    utilisation = monitoring.mfu(flops_per_step, step_time, peak)
+                    if utilisation is not None:
+                        host["mfu"] = utilisation
+                    if not host.pop("finite") and train_config.halt_on_nonfinite:
+                        raise FloatingPointError(f"non-finite loss at step {done}; stopping (halt_on_nonfinite)")
+                    if is_host0:
+                        log.write(json.dumps(host) + "\n")
+                        log.flush()
+                        board.scalars(done, {k: v for k, v in host.items() if k != "step"}, "train/")
+                        bar.set_postfix(loss=f"{host['loss']:.4f}", img_s=f"{host['images_per_s']:.1f}")
+                    last = host
+                    window_start, window_steps = time.perf_counter(), 0
+                bar.update(1)
+                eval_metrics = None
+                if evaluating and (done % train_config.eval_every_steps == 0 or final):
+                    eval_metrics = _run_evaluation(evaluate, state.params, train_config, done)
+                    last_eval = eval_metrics
+                    if is_host0:
+                        log.write(json.dumps({"step": done, **{f"eval/{k}": v for k, v in eval_metrics.items()}})
+                                  + "\n")
+                        log.flush()
+                        board.scalars(done, eval_metrics, "eval/")
+                        board.flush()
+                    window_start = time.perf_counter()  # evaluation time is not step time
+                if (done % train_config.checkpoint_every_steps == 0 or final or preemption.requested
+                        or eval_metrics is not None):
+                    data_state = batches.get_state() if hasattr(batches, "get_state") else None
+                    checkpointing.save(manager, done, state, {**meta, "step": done}, data_state,
+                                       metrics=eval_metrics, force=True)
+                if preemption.requested:
+                    break
+            bar.close()
+    finally:
+        board.close()
+        manager.wait_until_finished()
+        manager.close()
+    result = {**last, "step": int(jax.device_get(state.step)), "resumed_from": resumed_from}
+    if last_eval is not None:
+        result["eval"] = last_eval
+    return result
+
+
+def _run_evaluation(evaluate: EvaluateFn, params: Any, train_config: TrainConfig, step: int) -> dict[str, float]:
+    metrics = {k: float(v) for k, v in evaluate(params).items()}
+    if train_config.best_metric and train_config.best_metric not in metrics:
+        raise KeyError(f"best_metric {train_config.best_metric!r} is not among the evaluation metrics at step "
+                       f"{step}: {sorted(metrics)}")
+    return metrics
