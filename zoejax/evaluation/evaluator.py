@@ -119,12 +119,14 @@ class Evaluator:
                                                valid=valid))
                 bar.update(1)
         sums, count, skipped = _sum_over_hosts(avg)
-        means = {k: sums[i] / count for i, k in enumerate(METRICS)} if count else {}
+        means = {k: float(sums[i] / count) for i, k in enumerate(METRICS)} if count else {}
         return EvalResult(protocol.dataset, means, count, skipped, time.perf_counter() - start)
 
 
 def _sum_over_hosts(avg: MetricAverager) -> tuple[np.ndarray, int, int]:
     local = np.array([avg.sums[k] for k in METRICS] + [avg.count, avg.skipped], np.float64)
     if jax.process_count() > 1:
-        local = np.asarray(multihost_utils.process_allgather(local)).reshape(-1, local.size).sum(axis=0)
+        # Gathered as raw bytes: with x64 off, jax would round float64 sums to float32.
+        gathered = np.asarray(multihost_utils.process_allgather(local.view(np.uint8)), np.uint8)
+        local = gathered.reshape(-1, local.nbytes).view(np.float64).sum(axis=0)
     return local[:-2], int(local[-2]), int(local[-1])
