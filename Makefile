@@ -12,8 +12,9 @@ $(VENV)/.stamp-base: requirements.txt pyproject.toml
 	$(PIP) --no-deps -e .
 	touch $@
 
-$(VENV)/.stamp-dev: $(VENV)/.stamp-base requirements-dev.txt
+$(VENV)/.stamp-dev: $(VENV)/.stamp-base requirements-dev.txt requirements-dev-nodeps.txt
 	$(PIP) -r requirements-dev.txt
+	$(PIP) --no-deps -r requirements-dev-nodeps.txt
 	touch $@
 
 demo: $(VENV)/.stamp-base

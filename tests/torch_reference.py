@@ -26,6 +26,12 @@ def build_reference(cfg: ZoeDepthConfig, seed: int = 0) -> ZoeDepthForDepthEstim
     kwargs = hf_config_kwargs(cfg)
     backbone = HFBeitConfig(**kwargs.pop("backbone_config"))
     model = ZoeDepthForDepthEstimation(HFZoeDepthConfig(backbone_config=backbone, **kwargs)).eval()
+    randomize_hf(model, seed)
+    return model
+
+
+def randomize_hf(model: torch.nn.Module, seed: int) -> None:
+    """Random, non-trivial weights for every parameter of an HF ZoeDepth (in place)."""
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -41,7 +47,6 @@ def build_reference(cfg: ZoeDepthConfig, seed: int = 0) -> ZoeDepthForDepthEstim
                 p.copy_(base + 0.1 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
-    return model
 
 
 def state_dict_numpy(model: torch.nn.Module) -> dict[str, np.ndarray]:

@@ -2,6 +2,7 @@
 
   zoejax-info --config configs/zoedepth_n.py            # BEiT-L ZoeD_N at 384x512
   zoejax-info --config configs/zoedepth_nk.py:beit_b384 --config.input_size='(480, 640)'
+  zoejax-info --config configs/zoedepth_n.py:swin2_t256 --noflops
 
 The last line is ``params: N``.
 """
@@ -13,7 +14,7 @@ import jax.numpy as jnp
 from absl import app, flags, logging
 
 from zoejax.cli.config_loading import define_config_flag, model_config
-from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.config import SwinConfig, ZoeDepthConfig
 from zoejax.models.init import count_params, param_shapes
 from zoejax.models.validation import check_image_shape
 from zoejax.models.zoedepth import ZoeDepth
@@ -35,6 +36,16 @@ def forward_flops(config: ZoeDepthConfig, input_size: tuple[int, int], batch: in
     return float(cost.get("flops", 0.0))
 
 
+def backbone_summary(config: ZoeDepthConfig) -> str:
+    """One phrase describing the encoder, e.g. 'BEiT 1024x24 (16 heads)' or 'SwinV2 192 (2, 2, 18, 2) window 24'."""
+    b = config.backbone
+    if isinstance(b, SwinConfig):
+        name = "SwinV2" if b.version == 2 else "Swin"
+        return (f"{name} {b.embed_dim}x{tuple(b.depths)} ({tuple(b.num_heads)} heads, window {b.window_size}, "
+                f"built for {b.img_size[0]}x{b.img_size[1]})")
+    return f"BEiT {b.embed_dim}x{b.depth} ({b.num_heads} heads)"
+
+
 def summary_lines(config: ZoeDepthConfig, input_size: tuple[int, int], batch: int = 1,
                   flops: bool = True) -> list[str]:
     check_image_shape((batch, *input_size, 3))
@@ -46,9 +57,8 @@ def summary_lines(config: ZoeDepthConfig, input_size: tuple[int, int], batch: in
         "decoder (core/scratch)": shapes["core"]["scratch"],
         "metric head (metric_head)": shapes["metric_head"],
     }
-    b = config.backbone
     kind = "ZoeD_NK" if config.is_multi_head else f"single head ({config.head.bin_centers_type} bins)"
-    lines = [f"model: {kind}, BEiT {b.embed_dim}x{b.depth} ({b.num_heads} heads), "
+    lines = [f"model: {kind}, {backbone_summary(config)}, "
              f"domains {', '.join(f'{c.name} [{c.min_depth:g}, {c.max_depth:g}] m' for c in config.bins)}",
              f"compute dtype: {config.dtype}, param dtype: {config.param_dtype}, remat: {config.remat.value}",
              f"input: {batch} x {input_size[0]} x {input_size[1]} x 3"]

@@ -16,12 +16,13 @@ from zoejax.conversion.apply import Converted, params_to_state_dict, state_dict_
 from zoejax.conversion.detect import Detected, detect
 from zoejax.conversion.hf_config import hf_config_kwargs
 from zoejax.conversion.hf_table import hf_table
+from zoejax.conversion.midas_swin_table import default_swin_extras
 from zoejax.conversion.official_table import midas_table, official_table
 from zoejax.conversion.readers import read_checkpoint
 from zoejax.conversion.store import load_converted, save_converted, sha256_file
 from zoejax.conversion.table import Table, default_extras
 from zoejax.io.depth_files import atomic_path
-from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.config import SwinConfig, ZoeDepthConfig
 from zoejax.models.init import init_params, param_shapes
 
 
@@ -78,7 +79,11 @@ def export_state_dict(config: ZoeDepthConfig, params: Any, extras: dict[str, np.
         table = hf_table(config, "file")
     else:
         raise ValueError(f"export target must be 'official' or 'hf', got {to!r}")
-    defaults = default_extras(config.decoder.features, config.backbone.embed_dim, seed)
+    if isinstance(config.backbone, SwinConfig):
+        defaults = default_extras(config.decoder.features, config.backbone.num_features, seed)
+        defaults.update(default_swin_extras(config, seed))
+    else:
+        defaults = default_extras(config.decoder.features, config.backbone.embed_dim, seed)
     return params_to_state_dict(jax.device_get(params), table, extras, defaults)
 
 

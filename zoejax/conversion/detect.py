@@ -9,12 +9,13 @@ from typing import Any
 import numpy as np
 
 from zoejax.models import presets
-from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.config import SwinConfig, ZoeDepthConfig
 
 FORMATS = ("official", "midas", "hf")
 VARIANTS = ("n", "k", "nk")
 # (embed_dim, depth) -> backbone preset
 _BACKBONES = {(1024, 24): "beit_l384", (768, 12): "beit_b384", (32, 4): "tiny"}
+_SWIN_MARKER = "pretrained.model.patch_embed.norm.weight"  # BEiT's patch embedding has no norm
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,11 +38,31 @@ def detect_format(state: Mapping[str, np.ndarray]) -> tuple[str, str]:
         return "hf", "file"
     if "core.core.pretrained.model.cls_token" in keys:
         return "official", ""
-    if "pretrained.model.cls_token" in keys and any(k.startswith("scratch.") for k in keys):
+    if "core.core.pretrained.model.patch_embed.norm.weight" in keys:
+        return "official", ""  # a ZoeDepth model on a Swin backbone (exported by zoejax; none were released)
+    if ("pretrained.model.cls_token" in keys or _SWIN_MARKER in keys) and any(k.startswith("scratch.") for k in keys):
         return "midas", ""
     sample = sorted(keys)[:5]
-    raise ValueError("not a ZoeDepth, MiDaS v3.1 BEiT or transformers ZoeDepth state dict: no BEiT cls_token "
-                     f"under any known prefix ({len(keys)} keys, e.g. {sample})")
+    raise ValueError("not a ZoeDepth, MiDaS v3.1 BEiT/Swin or transformers ZoeDepth state dict: no BEiT cls_token "
+                     f"or Swin patch-embedding norm under any known prefix ({len(keys)} keys, e.g. {sample})")
+
+
+def _swin_backbone(state: Mapping[str, np.ndarray], prefix: str) -> str:
+    """The Swin preset whose (version, width, blocks per stage) the encoder under ``prefix`` has."""
+    version = 2 if any(k.startswith(prefix) and k.endswith(".attn.logit_scale") for k in state) else 1
+    width = int(np.asarray(state[f"{prefix}patch_embed.proj.weight"]).shape[0])
+    blocks: dict[int, set[str]] = {}
+    for k in state:
+        parts = k[len(prefix):].split(".") if k.startswith(prefix + "layers.") else []
+        if len(parts) > 3 and parts[2] == "blocks":
+            blocks.setdefault(int(parts[1]), set()).add(parts[3])
+    depths = tuple(len(blocks[s]) for s in sorted(blocks))
+    for name, (enc, _) in presets.BACKBONES.items():
+        if isinstance(enc, SwinConfig) and (enc.version, enc.embed_dim, tuple(enc.depths)) == (version, width, depths):
+            return name
+    supported = sorted(n for n, (e, _) in presets.BACKBONES.items() if isinstance(e, SwinConfig))
+    raise ValueError(f"unsupported Swin backbone: version {version}, width {width}, blocks per stage {depths} "
+                     f"(supported: {supported})")
 
 
 def _backbone(state: Mapping[str, np.ndarray], cls_key: str, block_prefix: str) -> str:
@@ -74,7 +95,10 @@ def detect(state: Mapping[str, np.ndarray], hf_config: dict[str, Any] | None = N
         prefix = "core.core." if fmt == "official" else ""
         cls, blocks = f"{prefix}pretrained.model.cls_token", f"{prefix}pretrained.model.blocks."
         nk_key, k_key = "seed_bin_regressors.", "attractors.3._net.2.weight"
-    backbone = _backbone(state, cls, blocks)
+    if fmt != "hf" and cls not in state:
+        backbone = _swin_backbone(state, f"{prefix}pretrained.model.")
+    else:
+        backbone = _backbone(state, cls, blocks)
     if fmt == "midas":
         guessed = "n"
     elif any(k.startswith(nk_key) for k in state):

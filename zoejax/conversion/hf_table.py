@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from zoejax.conversion.table import Table
 from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY, QKV, QKV_BIAS
-from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.config import SwinConfig, ZoeDepthConfig
 
 
 def hf_table(config: ZoeDepthConfig, naming: str = "module") -> Table:
     """Table for ``ZoeDepthForDepthEstimation`` state dicts; ``naming`` is "module" (5.x) or "file"."""
+    if isinstance(config.backbone, SwinConfig):
+        raise ValueError("the Hugging Face layout is supported for BEiT backbones only (transformers' ZoeDepth "
+                         "uses its own Swinv2 implementation, not the timm model MiDaS releases hold)")
     t = Table()
     if naming == "module":
         _hf_beit(t, config)
@@ -22,11 +25,25 @@ def hf_table(config: ZoeDepthConfig, naming: str = "module") -> Table:
     else:
         raise ValueError(f"naming must be 'module' or 'file', got {naming!r}")
     _hf_dpt(t)
+    _hf_heads(t, config)
+    return t
+
+
+def hf_decoder_head_table(config: ZoeDepthConfig) -> Table:
+    """The HF ``neck.convs``/``neck.fusion_stage``, ``relative_head`` and ``metric_head`` entries without any
+    backbone or reassemble entries: the layout of an HF ZoeDepth whose backbone is hierarchical (its
+    reassemble stage is ``None``), used to test Swin models against the HF decoder and heads."""
+    t = Table()
+    _hf_dpt(t, reassemble=False)
+    _hf_heads(t, config)
+    return t
+
+
+def _hf_heads(t: Table, config: ZoeDepthConfig) -> None:
     if config.is_multi_head:
         _hf_routed_head(t, config)
     else:
         _hf_single_head(t, config)
-    return t
 
 
 def _hf_beit(t: Table, config: ZoeDepthConfig) -> None:
@@ -71,9 +88,9 @@ def _hf_beit_file_names(t: Table, config: ZoeDepthConfig) -> None:
         t.dense(f"{b}/mlp/fc2", f"{h}.output.dense")
 
 
-def _hf_dpt(t: Table) -> None:
+def _hf_dpt(t: Table, reassemble: bool = True) -> None:
     neck = "neck.reassemble_stage"
-    for j in range(1, 5):
+    for j in range(1, 5 if reassemble else 1):
         flax = f"core/pretrained/act_postprocess{j}"
         t.dense(f"{flax}/project", f"{neck}.readout_projects.{j - 1}.0")
         t.conv(f"{flax}/layer3", f"{neck}.layers.{j - 1}.projection")

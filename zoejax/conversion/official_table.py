@@ -1,5 +1,6 @@
 """The tables for the official release layouts: ZoeDepth ``ZoeD_M12_{N,K,NK}.pt`` (``model`` dict) and the MiDaS
-v3.1 relative-depth checkpoints ``dpt_beit_{large,base}_384.pt`` (a bare state dict of the MiDaS model).
+v3.1 relative-depth checkpoints ``dpt_beit_{large,base}_384.pt`` and ``dpt_swin*.pt`` (a bare state dict of the
+MiDaS model; the Swin encoder's entries are in ``midas_swin_table.py``).
 
 Key sets follow the released files (``../shared/reference/official_checkpoint_keys.json``): the MiDaS model
 lives under ``core.core.`` in ZoeDepth files and at the top level in MiDaS files; ZoeDepth's metric head is
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoejax.conversion.midas_swin_table import swin_encoder_entries
 from zoejax.conversion.table import Table
 from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY, LINEAR
 from zoejax.models.beit import relative_position_index
-from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.config import SwinConfig, ZoeDepthConfig
 
 
 def official_table(config: ZoeDepthConfig) -> Table:
@@ -28,13 +30,23 @@ def official_table(config: ZoeDepthConfig) -> Table:
 
 
 def midas_table(config: ZoeDepthConfig) -> Table:
-    """Table for a MiDaS v3.1 DPT_BEiT checkpoint: encoder and decoder only (no ``core.core.`` prefix)."""
+    """Table for a MiDaS v3.1 DPT_BEiT / DPT_Swin(V2) checkpoint: encoder and decoder only (no ``core.core.``
+    prefix)."""
     t = Table()
     _midas(t, config, prefix="")
     return t
 
 
 def _midas(t: Table, config: ZoeDepthConfig, prefix: str) -> None:
+    if isinstance(config.backbone, SwinConfig):
+        # Swin: no readout and no reassemble convs (act_postprocess is a reshape).
+        swin_encoder_entries(t, config.backbone, f"{prefix}pretrained.model")
+    else:
+        _beit(t, config, prefix)
+    _scratch(t, prefix)
+
+
+def _beit(t: Table, config: ZoeDepthConfig, prefix: str) -> None:
     enc, tm = "core/pretrained/model", f"{prefix}pretrained.model"
     b = config.backbone
     t.add(f"{enc}/cls_token", f"{tm}.cls_token", IDENTITY)
@@ -66,6 +78,9 @@ def _midas(t: Table, config: ZoeDepthConfig, prefix: str) -> None:
             t.add(f"{f}/layer4/bias", f"{k}.4.bias", IDENTITY)
         elif j == 4:
             t.conv(f"{f}/layer4", f"{k}.4")
+
+
+def _scratch(t: Table, prefix: str) -> None:
     scratch = f"{prefix}scratch"
     for k in range(1, 5):
         t.conv(f"core/scratch/layer{k}_rn", f"{scratch}.layer{k}_rn", bias=False)

@@ -1,8 +1,9 @@
 """ZoeDepth: MiDaS v3.1 (BEiT + DPT) core and a metric head; ZoeD_N, ZoeD_K and the routed ZoeD_NK.
 
 Parameter tree (names mirror the official torch paths, one ``core.`` level dropped):
-  core/pretrained/model/...          BEiT encoder       (official core.core.pretrained.model.*)
-  core/pretrained/act_postprocess{j} reassemble          (official core.core.pretrained.act_postprocess{j}.*)
+  core/pretrained/model/...          BEiT or Swin encoder (official core.core.pretrained.model.*)
+  core/pretrained/act_postprocess{j} reassemble          (official core.core.pretrained.act_postprocess{j}.*;
+                                                         BEiT only: Swin's reassemble has no parameters)
   core/scratch/...                   DPT fusion + head   (official core.core.scratch.*)
   metric_head/conv2, ...             metric head         (official top-level conv2, seed_bin_regressor, ...)
 """
@@ -13,14 +14,18 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from zoejax.models.beit import BeitEncoder
-from zoejax.models.config import ZoeDepthConfig, parse_dtype
+from zoejax.models.config import SwinConfig, ZoeDepthConfig, parse_dtype
 from zoejax.models.dpt import RESAMPLE, ReassembleStage, Scratch
 from zoejax.models.heads import MetricBinsHead, NaiveHead, RoutedMetricBinsHead
+from zoejax.models.swin_encoder import SwinEncoder
 from zoejax.models.validation import check_image_shape
 
 
 class MidasPretrained(nn.Module):
-    """MiDaS ``pretrained``: the BEiT ``model`` and the four ``act_postprocess{j}`` reassemble stages."""
+    """MiDaS ``pretrained``: the encoder ``model`` and the four ``act_postprocess{j}`` reassemble stages.
+
+    For a Swin backbone the reassemble is the identity (MiDaS only transposes and unflattens the hooked
+    stage outputs), so ``act_postprocess{j}`` holds no parameters and the taps are the maps."""
 
     config: ZoeDepthConfig
 
@@ -29,6 +34,9 @@ class MidasPretrained(nn.Module):
         """images (B,H,W,3) in [-1,1] -> (hooked tokens, reassembled maps at H/4, H/8, H/16, H/32)."""
         bc, dtype, pdtype = self.config.backbone, parse_dtype(self.config.dtype), parse_dtype(
             self.config.param_dtype)
+        if isinstance(bc, SwinConfig):
+            maps = SwinEncoder(bc, self.config.remat, dtype, pdtype, name="model")(images)
+            return maps, list(maps)
         taps = BeitEncoder(bc.embed_dim, bc.depth, bc.num_heads, bc.mlp_ratio, bc.patch_size,
                            tuple(bc.pretrain_window), bc.init_values, tuple(bc.hooks), bc.layer_norm_eps,
                            self.config.remat, dtype, pdtype, name="model")(images)
