@@ -7,6 +7,7 @@ reassemble stage, as MiDaS). Weights reach zoejax through the converter tables, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import torch
@@ -157,3 +158,9 @@ def zoedepth_reference(cfg: ZoeDepthConfig, seed: int = 0, strict_img_size: bool
     params = {"core": {"pretrained": encoder["core"]["pretrained"], "scratch": rest["core"]["scratch"]},
               "metric_head": rest["metric_head"]}
     return model, params
+
+
+@functools.cache
+def zoed_n_shapes(name: str):
+    """``param_shapes(presets.zoed_n(name))`` (jax.eval_shape, nothing allocated), shared by the Swin test files."""
+    return param_shapes(presets.zoed_n(name))

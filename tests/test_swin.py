@@ -1,8 +1,8 @@
 """Swin / SwinV2 backbones (MiDaS v3.1): parity with timm + the transformers ZoeDepth decoder and heads, parameter
 counts of the full-size models, configs, remat, sharding annotations and one train step."""
 
+import contextlib
 import dataclasses
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +11,7 @@ import pytest
 from batches import synthetic_batch
 from flax.traverse_util import flatten_dict
 from numerics import rel_l2
+from swin_reference import zoed_n_shapes
 
 from zoejax.cli.config_loading import model_config
 from zoejax.cli.info import summary_lines
@@ -28,11 +29,6 @@ ZOED_N_HEAD = 478_145  # the single metric head (same for every backbone: it see
 REFINENET4_UNIT1 = 2 * (256 * 256 * 9 + 256)  # built by MiDaS, never called (not a zoejax parameter)
 
 
-@functools.cache
-def _zoed_n_shapes(name: str):
-    return param_shapes(presets.zoed_n(name))  # jax.eval_shape: nothing allocated
-
-
 def _unused(name: str) -> int:
     """Tensors of a MiDaS Swin file that the forward never uses: final norm, ImageNet classifier, refinenet4's
     first residual unit."""
@@ -42,7 +38,7 @@ def _unused(name: str) -> int:
 
 @pytest.mark.parametrize("name", FULL_SIZE)
 def test_midas_relative_model_param_count(name):
-    shapes = _zoed_n_shapes(name)
+    shapes = zoed_n_shapes(name)
     core = count_params(shapes["core"])  # encoder + DPT decoder + relative head = the MiDaS model
     assert core + _unused(name) == MIDAS_COUNTS[name]
     assert count_params(shapes["core"]["pretrained"]) == count_params(shapes["core"]["pretrained"]["model"])
@@ -54,13 +50,13 @@ def test_midas_relative_model_param_count(name):
 # reproduces both, so S-L is checked against our exact count only (213.89M, see the README section).
 @pytest.mark.parametrize("name,paper_millions", [("swin2_t256", 42), ("swin2_b384", 102), ("swin2_l384", 214)])
 def test_zoed_n_param_count_matches_paper_table17(name, paper_millions):
-    used = count_params(_zoed_n_shapes(name))
+    used = count_params(zoed_n_shapes(name))
     assert used == MIDAS_COUNTS[name] - _unused(name) + ZOED_N_HEAD
     assert abs((used + _unused(name)) / 1e6 - paper_millions) < 1.0
 
 
 def test_swin_l_zoed_n_count():
-    used = count_params(_zoed_n_shapes("swin_l384"))
+    used = count_params(zoed_n_shapes("swin_l384"))
     assert used == 211_165_366 and used + _unused("swin_l384") == 213_885_598
 
 
@@ -163,11 +159,22 @@ def test_swinv2_logit_scale_clamp_in_float64():
     params = state_dict_to_params(state, table, target).params["core"]["pretrained"]["model"]
     images = np.random.default_rng(1).uniform(-1, 1, (1, 64, 64, 3))
     expected = stage_taps(reference, bc, images)
-    with jax.enable_x64(True):
+    with jax.enable_x64(True), fast_compiles():
         params64 = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)), params)
         got = SwinEncoder(bc, dtype=jnp.float64, param_dtype=jnp.float64).apply({"params": params64}, images)
         errors = [rel_l2(a, b) for a, b in zip(got, expected, strict=True)]
     assert max(errors) < 1e-12, errors
+
+
+@contextlib.contextmanager
+def fast_compiles():
+    """XLA's slow optimisation passes off: for tests of logic (remat, training) and float64 exactness."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", previous)
 
 
 def _random_params(cfg: ZoeDepthConfig, seed: int = 0):
@@ -184,8 +191,9 @@ def test_remat_does_not_change_outputs():
     def taps(remat):
         return jax.jit(lambda p, x: SwinEncoder(bc, remat).apply({"params": p}, x))(params, images)
 
-    for a, b in zip(taps(RematPolicy.FULL), taps(RematPolicy.NONE), strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+    with fast_compiles():
+        for a, b in zip(taps(RematPolicy.FULL), taps(RematPolicy.NONE), strict=True):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
 
 
 def test_swin_zoed_n_trains_one_step():
@@ -194,9 +202,7 @@ def test_swin_zoed_n_trains_one_step():
     from zoejax.training.state import create_train_state
     from zoejax.training.step import LossConfig, make_steps
 
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)  # training logic, not numerics
-    try:
+    with fast_compiles():  # training logic, not numerics
         cfg = dataclasses.replace(presets.zoed_n("swin2_tiny"), remat=RematPolicy.DOTS)
         tx = make_optimizer(OptimConfig(total_steps=10, lr=1e-3, encoder_lr_factor=1.0, pos_enc_lr_factor=1.0,
                                         grad_clip_norm=1.0))
@@ -210,5 +216,3 @@ def test_swin_zoed_n_trains_one_step():
         unchanged = [k for k, v in flatten_dict(state.params).items()
                      if np.array_equal(v, flatten_dict(new_state.params)[k])]
         assert not unchanged, unchanged[:5]
-    finally:
-        jax.config.update("jax_disable_most_optimizations", previous)
