@@ -4,8 +4,6 @@ official ``.pt`` or the Hugging Face folder layout."""
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +19,7 @@ from zoejax.conversion.official_table import midas_table, official_table
 from zoejax.conversion.readers import read_checkpoint
 from zoejax.conversion.store import load_converted, save_converted, sha256_file
 from zoejax.conversion.table import Table, default_extras
-from zoejax.io.depth_files import atomic_path
+from zoejax.io.depth_files import atomic_dir, atomic_path
 from zoejax.models.config import SwinConfig, ZoeDepthConfig
 from zoejax.models.init import init_params, param_shapes
 
@@ -110,18 +108,8 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike,
     kwargs = hf_config_kwargs(config)
     hf_cfg = HFZoeDepthConfig(backbone_config=BeitConfig(**kwargs.pop("backbone_config")), **kwargs)
     hf_cfg.architectures = ["ZoeDepthForDepthEstimation"]
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} exists and is not an empty folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "model.safetensors"),
                   metadata={"format": "pt"})
         (tmp / "config.json").write_text(hf_cfg.to_json_string())
-        if out.exists():
-            out.rmdir()
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
