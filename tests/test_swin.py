@@ -221,3 +221,32 @@ def test_swin_zoed_n_trains_one_step():
         unchanged = [k for k, v in flatten_dict(state.params).items()
                      if np.array_equal(v, flatten_dict(new_state.params)[k])]
         assert not unchanged, unchanged[:5]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,size", [
+    ("swin2_t256", (256, 256)),  # window 16, last stage 8x8 without shift, at its build size
+    ("swin2_t256", (384, 512)),  # ZoeDepth's input: stage 3 and 4 grids padded to window multiples
+    ("swin2_b384", (384, 384)),  # window 24 from pretrained windows 12/12/12/6
+    ("swin_l384", (384, 512)),   # Swin v1, window 12: stage 1 grid 96x128 padded to 96x132
+])
+def test_full_size_encoder_parity(name, size):
+    """The real configurations against timm (random weights, converted through the release key table)."""
+    from swin_reference import release_state_dict, stage_taps, timm_swin
+
+    from zoejax.conversion.apply import state_dict_to_params
+    from zoejax.conversion.midas_swin_table import swin_encoder_entries
+    from zoejax.conversion.table import Table
+
+    bc = presets.BACKBONES[name][0]
+    reference = timm_swin(bc, seed=5, strict_img_size=size == bc.img_size)
+    table = Table()
+    swin_encoder_entries(table, bc, "pretrained.model")
+    target = {"core": {"pretrained": zoed_n_shapes(name)["core"]["pretrained"]}}
+    params = state_dict_to_params(release_state_dict(reference), table, target).params["core"]["pretrained"]["model"]
+    images = np.random.default_rng(4).uniform(-1, 1, (1, *size, 3)).astype(np.float32)
+    expected = stage_taps(reference, bc, images)
+    got = jax.jit(lambda p, x: SwinEncoder(bc).apply({"params": p}, x))(params, images)
+    errors = [rel_l2(a, b) for a, b in zip(got, expected, strict=True)]
+    print(name, size, [f"{e:.1e}" for e in errors])
+    assert max(errors) <= 1e-5, errors
