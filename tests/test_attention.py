@@ -27,6 +27,20 @@ def test_matches_plain_formula(impl):
     np.testing.assert_allclose(out, _plain(q, k, v, bias), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("impl", ["per_head", "batched"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_gathered_bias_equals_materialised(impl, batch):
+    q, k, v, _ = _inputs(jnp.float32, b=batch)
+    rng = np.random.default_rng(1)
+    table = jnp.asarray(rng.standard_normal((4, 30)), jnp.float32)
+    index = rng.integers(0, 30, (17, 17))
+    bias = table[:, index]
+    got = attention(q, k, v, bias_table=table, bias_index=index, implementation=impl)
+    np.testing.assert_allclose(got, _plain(q, k, v, bias), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError):
+        attention(q, k, v, bias, bias_table=table, bias_index=index)
+
+
 def test_bfloat16_close_and_context_override():
     q, k, v, bias = _inputs(jnp.bfloat16)
     with attention_implementation("batched"):

@@ -135,8 +135,10 @@ class Attention(nn.Module):
         v = qkv[:, :, 2] + v_bias.reshape(self.num_heads, head_dim).astype(self.dtype)
         q = q * jnp.asarray(head_dim**-0.5, self.dtype)  # scaled before the product, as timm does
 
-        bias = relative_position_bias(table.astype(jnp.float32), self.pretrain_window, window)
-        out = attention(q, k, v, bias, implementation=self.attention_impl).reshape(b, n, self.dim)
+        resized = resize_relative_position_table(table.astype(jnp.float32), self.pretrain_window, window)
+        out = attention(q, k, v, bias_table=resized.T, bias_index=relative_position_index(tuple(window)),
+                        implementation=self.attention_impl)  # = relative_position_bias(...) as the bias
+        out = out.reshape(b, n, self.dim)
         return nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype,
                         kernel_init=dense_init("heads", "embed"), name="proj")(out)
 

@@ -1,7 +1,7 @@
 """Softmax attention with an additive per-head bias, in the layout fastest for the backend.
 
 On CPU, XLA's batched (batch x heads) attention materialises the full (B, heads, N, N) logits and runs the bias
-add and the softmax over ~40 MB per BEiT-L block at 384x512, out of cache; looping over (example, head) pairs
+add and the softmax over ~40 MB per BEiT-L block at 384x512, out of cache; looping over heads (and examples)
 with ``lax.map`` keeps one (N, N) slab (2.4 MB) hot and is 2-3x faster there. On GPU/TPU the batched form is
 right, and ``jax.nn.dot_product_attention`` may pick a fused kernel (cuDNN).
 Both compute softmax(q k^T + bias) v with float32 logits and softmax; q must already be scaled.
@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 IMPLEMENTATIONS = ("per_head", "batched")
 _default: list[str | None] = [None]
@@ -32,35 +33,52 @@ def attention_implementation(name: str | None) -> Iterator[None]:
         _default[0] = previous
 
 
-def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray, *,
+def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray | None = None, *,
+              bias_table: jnp.ndarray | None = None, bias_index: np.ndarray | None = None,
               implementation: str | None = None) -> jnp.ndarray:
     """softmax(q k^T + bias) v.
 
     Args:
       q, k, v: (B, N, heads, head_dim) in the compute dtype; q already multiplied by the scale.
-      bias: (heads, N, N) float32, shared by every example.
-      implementation: "per_head" (a ``lax.map`` over example x head, CPU), "batched" (``jax.nn.
+      bias: (heads, N, N) float32, shared by every example; or, instead,
+      bias_table, bias_index: bias[h] = bias_table[h][bias_index] with bias_table (heads, T) float32 and
+        bias_index a static (N, N) int array (BEiT's relative-position bias). The per-head implementation then
+        gathers one head's (N, N) bias inside its loop, never materialising (heads, N, N) in memory order
+        (a transpose of ~40 MB per BEiT-L block that cost as much as the attention itself on CPU).
+      implementation: "per_head" (``lax.map`` over heads, then examples; CPU), "batched" (``jax.nn.
         dot_product_attention``) or None: the ``attention_implementation`` context's choice, else "per_head"
         when the default backend is the CPU and "batched" otherwise.
     Returns:
       (B, N, heads, head_dim) in q's dtype.
     """
+    if (bias is None) == (bias_table is None) or (bias_table is None) != (bias_index is None):
+        raise ValueError("pass either bias, or bias_table with bias_index")
     if implementation is None:
         implementation = _default[0] or ("per_head" if jax.default_backend() == "cpu" else "batched")
-    if implementation == "batched":
-        # Logits and softmax are float32 in its XLA implementation; the bias is added in the compute dtype.
-        return jax.nn.dot_product_attention(q, k, v, bias=bias[None].astype(q.dtype), scale=1.0)
-    if implementation != "per_head":
+    if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"unknown attention implementation {implementation!r}")
     b, n, heads, d = q.shape
-    # (heads * B, N, d): head-major so that item i uses bias[i // B].
-    qh, kh, vh = (t.transpose(2, 0, 1, 3).reshape(heads * b, n, d) for t in (q, k, v))
+    index = None if bias_index is None else jnp.asarray(np.asarray(bias_index, np.int32).reshape(-1))
+    if implementation == "batched":
+        if bias is None:
+            bias = jnp.take(bias_table, index, axis=1).reshape(heads, n, n)
+        # Logits and softmax are float32 in its XLA implementation; the bias is added in the compute dtype.
+        return jax.nn.dot_product_attention(q, k, v, bias=bias[None].astype(q.dtype), scale=1.0)
+    # Outer loop over heads (the head's bias is made once), inner loop over examples.
+    qh, kh, vh = (t.transpose(2, 0, 1, 3) for t in (q, k, v))  # (heads, B, N, d)
 
-    def one(args):
-        i, qi, ki, vi = args
-        logits = jnp.dot(qi, ki.T, preferred_element_type=jnp.float32) + bias[i // b]
+    def one_example(args):
+        qi, ki, vi, head_bias = args
+        logits = jnp.dot(qi, ki.T, preferred_element_type=jnp.float32) + head_bias
         weights = jax.nn.softmax(logits, axis=-1).astype(vi.dtype)
         return jnp.dot(weights, vi, preferred_element_type=jnp.float32).astype(vi.dtype)
 
-    out = jax.lax.map(one, (jnp.arange(heads * b), qh, kh, vh))
-    return out.reshape(heads, b, n, d).transpose(1, 2, 0, 3)
+    def one_head(args):
+        h, qs, ks, vs = args
+        head_bias = bias[h] if bias is not None else jnp.take(bias_table[h], index).reshape(n, n)
+        if b == 1:
+            return one_example((qs[0], ks[0], vs[0], head_bias))[None]
+        return jax.lax.map(lambda a: one_example((*a, head_bias)), (qs, ks, vs))
+
+    out = jax.lax.map(one_head, (jnp.arange(heads), qh, kh, vh))  # (heads, B, N, d)
+    return out.transpose(1, 2, 0, 3)
