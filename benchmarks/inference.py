@@ -130,8 +130,9 @@ def main() -> None:
                         raise SystemExit(f"{name} {dtype} batch {batch}: relative L2 {err:.2e} > {PARITY_TOLERANCE}")
                     err = f"{err:.1e}"
                 rows.append((dtype, batch, name, t, min(samples[name]), batch / t, first_call[name], err))
-            print(f"done {dtype} batch {batch}: " + ", ".join(f"{n} {median(s):.3f}s" for n, s in samples.items()),
-                  flush=True)
+            print(f"done {dtype} batch {batch}: " + "; ".join(
+                f"{n} median {median(s):.3f}s, calls in order [{', '.join(f'{t:.2f}' for t in s)}]"
+                for n, s in samples.items()), flush=True)
 
     print(f"\nBEiT-L ZoeD_N forward {args.size[0]}x{args.size[1]} ({args.backbone}), device={device}, "
           f"repeats={args.repeats} (median), warmup={args.warmup}, peak RSS {peak_rss_gb():.1f} GB")
