@@ -1,7 +1,7 @@
 """Run by test_multihost.py: one process of a (possibly multi-process) CPU training run.
 
   multihost_check.py --process-id I --num-processes N --coordinator 127.0.0.1:PORT --workdir W \\
-      --steps 2,4 [--global-batch 8]
+      --steps 2,3 [--global-batch 8]
 
 The parent sets XLA_FLAGS (devices per process) before this starts. With N > 1 the processes join one JAX
 runtime through a localhost coordinator (gloo CPU collectives) and form one mesh over all their devices. The
@@ -23,7 +23,7 @@ def main():
     parser.add_argument("--num-processes", type=int, default=1)
     parser.add_argument("--coordinator", default="")
     parser.add_argument("--workdir", required=True)
-    parser.add_argument("--steps", default="2,4")
+    parser.add_argument("--steps", default="2,3")
     parser.add_argument("--global-batch", type=int, default=8)
     args = parser.parse_args()
 

@@ -4,8 +4,8 @@
   zoejax-train --config configs/zoedepth_n.py:small --workdir runs/demo --config.num_train_steps=200 \\
       --config.global_batch_size=4
   zoejax-train --config configs/zoedepth_nk.py --workdir runs/nk --config.init_from=dpt_beit_large_384.pt
-  zoejax-train --config configs/finetune_custom.py --workdir runs/mine --config.init_from=ZoeD_M12_N.pt \\
-      --config.data.sources.0.list_file=/data/mine/train.csv --config.eval.list_file=/data/mine/val.csv
+  zoejax-train --config configs/finetune_custom.py:train=/data/mine/train.csv,val=/data/mine/val.csv \\
+      --workdir runs/mine --config.init_from=ZoeD_M12_N.pt
 
 Re-running with the same --workdir resumes from its latest readable checkpoint. Evaluation runs every
 ``eval_every_steps`` on ``eval.datasets`` (zoejax.evaluation); metrics go to WORKDIR/metrics.jsonl and
