@@ -9,6 +9,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
@@ -44,6 +46,7 @@ def _losses(workdir):
     return {x["step"]: x["loss"] for x in lines if "loss" in x}
 
 
+@pytest.mark.slow  # several processes, each compiling the train step (run by make test)
 def test_two_processes_train_like_one(tmp_path):
     coordinator = f"127.0.0.1:{_free_port()}"
     multi, single = tmp_path / "multi", tmp_path / "single"

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 K = 3
@@ -31,6 +33,7 @@ def _log(workdir):
     return [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # several processes, each compiling the train step (run by make test)
 def test_sigkill_after_checkpoint_then_restart_is_bitwise_uninterrupted(tmp_path):
     cache = tmp_path / "cache"
     straight, killed = tmp_path / "straight", tmp_path / "killed"
