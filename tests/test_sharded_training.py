@@ -20,7 +20,9 @@ def test_mesh_layouts_match_single_device():
     for row in rows[1:]:
         # Same data, same math: the first step's loss and gradient agree to rounding.
         assert abs(row["losses"][0] - ref["losses"][0]) <= 1e-6 * ref["losses"][0], row
-        assert abs(row["grad_norms"][0] - ref["grad_norms"][0]) <= 1e-5 * ref["grad_norms"][0], row
+        # The gradient is a float32 sum reduced in another order per layout (tensor-parallel partial sums,
+        # and the CPU attention loops over heads): its norm agrees to a few float32 ulps of the sum, ~1e-5.
+        assert abs(row["grad_norms"][0] - ref["grad_norms"][0]) <= 5e-5 * ref["grad_norms"][0], row
         # Adam's first steps are sign-like (update ~ lr * g / |g|), so rounding-level gradient differences
         # can flip near-zero coordinates: parameters, and so the second step, agree to a fraction of lr.
         assert abs(row["losses"][1] - ref["losses"][1]) <= 1e-5 * ref["losses"][1], row
