@@ -1,0 +1,92 @@
+"""Inference speed of every backbone: the jitted zoejax ZoeD_N forward against the PyTorch reference with the same
+weights (BEiT: transformers ZoeDepth; Swin/SwinV2: transformers' ZoeDepth decoder and head on timm's encoder, as in
+the tests), fp32, timed alternately in one process after warm-up; medians, outputs compared.
+
+  python benchmarks/backbones.py                                        # all six backbones, 384x512, batch 1
+  python benchmarks/backbones.py --backbones swin2_t256,beit_b384 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import os
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+from common import machine_line, median, parse_list, timed
+from numerics import rel_l2
+
+from zoejax.models import presets
+from zoejax.models.config import SwinConfig
+from zoejax.models.init import count_params
+from zoejax.models.zoedepth import ZoeDepth
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
+
+BACKBONES = ("beit_l384", "beit_b384", "swin2_l384", "swin2_b384", "swin2_t256", "swin_l384")
+
+
+def reference(cfg):
+    """(torch module in eval mode, zoejax params with its weights)."""
+    if isinstance(cfg.backbone, SwinConfig):
+        import timm_import  # noqa: F401 - stands in for torchvision while timm is imported
+        from swin_reference import zoedepth_reference
+
+        return zoedepth_reference(cfg, seed=0, strict_img_size=False)
+    from common import reference_and_params
+
+    return reference_and_params(cfg, seed=0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", default=",".join(BACKBONES), help="comma-separated preset names")
+    parser.add_argument("--size", type=int, nargs=2, default=(384, 512), metavar=("H", "W"))
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per implementation (median)")
+    args = parser.parse_args()
+    print(machine_line())
+    print(f"date={datetime.date.today()} size={args.size[0]}x{args.size[1]} batch=1 fp32 repeats={args.repeats}")
+    rows = []
+    for name in parse_list(args.backbones):
+        cfg = presets.zoed_n(name)
+        module, params = reference(cfg)
+        x = np.random.default_rng(0).random((1, *args.size, 3), dtype=np.float32)
+        model = ZoeDepth(cfg)
+        fn = jax.jit(lambda p, im, model=model: model.apply({"params": p}, im)["metric_depth"])
+        params = jax.device_put(params)
+        xj = jnp.asarray(x)
+        pixels = torch.from_numpy(2 * x - 1).permute(0, 3, 1, 2).contiguous()
+
+        def run_jax(fn=fn, params=params, xj=xj):
+            return fn(params, xj).block_until_ready()
+
+        def run_torch(module=module, pixels=pixels):
+            with torch.no_grad():
+                return module(pixel_values=pixels).predicted_depth
+
+        compile_s = timed(run_jax)
+        err = rel_l2(np.asarray(run_jax())[0], run_torch()[0].numpy())
+        jax_t, torch_t = [], []
+        for _ in range(args.repeats):
+            jax_t.append(timed(run_jax))
+            torch_t.append(timed(run_torch))
+        row = (name, count_params(params), compile_s, median(jax_t), median(torch_t), err)
+        rows.append(row)
+        print(f"{name}: params={row[1]:,} compile={compile_s:.1f}s zoejax={row[3]:.3f}s torch={row[4]:.3f}s "
+              f"rel_l2={err:.1e}", flush=True)
+        del module, params, fn
+        gc.collect()
+    print("\n| backbone | params (ZoeD_N) | zoejax s/img | PyTorch eager s/img | speedup | rel. L2 "
+          "| zoejax compile s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, n, compile_s, j, t, err in rows:
+        print(f"| {name} | {n / 1e6:.1f} M | {j:.3f} | {t:.3f} | {t / j:.2f}x | {err:.1e} | {compile_s:.0f} |")
+
+
+if __name__ == "__main__":
+    main()
