@@ -1,5 +1,5 @@
-"""The training loop: metrics.jsonl, checkpoints, and resume == uninterrupted (bitwise), with the input
-position restored from the checkpoint."""
+"""The training loop: metrics.jsonl, checkpoints, the work directory as a model, and the zoejax-train CLI
+(resuming bitwise after SIGKILL is tests/test_resume_kill.py)."""
 
 import json
 
@@ -37,45 +37,21 @@ def _run(workdir, steps, batches=None):
                  batches or _batches())
 
 
-def _params(workdir, step):
-    params, meta, restored_step = checkpointing.load_params(workdir, step)
-    assert restored_step == step and meta["step"] == step
-    return params
+def test_checkpoints_kept_config_written_and_workdir_loads_as_a_model(tmp_path):
+    import zoejax
 
-
-def test_resume_equals_uninterrupted(tmp_path):
-    full = _run(tmp_path / "a", 6)
-    assert full["step"] == 6 and full["resumed_from"] is None
-    lines = [json.loads(x) for x in (tmp_path / "a" / "metrics.jsonl").read_text().splitlines()]
-    assert [x["step"] for x in lines] == [1, 2, 3, 4, 5, 6] and all(np.isfinite(x["loss"]) for x in lines)
-
-    first = _run(tmp_path / "b", 4)
-    assert first["step"] == 4
-    fresh_iterator = _batches()  # a new process: the input position comes from the checkpoint
-    resumed = _run(tmp_path / "b", 6, fresh_iterator)
-    assert resumed["resumed_from"] == 4 and resumed["step"] == 6
-    uninterrupted = _batches()
-    for _ in range(6):
-        next(uninterrupted)
-    assert fresh_iterator.get_state() == uninterrupted.get_state()
-    a, b = _params(tmp_path / "a", 6), _params(tmp_path / "b", 6)
-    assert all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), a, b)))
-    assert np.isclose(resumed["loss"], full["loss"])
-
-
-def test_checkpoints_are_kept_and_config_written(tmp_path):
-    _run(tmp_path, 6)
+    result = _run(tmp_path, 6)
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if "loss" in x] == [1, 2, 3, 4, 5, 6]
+    assert all(np.isfinite(x["loss"]) for x in lines if "loss" in x) and result["step"] == 6
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [2, 4, 6]
     assert json.loads((tmp_path / "model_config.json").read_text())["backbone"]["depth"] == 4
-
-
-def test_workdir_loads_as_a_model(tmp_path):
-    import zoejax
-
-    _run(tmp_path, 2)
-    model = zoejax.load(tmp_path)
-    assert model.provenance == {"source": str(tmp_path.absolute()), "format": "workdir", "step": 2}
+    params, meta, restored_step = checkpointing.load_params(tmp_path, 4)
+    assert restored_step == 4 and meta["step"] == 4
+    model = zoejax.load(tmp_path)  # the latest step
+    assert model.provenance == {"source": str(tmp_path.absolute()), "format": "workdir", "step": 6}
+    assert not all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), params, model.params)))
     depth = model.predict(np.full((40, 60, 3), 128, np.uint8))
     assert depth.shape == (40, 60) and np.all(np.isfinite(depth))
 
@@ -88,7 +64,7 @@ def test_train_cli_runs_and_resumes(tmp_path):
     def run(steps, *extra):
         cmd = [sys.executable, "-m", "zoejax.cli.train", "--config", "configs/zoedepth_nk.py:tiny",
                "--workdir", str(tmp_path), f"--config.num_train_steps={steps}", "--config.global_batch_size=2",
-               "--config.log_every_steps=1", "--config.mesh_shape=(1, 1, 1)", *extra]
+               "--config.log_every_steps=1", "--config.mesh_shape=(1, 1, 1)", "--config.eval_every_steps=0", *extra]
         env = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
         return subprocess.run(cmd, capture_output=True, text=True, env=env)
 

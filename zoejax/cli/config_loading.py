@@ -6,12 +6,16 @@ Nothing below the CLI sees a ConfigDict.
 from __future__ import annotations
 
 import ml_collections
+from absl import flags
 from ml_collections import config_flags
 
 from zoejax.models.config import ZoeDepthConfig, build_dataclass
 
 
 def define_config_flag(default: str | None = None) -> None:
+    """Defines ``--config`` once per process (zoejax-train and zoejax-info share it when both are imported)."""
+    if "config" in flags.FLAGS:
+        return
     config_flags.DEFINE_config_file(
         "config", default,
         "Config file, optionally with an argument: configs/zoedepth_n.py:beit_b384. Any field can be "
