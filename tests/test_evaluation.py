@@ -27,6 +27,14 @@ HERE = os.path.dirname(__file__)
 SIZE = (64, 96)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def fast_compiles():
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)  # both sides of each comparison compile alike
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
 @pytest.fixture(scope="module")
 def tiny_n():
     cfg = presets.zoed_n("tiny")
