@@ -4,41 +4,16 @@ each feeding its slice of the global batch; they save an orbax checkpoint togeth
 it and continues. Losses match a single process with 8 devices fed the whole batch."""
 
 import json
-import os
-import socket
-import subprocess
-import sys
 
 import pytest
-
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from local_processes import finish, free_port, start
 
 
 def _start(workdir, devices, *args):
-    # No persistent compilation cache here: with it, the second phase of the two-process run hangs in its first
-    # step (jax 0.10.2, CPU, gloo).
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": ROOT}
-    env.pop("JAX_COMPILATION_CACHE_DIR", None)
-    cmd = [sys.executable, os.path.join(HERE, "multihost_check.py"), "--workdir", str(workdir), *args]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    return start("multihost_check.py", devices, "--workdir", workdir, *args)
 
 
-def _finish(proc):
-    try:
-        out, err = proc.communicate(timeout=900)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-    assert proc.returncode == 0, err[-3000:]
-    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+_finish = finish
 
 
 def _losses(workdir):
@@ -48,7 +23,7 @@ def _losses(workdir):
 
 @pytest.mark.slow  # several processes, each compiling the train step (run by make test)
 def test_two_processes_train_like_one(tmp_path):
-    coordinator = f"127.0.0.1:{_free_port()}"
+    coordinator = f"127.0.0.1:{free_port()}"
     multi, single = tmp_path / "multi", tmp_path / "single"
     procs = [_start(multi, 4, "--process-id", str(i), "--num-processes", "2", "--coordinator", coordinator,
                     "--steps", "2,3") for i in range(2)]
