@@ -9,19 +9,8 @@ from PIL import Image
 from zoejax.cli import demo
 
 
-def test_demo_trains_evaluates_and_writes_depth_files(tmp_path, capsys):
-    import jax
-
-    # The run's logic and outputs are checked here, not convergence (make demo shows that): compile fast.
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        _run_demo(tmp_path, capsys)
-    finally:
-        jax.config.update("jax_disable_most_optimizations", previous)
-
-
-def _run_demo(tmp_path, capsys):
+def test_demo_trains_evaluates_and_writes_depth_files(tmp_path, capsys, fast_compiles):
+    # The run's logic and outputs are checked here, not convergence (make demo shows that).
     demo.main(["--output", str(tmp_path), "--backbone", "tiny", "--steps", "3", "--batch", "2", "--height", "64",
                "--width", "96", "--eval-scenes", "2"])
     out = capsys.readouterr().out

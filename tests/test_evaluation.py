@@ -27,12 +27,7 @@ HERE = os.path.dirname(__file__)
 SIZE = (64, 96)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def fast_compiles():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)  # both sides of each comparison compile alike
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 @pytest.fixture(scope="module")

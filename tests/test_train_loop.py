@@ -15,13 +15,7 @@ from zoejax.training.loop import TrainConfig, train
 from zoejax.training.optim import OptimConfig
 from zoejax.training.step import LossConfig
 
-
-@pytest.fixture(autouse=True)
-def fast_compiles():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 def _batches():
