@@ -14,6 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from zoejax.models.pointwise import PointwiseConv
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
@@ -117,8 +118,7 @@ class FeatureFusionBlock(nn.Module):
         if size is None:
             size = (2 * x.shape[1], 2 * x.shape[2])
         x = resize_bilinear(x, size, align_corners=True)
-        return nn.Conv(self.features, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
-                       name="out_conv")(x)
+        return PointwiseConv(self.features, dtype=self.dtype, param_dtype=self.param_dtype, name="out_conv")(x)
 
 
 class Scratch(nn.Module):
@@ -151,7 +151,8 @@ class Scratch(nn.Module):
         x = resize_bilinear(x, (2 * x.shape[1], 2 * x.shape[2]), align_corners=True)
         x = conv(self.num_relative_features, (3, 3), padding=((1, 1), (1, 1)), name="output_conv_2")(x)
         out_conv = nn.relu(x)
-        rel = nn.relu(conv(1, (1, 1), name="output_conv_4")(out_conv))[..., 0]
+        rel = nn.relu(PointwiseConv(1, dtype=self.dtype, param_dtype=self.param_dtype,
+                                    name="output_conv_4")(out_conv))[..., 0]
         return {"l4_rn": rn[3], "r4": r4, "r3": r3, "r2": r2, "r1": r1, "out_conv": out_conv,
                 "rel_depth": rel}
 

@@ -50,7 +50,8 @@ def _depth_from_bins(clb, last, cascade, size) -> tuple[jnp.ndarray, jnp.ndarray
     embedding = resize_bilinear(cascade["bin_embedding"], size, align_corners=True)
     probs = clb(last, embedding)  # (B, H, W, n_bins)
     centres = resize_bilinear(cascade["bin_centers"], size, align_corners=True)
-    return jnp.sum(probs * centres, axis=-1), probs
+    # As an einsum: XLA:CPU's fused multiply-reduce over the last axis was 50x slower at 384x512x64.
+    return jnp.einsum("...k,...k->...", probs, centres), probs
 
 
 class MetricBinsHead(nn.Module):

@@ -15,10 +15,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoejax.models.pointwise import PointwiseConv
 from zoejax.ops.resize import resize_bilinear
 
 F32 = jnp.float32
-conv1x1 = functools.partial(nn.Conv, kernel_size=(1, 1), dtype=F32, param_dtype=F32)
+conv1x1 = functools.partial(PointwiseConv, dtype=F32, param_dtype=F32)
 
 
 def _pow(x: jnp.ndarray, gamma: float) -> jnp.ndarray:
@@ -173,9 +174,8 @@ class ConditionalLogBinomial(nn.Module):
     @nn.compact
     def __call__(self, main: jnp.ndarray, condition: jnp.ndarray) -> jnp.ndarray:
         """main (B, H, W, Cm) and condition (B, H, W, Cc) -> probabilities (B, H, W, K) summing to 1."""
-        x = jnp.concatenate([main, condition], axis=-1)
-        hidden = x.shape[-1] // self.bottleneck_factor
-        s = conv1x1(hidden, name="mlp_0")(x)
+        hidden = (main.shape[-1] + condition.shape[-1]) // self.bottleneck_factor
+        s = conv1x1(hidden, name="mlp_0")((main, condition))  # = conv of their channel concatenation
         s = nn.softplus(conv1x1(4, name="mlp_2")(nn.gelu(s, approximate=False))) + 1e-4
         p = s[..., 0] / (s[..., 0] + s[..., 1])
         t = s[..., 2] / (s[..., 2] + s[..., 3])

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 IMPLEMENTATIONS = ("per_head", "batched")
+HEADS_PER_STEP = 2  # heads per lax.map step of the CPU implementation
 _default: list[str | None] = [None]
 
 
@@ -64,21 +65,28 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
             bias = jnp.take(bias_table, index, axis=1).reshape(heads, n, n)
         # Logits and softmax are float32 in its XLA implementation; the bias is added in the compute dtype.
         return jax.nn.dot_product_attention(q, k, v, bias=bias[None].astype(q.dtype), scale=1.0)
-    # Outer loop over heads (the head's bias is made once), inner loop over examples.
-    qh, kh, vh = (t.transpose(2, 0, 1, 3) for t in (q, k, v))  # (heads, B, N, d)
+    # Outer loop over groups of heads (each head's bias is made once), inner loop over examples. Two heads per
+    # step halve the loop's per-iteration cost; the softmax is normalised after the (N, N) x (N, d) product, which
+    # divides N*d instead of N*N values (~15% of the attention on CPU).
+    group = HEADS_PER_STEP if heads % HEADS_PER_STEP == 0 else 1
+    qh, kh, vh = (t.transpose(2, 0, 1, 3).reshape(heads // group, group, b, n, d) for t in (q, k, v))
 
-    def one_example(args):
-        qi, ki, vi, head_bias = args
+    def one_example(qi, ki, vi, head_bias):
         logits = jnp.dot(qi, ki.T, preferred_element_type=jnp.float32) + head_bias
-        weights = jax.nn.softmax(logits, axis=-1).astype(vi.dtype)
-        return jnp.dot(weights, vi, preferred_element_type=jnp.float32).astype(vi.dtype)
+        unnormalised = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+        out = jnp.dot(unnormalised.astype(vi.dtype), vi, preferred_element_type=jnp.float32)
+        return (out / jnp.sum(unnormalised, axis=-1, keepdims=True)).astype(vi.dtype)
 
-    def one_head(args):
-        h, qs, ks, vs = args
+    def one_head(h, qs, ks, vs):
         head_bias = bias[h] if bias is not None else jnp.take(bias_table[h], index).reshape(n, n)
         if b == 1:
-            return one_example((qs[0], ks[0], vs[0], head_bias))[None]
-        return jax.lax.map(lambda a: one_example((*a, head_bias)), (qs, ks, vs))
+            return one_example(qs[0], ks[0], vs[0], head_bias)[None]
+        return jax.lax.map(lambda a: one_example(*a, head_bias), (qs, ks, vs))
 
-    out = jax.lax.map(one_head, (jnp.arange(heads), qh, kh, vh))  # (heads, B, N, d)
+    def one_group(args):
+        g, qs, ks, vs = args
+        return jnp.stack([one_head(g * group + i, qs[i], ks[i], vs[i]) for i in range(group)])
+
+    out = jax.lax.map(one_group, (jnp.arange(heads // group), qh, kh, vh))  # (heads/group, group, B, N, d)
+    out = out.reshape(heads, b, n, d)
     return out.transpose(1, 2, 0, 3)
