@@ -5,9 +5,11 @@ weights; eager, and ``torch.compile`` where it works), timed alternately in one 
   python benchmarks/inference.py --batch-sizes 1 --dtypes fp32     # the quick CPU run
   python benchmarks/inference.py --no-compile --repeats 7
 
-Every implementation is warmed up first (zoejax compiles, torch.compile traces), then each repeat times one call of
-every implementation in a rotating order, so load from other processes hits all of them alike; the table shows the
-median (and min) of the repeats. fp32 outputs are checked against PyTorch eager (relative L2 of metric_depth
+PyTorch runs in a spawned process that never imports jax's runtime (``torch_worker.py``; ``--torch-in-process``
+for the old single-process way), and times its calls there; the two sides alternate, each idle while the other
+runs. Every implementation is warmed up first (zoejax compiles, torch.compile traces), then each repeat times one
+call of every implementation in a rotating order, so load from other processes hits all of them alike; the table
+shows the median (and min) of the repeats. fp32 outputs are checked against PyTorch eager (relative L2 of metric_depth
 <= 1e-4). Runs on the GPU when jax's default backend and torch.cuda are GPUs. The last line is
 ``speedup_vs_pytorch: X`` = PyTorch eager fp32 batch 1 median / zoejax fp32 batch 1 median.
 """
@@ -25,8 +27,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
-from common import machine_line, median, parse_list, peak_rss_gb, reference_and_params, timed
+from common import machine_line, median, parse_list, peak_rss_gb, reference_and_params
 from numerics import rel_l2
+from torch_worker import TorchWorker
 
 from zoejax.models import presets
 from zoejax.models.zoedepth import ZoeDepth
@@ -56,6 +59,13 @@ def torch_forward(module, dtype: str, device: str):
     return run
 
 
+def _numpy(out) -> np.ndarray:
+    """A jax array, torch tensor or numpy array (from the worker) as float32 numpy."""
+    if isinstance(out, torch.Tensor):
+        return out.float().cpu().numpy()
+    return np.asarray(jax.device_get(out), np.float32)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbone", default="beit_l384")
@@ -65,6 +75,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per implementation (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per implementation first")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--torch-in-process", action="store_true",
+                        help="run PyTorch in this process instead of a spawned one (the two runtimes' threads "
+                             "then share the cores between calls)")
+    parser.add_argument("--pause", type=float, default=0.5,
+                        help="seconds of idle before each timed call, so the other runtime's worker threads "
+                             "(XLA's pool, OpenMP) have stopped spinning and do not steal the 2 cores")
     args = parser.parse_args()
     batch_sizes, dtypes = parse_list(args.batch_sizes, int), parse_list(args.dtypes)
     for d in dtypes:
@@ -72,37 +88,57 @@ def main() -> None:
             parser.error(f"unknown dtype {d!r}; choose from {sorted(DTYPES)}")
 
     print(f"date={datetime.datetime.now(datetime.UTC):%Y-%m-%d %H:%M} UTC {machine_line()}")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     cfg = presets.zoed_n(args.backbone)
     ref, params = reference_and_params(cfg)
-    ref = ref.to(device)
-    compiled, compile_error = None, None
-    if not args.no_compile:
-        try:
-            compiled = torch.compile(ref)
-        except Exception as e:  # noqa: BLE001 - any failure means "n/a", reported with its reason
-            compile_error = f"{type(e).__name__}: {e}"
+    worker = None
+    if args.torch_in_process:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        ref = ref.to(device)
+        compiled, compile_error = None, None
+        if not args.no_compile:
+            try:
+                compiled = torch.compile(ref)
+            except Exception as e:  # noqa: BLE001 - any failure means "n/a", reported with its reason
+                compile_error = f"{type(e).__name__}: {e}"
+    else:
+        del ref  # the worker rebuilds it from the same seed
+        worker = TorchWorker(cfg, seed=0, threads=torch.get_num_threads(), compile_model=not args.no_compile)
+        device, compile_error = worker.info["device"], worker.info["compile_error"]
+        compiled = None if (compile_error or args.no_compile) else "compiled"
+    print(f"pytorch: {'this process' if worker is None else 'a spawned process'}, device={device}", flush=True)
+
+    def seconds_and_output(fn):
+        t0 = time.perf_counter()
+        out = fn()
+        return time.perf_counter() - t0, out
 
     rows, times = [], {}
     for dtype in dtypes:
         for batch in batch_sizes:
             images = np.random.default_rng(batch).random((batch, *args.size, 3), dtype=np.float32)
-            pixel_values = ((torch.from_numpy(images).permute(0, 3, 1, 2) - 0.5) / 0.5).contiguous().to(device)
             x = jax.device_put(jnp.asarray(images))
-            impls = {"zoejax (jit)": functools.partial(zoejax_forward(cfg, params, dtype), x),
-                     "pytorch eager": functools.partial(torch_forward(ref, dtype, device), pixel_values)}
+            impls = {"zoejax (jit)": functools.partial(seconds_and_output,
+                                                       functools.partial(zoejax_forward(cfg, params, dtype), x))}
+            if worker is None:
+                pixel_values = ((torch.from_numpy(images).permute(0, 3, 1, 2) - 0.5) / 0.5).contiguous().to(device)
+                impls["pytorch eager"] = functools.partial(
+                    seconds_and_output, functools.partial(torch_forward(ref, dtype, device), pixel_values))
+                if compiled is not None:
+                    impls["pytorch torch.compile"] = functools.partial(
+                        seconds_and_output, functools.partial(torch_forward(compiled, dtype, device), pixel_values))
+            else:
+                worker.set_input(batch, images)
+                impls["pytorch eager"] = functools.partial(worker.call, "eager", batch, dtype)
+                if compiled is not None:
+                    impls["pytorch torch.compile"] = functools.partial(worker.call, "compile", batch, dtype)
             status = {}
-            if compiled is not None:
-                impls["pytorch torch.compile"] = functools.partial(torch_forward(compiled, dtype, device),
-                                                                   pixel_values)
-            elif compile_error or args.no_compile:
+            if compiled is None:
                 status["pytorch torch.compile"] = compile_error or "skipped (--no-compile)"
             outputs, first_call = {}, {}
             for name, fn in list(impls.items()):
                 try:
-                    t0 = time.perf_counter()
-                    outputs[name] = fn()
-                    first_call[name] = time.perf_counter() - t0
+                    first = fn(want_output=True) if worker is not None and "pytorch" in name else fn()
+                    first_call[name], outputs[name] = first
                     for _ in range(args.warmup - 1):
                         fn()
                 except Exception as e:  # noqa: BLE001 - torch.compile may fail at its first call
@@ -112,7 +148,8 @@ def main() -> None:
             names = list(impls)
             for r in range(args.repeats):
                 for name in names[r % len(names):] + names[: r % len(names)]:
-                    samples[name].append(timed(impls[name]))
+                    time.sleep(args.pause)
+                    samples[name].append(impls[name]()[0])
             eager = outputs.get("pytorch eager")
             for name in [*names, *status]:
                 if name in status:
@@ -122,9 +159,8 @@ def main() -> None:
                 times[(dtype, batch, name)] = t
                 err = ""
                 if eager is not None and name != "pytorch eager":
-                    got = np.asarray(jax.device_get(outputs[name]) if "zoejax" in name
-                                     else outputs[name].float().cpu().numpy(), np.float32)
-                    want = eager.float().cpu().numpy()
+                    got = _numpy(outputs[name])
+                    want = _numpy(eager)
                     err = rel_l2(got, want)
                     if dtype == "fp32" and not err <= PARITY_TOLERANCE:
                         raise SystemExit(f"{name} {dtype} batch {batch}: relative L2 {err:.2e} > {PARITY_TOLERANCE}")
@@ -146,6 +182,8 @@ def main() -> None:
         base = times.get((dtype, batch, "pytorch eager"))
         speed = f"{base / t:.2f}x" if base else "n/a"
         print(f"| {dtype} | {batch} | {name} | {t:.3f} | {tmin:.3f} | {ips:.2f} | {first:.1f} | {speed} | {err} |")
+    if worker is not None:
+        worker.close()
     jx, pt = times.get(("fp32", 1, "zoejax (jit)")), times.get(("fp32", 1, "pytorch eager"))
     print(f"speedup_vs_pytorch: {pt / jx:.2f}" if jx and pt else "speedup_vs_pytorch: n/a (needs fp32 batch 1)")
 
