@@ -20,8 +20,9 @@ $(VENV)/.stamp-dev: $(VENV)/.stamp-base requirements-dev.txt requirements-dev-no
 demo: $(VENV)/.stamp-base
 	$(PY) -m zoejax.cli.demo --output demo_out
 
+# Two workers, one test file each at a time (module fixtures are built once; files never share a worker's state).
 test: $(VENV)/.stamp-dev
-	$(PY) -m pytest -q --durations=10 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10 tests
 
 fast: $(VENV)/.stamp-dev
 	$(PY) -m pytest -q -m "not slow" tests

@@ -8,6 +8,18 @@ sys.path.insert(0, os.path.dirname(__file__))
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+# The longest files (multi-process training, sharded layouts, train CLI) start first, so that under
+# ``pytest -n 2 --dist loadfile`` (make test) neither worker is left alone with one of them at the end.
+LONGEST_FIRST = ("test_multihost.py", "test_sharded_training.py", "test_train_loop.py", "test_resume_kill.py",
+                 "test_parity_full.py", "test_training_extras.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+    items.sort(key=rank)  # stable: each file's tests keep their order and stay together
+
 
 @pytest.fixture
 def rng():
