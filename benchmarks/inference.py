@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from common import machine_line, median, parse_list, peak_rss_gb, reference_and_params
 from numerics import rel_l2
-from torch_worker import TorchWorker
+from torch_worker import TorchWorker, pixel_values
 
 from zoejax.models import presets
 from zoejax.models.zoedepth import ZoeDepth
@@ -120,12 +120,12 @@ def main() -> None:
             impls = {"zoejax (jit)": functools.partial(seconds_and_output,
                                                        functools.partial(zoejax_forward(cfg, params, dtype), x))}
             if worker is None:
-                pixel_values = ((torch.from_numpy(images).permute(0, 3, 1, 2) - 0.5) / 0.5).contiguous().to(device)
+                pv = pixel_values(images).to(device)
                 impls["pytorch eager"] = functools.partial(
-                    seconds_and_output, functools.partial(torch_forward(ref, dtype, device), pixel_values))
+                    seconds_and_output, functools.partial(torch_forward(ref, dtype, device), pv))
                 if compiled is not None:
                     impls["pytorch torch.compile"] = functools.partial(
-                        seconds_and_output, functools.partial(torch_forward(compiled, dtype, device), pixel_values))
+                        seconds_and_output, functools.partial(torch_forward(compiled, dtype, device), pv))
             else:
                 worker.set_input(batch, images)
                 impls["pytorch eager"] = functools.partial(worker.call, "eager", batch, dtype)

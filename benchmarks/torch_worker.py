@@ -15,9 +15,16 @@ import time
 import numpy as np
 
 
-def _serve(conn, cfg, seed: int, threads: int | None, compile_model: bool) -> None:
+def pixel_values(images: np.ndarray):
+    """(B, H, W, 3) in [0, 1] -> the reference's NCHW input, normalised with mean = std = 0.5 (CPU tensor)."""
     import torch
-    from common import reference_and_params  # noqa: F401 - sets sys.path for tests/
+
+    return ((torch.from_numpy(images).permute(0, 3, 1, 2) - 0.5) / 0.5).contiguous()
+
+
+def _serve(conn, cfg, seed: int, threads: int | None, compile_model: bool) -> None:
+    import common  # noqa: F401 - puts tests/ on sys.path
+    import torch
     from torch_reference import build_reference
 
     if threads:
@@ -40,8 +47,7 @@ def _serve(conn, cfg, seed: int, threads: int | None, compile_model: bool) -> No
             return
         if msg[0] == "input":
             _, key, images = msg
-            pv = (torch.from_numpy(images).permute(0, 3, 1, 2) - 0.5) / 0.5
-            inputs[key] = pv.contiguous().to(device)
+            inputs[key] = pixel_values(images).to(device)
             conn.send(None)
             continue
         _, kind, key, dtype, want_output = msg
