@@ -22,6 +22,7 @@ import numpy as np
 
 from zoejax.models.config import RematPolicy
 from zoejax.ops.attention import attention
+from zoejax.ops.grad_barrier import gradient_barrier
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
@@ -182,7 +183,7 @@ class Block(nn.Module):
                              self.param_dtype)
         h = Attention(self.dim, self.num_heads, self.pretrain_window, self.dtype, self.param_dtype,
                       name="attn")(norm(name="norm1")(x), window)
-        x = x + gamma_1.astype(self.dtype) * h
+        x = gradient_barrier(x + gamma_1.astype(self.dtype) * h)
         h = Mlp(self.mlp_hidden, self.dtype, self.param_dtype, name="mlp")(norm(name="norm2")(x))
         return x + gamma_2.astype(self.dtype) * h
 
@@ -233,6 +234,7 @@ class BeitEncoder(nn.Module):
             block_cls = nn.remat(Block, policy=_REMAT_POLICIES[self.remat], static_argnums=(2,))
         taps = []
         for i in range(self.depth):
+            x = gradient_barrier(x)  # keeps the residual-stream gradient from fusing across blocks (see there)
             x = block_cls(self.embed_dim, self.num_heads, int(self.embed_dim * self.mlp_ratio),
                           self.pretrain_window, self.init_values, self.layer_norm_eps, self.dtype,
                           self.param_dtype, name=f"blocks_{i}")(x, window)

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from zoejax.models.beit import _REMAT_POLICIES
 from zoejax.models.config import RematPolicy, SwinConfig
 from zoejax.models.swin import PatchMerging, SwinBlock
+from zoejax.ops.grad_barrier import gradient_barrier
 
 Dtype = Any
 
@@ -70,6 +71,7 @@ class SwinStage(nn.Module):
                                   param_dtype=self.param_dtype)
         tap = None
         for j in range(c.depths[s]):
+            x = gradient_barrier(x)  # as in BEiT: no fusion of the residual gradient across blocks
             x = block(shift=shift if j % 2 else (0, 0), name=f"blocks_{j}")(x)
             if j == c.hooks[s]:
                 tap = x
