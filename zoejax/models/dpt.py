@@ -3,7 +3,8 @@
 Layout is NHWC. Names mirror the torch paths: ``act_postprocess{j}`` (readout ``project``, then the
 Sequential's layers 3 and 4 as ``layer3``/``layer4``), ``scratch/layer{k}_rn``, ``scratch/refinenet{k}``
 with ``resConfUnit{1,2}/conv{1,2}`` and ``out_conv``, and ``scratch/output_conv_{0,2,4}``.
-All resizes are bilinear with align_corners=True (architecture spec section 4).
+All resizes are bilinear with align_corners=True (architecture spec section 4). Convolutions go through
+``zoejax.ops.conv.conv_general_dilated`` (XLA's own, with a faster kernel gradient on CPU).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from zoejax.models.pointwise import PointwiseConv
+from zoejax.ops.conv import conv_general_dilated
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
@@ -61,11 +63,9 @@ class ReassembleStage(nn.Module):
     def __call__(self, tokens: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarray:
         """tokens: (B, 1+N, D) cls first -> (B, h, w, features) at the stage's resolution."""
         b, n, d = tokens.shape
-        conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype)
-        patches, cls = tokens[:, 1:], tokens[:, :1]
-        x = jnp.concatenate([patches, jnp.broadcast_to(cls, patches.shape)], axis=-1)  # patches first
-        x = nn.Dense(d, dtype=self.dtype, param_dtype=self.param_dtype, name="project",
-                     kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(), (None, "embed")))(x)
+        conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype,
+                                 conv_general_dilated=conv_general_dilated)
+        x = ReadoutProject(d, self.dtype, self.param_dtype, name="project")(tokens[:, 1:], tokens[:, :1])
         x = nn.gelu(x, approximate=False)
         x = x.reshape(b, grid[0], grid[1], d)
         x = conv(self.features, (1, 1), name="layer3")(x)
@@ -91,7 +91,7 @@ class ResidualConvUnit(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         conv = functools.partial(nn.Conv, self.features, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
-                                 param_dtype=self.param_dtype)
+                                 param_dtype=self.param_dtype, conv_general_dilated=conv_general_dilated)
         y = conv(name="conv1")(nn.relu(x))
         y = conv(name="conv2")(nn.relu(y))
         return y + x
@@ -137,7 +137,8 @@ class Scratch(nn.Module):
           l4_rn (B,H/32,W/32,F), r4 (H/16), r3 (H/8), r2 (H/4), r1 (H/2), out_conv (B,H,W,32) and
           rel_depth (B,H,W), the non-negative relative inverse depth.
         """
-        conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype)
+        conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype,
+                                 conv_general_dilated=conv_general_dilated)
         rn = [conv(self.features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, name=f"layer{k}_rn")(x)
               for k, x in zip(range(1, 5), layers, strict=True)]
         fusion = functools.partial(FeatureFusionBlock, self.features, dtype=self.dtype,
