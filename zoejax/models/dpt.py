@@ -46,6 +46,29 @@ class ConvTransposeNonOverlapping(nn.Module):
         return y.reshape(b, h * k, w * k, self.features) + bias.astype(self.dtype)
 
 
+class ReadoutProject(nn.Module):
+    """MiDaS' "project" readout, Linear(2D -> D) over each patch token concatenated with the cls token.
+
+    The kernel is nn.Dense's, (2D, D) with the patch rows first, but the product is split as
+    ``patches @ W[:D] + cls @ W[D:]``: the cls half is computed once per image instead of once per patch, and the
+    (B, N, 2D) concatenation is never built.
+    """
+
+    features: int
+    dtype: Dtype = jnp.float32
+    param_dtype: Dtype = jnp.float32
+
+    @nn.compact
+    def __call__(self, patches: jnp.ndarray, cls: jnp.ndarray) -> jnp.ndarray:
+        """patches (B, N, D), cls (B, 1, D) -> (B, N, features)."""
+        d = patches.shape[-1]
+        kernel = self.param("kernel", nn.with_logical_partitioning(nn.initializers.lecun_normal(), (None, "embed")),
+                            (2 * d, self.features), self.param_dtype).astype(self.dtype)
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype).astype(self.dtype)
+        patches, cls = patches.astype(self.dtype), cls.astype(self.dtype)
+        return jnp.dot(patches, kernel[:d]) + (jnp.dot(cls, kernel[d:]) + bias)
+
+
 class ReassembleStage(nn.Module):
     """Readout 'project' + tokens-to-grid + resample for one hooked block (``act_postprocess{j}``).
 
