@@ -22,14 +22,28 @@ def pixel_values(images: np.ndarray):
     return ((torch.from_numpy(images).permute(0, 3, 1, 2) - 0.5) / 0.5).contiguous()
 
 
+def _build_reference(cfg, seed: int):
+    """The tests' PyTorch reference for ``cfg``: transformers ZoeDepth for BEiT; for Swin/SwinV2, transformers'
+    ZoeDepth decoder and head on timm's encoder (``tests/swin_reference.py``)."""
+    from zoejax.models.config import SwinConfig
+
+    if isinstance(cfg.backbone, SwinConfig):
+        import timm_import  # noqa: F401 - stands in for torchvision while timm is imported
+        from swin_reference import zoedepth_reference
+
+        return zoedepth_reference(cfg, seed=seed, strict_img_size=False)[0]
+    from torch_reference import build_reference
+
+    return build_reference(cfg, seed=seed)
+
+
 def _serve(conn, cfg, seed: int, threads: int | None, compile_model: bool) -> None:
     import common  # noqa: F401 - puts tests/ on sys.path
     import torch
-    from torch_reference import build_reference
 
     if threads:
         torch.set_num_threads(threads)
-    ref = build_reference(cfg, seed=seed)
+    ref = _build_reference(cfg, seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     ref = ref.to(device)
     models = {"eager": ref}
