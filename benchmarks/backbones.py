@@ -104,7 +104,9 @@ def main() -> None:
         print(f"{name}: params={row[1]:,} compile={compile_s:.1f}s zoejax={row[3]:.3f}s torch={row[4]:.3f}s "
               f"rel_l2={err:.1e} zoejax_calls={[round(t, 2) for t in jax_t]} "
               f"torch_calls={[round(t, 2) for t in torch_t]}", flush=True)
-        del params, fn
+        del params, fn, run_torch
+        if args.torch_in_process:
+            del module
         gc.collect()
     print("\n| backbone | params (ZoeD_N) | zoejax s/img | PyTorch eager s/img | speedup | rel. L2 "
           "| zoejax compile s |")
