@@ -1,9 +1,22 @@
 """Shared test setup: make the helper modules in tests/ importable, and shared fixtures."""
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
+
+# One XLA compilation cache for the whole run, shared by both xdist workers (they inherit this environment from
+# the controller, which loads this file first) and the CLI subprocesses the tests start: many tests compile the
+# same tiny-model programs. Entries are keyed by the program, the compile options and the jax/XLA versions, so a
+# hit never changes a result. The multi-process checks run without it (tests/local_processes.py).
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    _cache_dir = tempfile.mkdtemp(prefix="zoejax-tests-xla-")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache_dir
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
+    atexit.register(shutil.rmtree, _cache_dir, True)
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

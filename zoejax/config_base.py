@@ -68,7 +68,9 @@ def base_config(model: ZoeDepthConfig, input_size: tuple[int, int], *, lr: float
     config.eval.flip_tta = False  # in-training validation of the official code has no flip TTA
 
     config.optim = ml_collections.ConfigDict()
-    config.optim.total_steps = config.get_ref("num_train_steps")
+    # 0: the schedule spans num_train_steps. A longer schedule (e.g. to stop early and resume later on the same
+    # curve) is set here; a linked FieldReference would have made such an override move num_train_steps too.
+    config.optim.total_steps = 0
     config.optim.lr = lr
     config.optim.weight_decay = 0.01
     config.optim.rel_pos_weight_decay = True

@@ -40,5 +40,8 @@ def run_configs(config: ml_collections.ConfigDict):
                 "eval_every_steps", "best_metric", "best_mode", "keep_best_checkpoints", "tensorboard",
                 "peak_flops_per_device", "log_dir")
     train = build_dataclass(TrainConfig, {k: d[k] for k in run_keys if k in d}, "config")
-    return model_config(config), train, build_dataclass(OptimConfig, d["optim"], "config.optim"), \
+    optim = dict(d["optim"])
+    if optim.get("total_steps") == 0:  # the default: the schedule spans the run
+        optim["total_steps"] = train.num_train_steps
+    return model_config(config), train, build_dataclass(OptimConfig, optim, "config.optim"), \
         build_dataclass(LossConfig, d["loss"], "config.loss")
