@@ -1,5 +1,6 @@
 """``zoejax.ops.conv``: the matmul kernel gradient equals XLA's convolution gradients, inside jit and under remat,
-and only stride-1 NHWC convolutions take it."""
+and only stride-1 NHWC convolutions take it; 1x1, patchify and small strided convolutions are matrix products
+with XLA's values and gradients."""
 
 import flax.linen as nn
 import jax
@@ -13,7 +14,7 @@ from zoejax.ops.conv import conv_general_dilated
 CASES = [  # (batch, H, W, C_in, C_out, kh, kw, padding)
     (1, 12, 16, 8, 4, 3, 3, ((1, 1), (1, 1))),
     (2, 7, 9, 3, 5, 3, 3, ((1, 1), (1, 1))),
-    (1, 8, 8, 4, 4, 1, 1, ((0, 0), (0, 0))),
+    (1, 8, 8, 4, 4, 1, 1, ((1, 0), (0, 1))),
     (2, 9, 6, 3, 2, 3, 2, ((0, 2), (1, 0))),
 ]
 
@@ -51,13 +52,47 @@ def test_bf16_and_remat():
     np.testing.assert_allclose(np.asarray(ours, np.float32), np.asarray(ref, np.float32), rtol=0.05, atol=0.5)
 
 
-def test_strided_convolution_is_plain_xla():
-    x = jnp.ones((1, 8, 8, 3))
-    k = jnp.ones((3, 3, 3, 2))
+PRODUCT_CASES = [  # (input (B, H, W, C), kernel (kh, kw, C, O), strides, padding)
+    ((2, 6, 5, 7), (1, 1, 7, 3), (1, 1), "VALID"),  # a 1x1 convolution: a product over channels
+    ((1, 18, 17, 3), (4, 4, 3, 6), (4, 4), ((0, 0), (0, 0))),  # patchify; a partial last row/column is dropped
+    ((2, 9, 12, 5), (3, 3, 5, 4), (2, 2), ((1, 1), (1, 1))),  # DPT's stride-2 reassemble, odd height
+    ((1, 10, 7, 2), (3, 2, 2, 3), (2, 3), ((0, 2), (1, 0))),  # uneven strides and padding
+]
+
+
+@pytest.mark.parametrize("case", PRODUCT_CASES)
+def test_matrix_product_forms_match_xla(case):
+    x_shape, k_shape, strides, padding = case
+    rng = np.random.default_rng(3)
+    x = jnp.asarray(rng.normal(size=x_shape), jnp.float32)
+    k = jnp.asarray(rng.normal(size=k_shape), jnp.float32)
     dn = lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))
-    jaxpr = str(jax.make_jaxpr(lambda x, k: conv_general_dilated(x, k, (2, 2), ((1, 1), (1, 1)),
-                                                                  dimension_numbers=dn))(x, k))
-    assert "custom_vjp_call" not in jaxpr and "conv_general_dilated" in jaxpr
+
+    def loss(conv, x, k):
+        return jnp.sum(jnp.sin(conv(x, k, strides, padding, dimension_numbers=dn)))
+
+    ref_value, ref_grads = jax.value_and_grad(loss, (1, 2))(lax.conv_general_dilated, x, k)
+    value, grads = jax.jit(jax.value_and_grad(loss, (1, 2)), static_argnums=0)(conv_general_dilated, x, k)
+    np.testing.assert_allclose(value, ref_value, rtol=1e-5)
+    for ours, ref in zip(grads, ref_grads, strict=True):
+        assert ours.shape == ref.shape
+        assert float(jnp.abs(ours - ref).max() / jnp.abs(ref).max()) < 1e-5
+    jaxpr = str(jax.make_jaxpr(lambda x, k: loss(conv_general_dilated, x, k))(x, k))
+    assert "conv_general_dilated" not in jaxpr and "dot_general" in jaxpr
+
+
+def test_other_convolutions_are_plain_xla():
+    def jaxpr(x_shape, k_shape, strides, padding):
+        x, k = jnp.ones(x_shape), jnp.ones(k_shape)
+        dn = lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))
+        return str(jax.make_jaxpr(lambda x, k: conv_general_dilated(x, k, strides, padding,
+                                                                      dimension_numbers=dn))(x, k))
+
+    # A strided convolution whose im2col columns would exceed the limit (here 9 * 4096 channels * 128 pixels).
+    big = jaxpr((1, 32, 16, 4096), (3, 3, 4096, 2), (2, 2), ((1, 1), (1, 1)))
+    assert "custom_vjp_call" not in big and "conv_general_dilated" in big
+    same = jaxpr((1, 8, 8, 3), (3, 3, 3, 2), (2, 2), "SAME")  # string padding other than VALID
+    assert "conv_general_dilated" in same
 
 
 def test_flax_conv_uses_it_with_the_same_parameters():

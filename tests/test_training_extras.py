@@ -225,5 +225,8 @@ def test_recipes():
     demo = _config_file("demo").get_config()
     _, demo_run, demo_optim, _ = run_configs(demo)
     assert demo_run.num_train_steps == demo_optim.total_steps == 160 and demo_run.global_batch_size == 4
+    demo.optim.total_steps = 400  # a longer schedule, stopped early: the run length stays
+    _, demo_run, demo_optim, _ = run_configs(demo)
+    assert (demo_run.num_train_steps, demo_optim.total_steps) == (160, 400)
     ((demo_protocol, demo_source),) = eval_sources(demo)
     assert demo_source.seed != demo.data.to_dict()["sources"][0]["seed"]  # held-out scenes

@@ -22,6 +22,7 @@ import numpy as np
 
 from zoejax.models.config import RematPolicy
 from zoejax.ops.attention import attention
+from zoejax.ops.conv import conv_general_dilated
 from zoejax.ops.grad_barrier import gradient_barrier
 from zoejax.ops.resize import resize_bilinear
 
@@ -101,7 +102,7 @@ class PatchEmbed(nn.Module):
         """(B, H, W, 3) -> (B, H/p, W/p, D)."""
         p = self.patch_size
         return nn.Conv(self.embed_dim, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
-                       param_dtype=self.param_dtype, name="proj",
+                       param_dtype=self.param_dtype, name="proj", conv_general_dilated=conv_general_dilated,
                        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
                                                                 (None, None, None, "embed")))(
             images.astype(self.dtype))

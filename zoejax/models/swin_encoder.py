@@ -21,6 +21,7 @@ import jax.numpy as jnp
 from zoejax.models.beit import _REMAT_POLICIES
 from zoejax.models.config import RematPolicy, SwinConfig
 from zoejax.models.swin import PatchMerging, SwinBlock
+from zoejax.ops.conv import conv_general_dilated
 from zoejax.ops.grad_barrier import gradient_barrier
 
 Dtype = Any
@@ -40,6 +41,7 @@ class SwinPatchEmbed(nn.Module):
         """(B, H, W, 3) -> (B, H/p, W/p, D)."""
         x = nn.Conv(self.embed_dim, (self.patch_size,) * 2, strides=(self.patch_size,) * 2, padding="VALID",
                     dtype=self.dtype, param_dtype=self.param_dtype, name="proj",
+                    conv_general_dilated=conv_general_dilated,
                     kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
                                                              (None, None, None, "embed")))(images.astype(self.dtype))
         return nn.LayerNorm(epsilon=self.layer_norm_eps, use_fast_variance=False, dtype=self.dtype,

@@ -8,7 +8,13 @@ encoder's matmuls. For a stride-1 kh x kw convolution,
 
 and shifting ``g`` along w instead of ``xpad`` makes each kernel row i one product with a long contraction,
 ``[g shifted by 0..kw-1]^T @ xpad[:, i:i+Ho]``: kh matmuls, 1.5-3x faster than XLA's filter convolution here.
-The forward and the input gradient stay XLA's own convolutions. Other backends, strides, dilations and groups use
+The forward and the input gradient stay XLA's own convolutions.
+
+Convolutions that are matrix products in disguise take that form on CPU as well, where XLA:CPU runs them as slow
+generic convolutions (2-3x slower than the product at BEiT-L's 24x32 grid): a 1x1 convolution is a product over
+channels, a patchify convolution (stride == kernel, no padding: the ViT patch embedding) a product over patches,
+and a strided convolution (DPT's stride-2 3x3 reassemble) one product over its strided im2col columns (small
+maps only: the columns are kh*kw times the output). Other backends, dilations and groups use
 ``lax.conv_general_dilated`` unchanged.
 """
 
@@ -29,17 +35,63 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     """Drop-in for ``lax.conv_general_dilated`` (pass it as ``nn.Conv(conv_general_dilated=...)``); takes the
     matmul kernel-gradient path for stride-1, undilated, ungrouped NHWC/HWIO convolutions with explicit padding on
     the CPU backend."""
-    use_gemm_grad = (
+    if isinstance(padding, str) and padding.upper() == "VALID":
+        padding = ((0, 0), (0, 0))
+    plain_nhwc = (
         jax.default_backend() == "cpu" and lhs.ndim == 4 and feature_group_count == 1
-        and all(s == 1 for s in window_strides)
         and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1)))
         and not isinstance(padding, str) and preferred_element_type is None
         and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))
-    if not use_gemm_grad:
+    if not plain_nhwc:
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                         dimension_numbers, feature_group_count, precision=precision,
                                         preferred_element_type=preferred_element_type)
-    return conv2d_gemm_kernel_grad(lhs, rhs, tuple((int(lo), int(hi)) for lo, hi in padding), precision)
+    padding = tuple((int(lo), int(hi)) for lo, hi in padding)
+    strides = tuple(int(s) for s in window_strides)
+    kh, kw = rhs.shape[:2]
+    unpadded = all(p == (0, 0) for p in padding)
+    if (kh, kw) == (1, 1) and strides == (1, 1) and unpadded:
+        return jnp.dot(lhs, rhs[0, 0], precision=precision)
+    if strides == (kh, kw) and unpadded:
+        return _patchify_conv(lhs, rhs, precision)
+    if strides == (1, 1):
+        return conv2d_gemm_kernel_grad(lhs, rhs, padding, precision)
+    if _out_size(lhs.shape[1:3], (kh, kw), strides, padding) * kh * kw * lhs.shape[-1] * lhs.shape[0] <= _MAX_COLUMNS:
+        return _im2col_conv(lhs, rhs, strides, padding, precision)
+    return lax.conv_general_dilated(lhs, rhs, strides, padding, dimension_numbers=dimension_numbers,
+                                    precision=precision)
+
+
+# Largest im2col matrix (elements) a strided convolution is computed through: 16 MB in float32. DPT's stride-2
+# reassemble at 384x512 needs 1.8M; at larger inputs the columns would cost more memory traffic than they save.
+_MAX_COLUMNS = 4 * 1024 * 1024
+
+
+def _out_size(size, kernel, strides, padding) -> int:
+    (h, w), (kh, kw), (sh, sw), ((top, bottom), (left, right)) = size, kernel, strides, padding
+    return ((h + top + bottom - kh) // sh + 1) * ((w + left + right - kw) // sw + 1)
+
+
+def _patchify_conv(x: jax.Array, kernel: jax.Array, precision) -> jax.Array:
+    """Non-overlapping kh x kw patches (stride == kernel, no padding) times the kernel: (B, H/kh, W/kw, O);
+    trailing rows/columns that do not fill a patch are dropped, as the convolution does."""
+    b, h, w, c = x.shape
+    kh, kw, _, o = kernel.shape
+    ho, wo = h // kh, w // kw
+    patches = x[:, :ho * kh, :wo * kw].reshape(b, ho, kh, wo, kw, c).transpose(0, 1, 3, 2, 4, 5)
+    return jnp.dot(patches.reshape(b, ho, wo, kh * kw * c), kernel.reshape(kh * kw * c, o), precision=precision)
+
+
+def _im2col_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
+                 padding: Sequence[tuple[int, int]], precision) -> jax.Array:
+    """A strided convolution as one product: the (B, Ho, Wo, kh*kw*C) strided columns times the kernel."""
+    kh, kw, c, o = kernel.shape
+    (sh, sw), ((top, bottom), (left, right)) = strides, padding
+    xp = jnp.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    ho, wo = (xp.shape[1] - kh) // sh + 1, (xp.shape[2] - kw) // sw + 1
+    columns = jnp.concatenate([xp[:, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+                               for i in range(kh) for j in range(kw)], axis=-1)
+    return jnp.dot(columns, kernel.reshape(kh * kw * c, o), precision=precision)
 
 
 def _conv(x, kernel, padding, precision):
