@@ -54,6 +54,8 @@ def test_bf16_and_remat():
 
 PRODUCT_CASES = [  # (input (B, H, W, C), kernel (kh, kw, C, O), strides, padding)
     ((2, 6, 5, 7), (1, 1, 7, 3), (1, 1), "VALID"),  # a 1x1 convolution: a product over channels
+    ((1, 4, 6, 5), (1, 1, 5, 2), (1, 1), "SAME"),  # nn.Conv's default padding
+    ((1, 8, 7, 3), (3, 3, 3, 2), (2, 2), "SAME"),  # SAME pads (0, 1) here, (1, 1) for the odd width
     ((1, 18, 17, 3), (4, 4, 3, 6), (4, 4), ((0, 0), (0, 0))),  # patchify; a partial last row/column is dropped
     ((2, 9, 12, 5), (3, 3, 5, 4), (2, 2), ((1, 1), (1, 1))),  # DPT's stride-2 reassemble, odd height
     ((1, 10, 7, 2), (3, 2, 2, 3), (2, 3), ((0, 2), (1, 0))),  # uneven strides and padding
@@ -91,8 +93,11 @@ def test_other_convolutions_are_plain_xla():
     # A strided convolution whose im2col columns would exceed the limit (here 9 * 4096 channels * 128 pixels).
     big = jaxpr((1, 32, 16, 4096), (3, 3, 4096, 2), (2, 2), ((1, 1), (1, 1)))
     assert "custom_vjp_call" not in big and "conv_general_dilated" in big
-    same = jaxpr((1, 8, 8, 3), (3, 3, 3, 2), (2, 2), "SAME")  # string padding other than VALID
-    assert "conv_general_dilated" in same
+    dilated = str(jax.make_jaxpr(lambda x, k: conv_general_dilated(
+        x, k, (1, 1), ((2, 2), (2, 2)), rhs_dilation=(2, 2),
+        dimension_numbers=lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))))(
+        jnp.ones((1, 8, 8, 3)), jnp.ones((3, 3, 3, 2))))
+    assert "custom_vjp_call" not in dilated and "conv_general_dilated" in dilated
 
 
 def test_flax_conv_uses_it_with_the_same_parameters():

@@ -35,19 +35,19 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     """Drop-in for ``lax.conv_general_dilated`` (pass it as ``nn.Conv(conv_general_dilated=...)``); takes the
     matmul kernel-gradient path for stride-1, undilated, ungrouped NHWC/HWIO convolutions with explicit padding on
     the CPU backend."""
-    if isinstance(padding, str) and padding.upper() == "VALID":
-        padding = ((0, 0), (0, 0))
     plain_nhwc = (
         jax.default_backend() == "cpu" and lhs.ndim == 4 and feature_group_count == 1
         and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1)))
-        and not isinstance(padding, str) and preferred_element_type is None
+        and preferred_element_type is None
         and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))
     if not plain_nhwc:
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                         dimension_numbers, feature_group_count, precision=precision,
                                         preferred_element_type=preferred_element_type)
-    padding = tuple((int(lo), int(hi)) for lo, hi in padding)
     strides = tuple(int(s) for s in window_strides)
+    if isinstance(padding, str):  # "SAME" / "VALID" as nn.Conv passes them
+        padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], strides, padding)
+    padding = tuple((int(lo), int(hi)) for lo, hi in padding)
     kh, kw = rhs.shape[:2]
     unpadded = all(p == (0, 0) for p in padding)
     if (kh, kw) == (1, 1) and strides == (1, 1) and unpadded:
