@@ -52,3 +52,23 @@ def test_bfloat16_close_and_context_override():
         attention(q, k, v, bias, implementation="flash")
     with pytest.raises(ValueError), attention_implementation("flash"):
         pass
+
+
+@pytest.mark.parametrize("n", [17, 32])  # keys padded to 32 with zero weight / no padding
+def test_gradients_through_the_key_padding_match_the_plain_formula(n):
+    q, k, v, _ = _inputs(jnp.float32, b=2, n=n)
+    rng = np.random.default_rng(2)
+    table = jnp.asarray(rng.standard_normal((4, 30)), jnp.float32)
+    index = rng.integers(0, 30, (n, n))
+
+    def loss(fn, q, k, v, table):
+        return jnp.sum(jnp.sin(fn(q, k, v, table)))
+
+    ours = jax.jit(jax.grad(lambda *a: loss(lambda q, k, v, t: attention(
+        q, k, v, bias_table=t, bias_index=index, implementation="per_head"), *a), argnums=(0, 1, 2, 3)))(
+        q, k, v, table)
+    ref = jax.grad(lambda *a: loss(lambda q, k, v, t: _plain(q, k, v, t[:, index]), *a), argnums=(0, 1, 2, 3))(
+        q, k, v, table)
+    for a, b in zip(ours, ref, strict=True):
+        assert a.shape == b.shape and bool(jnp.all(jnp.isfinite(a)))
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -18,6 +18,8 @@ import numpy as np
 
 IMPLEMENTATIONS = ("per_head", "batched")
 HEADS_PER_STEP = 2  # heads per lax.map step of the CPU implementation
+KEY_MULTIPLE = 16  # the CPU implementation pads the key axis to a multiple of this (one AVX-512 vector of f32)
+_MASKED = -1e30  # bias of a padding key: exp(_MASKED - max) is exactly 0 in float32, and no inf is ever formed
 _default: list[str | None] = [None]
 
 
@@ -68,8 +70,22 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
     # Outer loop over groups of heads (each head's bias is made once), inner loop over examples. Two heads per
     # step halve the loop's per-iteration cost; the softmax is normalised after the (N, N) x (N, d) product, which
     # divides N*d instead of N*N values (~15% of the attention on CPU).
+    # Keys are padded to a multiple of 16 (zero k and v, bias _MASKED, so their softmax weight is exactly 0):
+    # XLA:CPU's fused q k^T + bias + row max + exp is ~20% faster over 784 keys than over BEiT-L's 769.
+    m = -(-n // KEY_MULTIPLE) * KEY_MULTIPLE
+    if m != n:
+        k, v = (jnp.pad(t, ((0, 0), (0, m - n), (0, 0), (0, 0))) for t in (k, v))
+        if bias is not None:
+            bias = jnp.pad(bias, ((0, 0), (0, 0), (0, m - n)), constant_values=_MASKED)
+        else:
+            table_rows = bias_table.shape[1]
+            bias_table = jnp.pad(bias_table, ((0, 0), (0, 1)), constant_values=_MASKED)
+            padded_index = np.full((n, m), table_rows, np.int32)
+            padded_index[:, :n] = np.asarray(bias_index, np.int32)
+            index = jnp.asarray(padded_index.reshape(-1))
     group = HEADS_PER_STEP if heads % HEADS_PER_STEP == 0 else 1
-    qh, kh, vh = (t.transpose(2, 0, 1, 3).reshape(heads // group, group, b, n, d) for t in (q, k, v))
+    qh = q.transpose(2, 0, 1, 3).reshape(heads // group, group, b, n, d)
+    kh, vh = (t.transpose(2, 0, 1, 3).reshape(heads // group, group, b, m, d) for t in (k, v))
 
     def one_example(qi, ki, vi, head_bias):
         logits = jnp.dot(qi, ki.T, preferred_element_type=jnp.float32) + head_bias
@@ -78,7 +94,7 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
         return (out / jnp.sum(unnormalised, axis=-1, keepdims=True)).astype(vi.dtype)
 
     def one_head(h, qs, ks, vs):
-        head_bias = bias[h] if bias is not None else jnp.take(bias_table[h], index).reshape(n, n)
+        head_bias = bias[h] if bias is not None else jnp.take(bias_table[h], index).reshape(n, m)
         if b == 1:
             return one_example(qs[0], ks[0], vs[0], head_bias)[None]
         return jax.lax.map(lambda a: one_example(*a, head_bias), (qs, ks, vs))
