@@ -23,6 +23,7 @@ import numpy as np
 from zoejax.models.config import RematPolicy
 from zoejax.ops.attention import attention
 from zoejax.ops.conv import conv_general_dilated
+from zoejax.ops.gelu import gelu_exact
 from zoejax.ops.grad_barrier import gradient_barrier
 from zoejax.ops.resize import resize_bilinear
 
@@ -157,7 +158,7 @@ class Mlp(nn.Module):
         dim = x.shape[-1]
         x = nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
                      kernel_init=dense_init("embed", "mlp"), name="fc1")(x)
-        x = nn.gelu(x, approximate=False)
+        x = gelu_exact(x)
         return nn.Dense(dim, dtype=self.dtype, param_dtype=self.param_dtype,
                         kernel_init=dense_init("mlp", "embed"), name="fc2")(x)
 

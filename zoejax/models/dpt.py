@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from zoejax.models.pointwise import PointwiseConv
 from zoejax.ops.conv import conv_general_dilated
+from zoejax.ops.gelu import gelu_exact
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
@@ -89,7 +90,7 @@ class ReassembleStage(nn.Module):
         conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype,
                                  conv_general_dilated=conv_general_dilated)
         x = ReadoutProject(d, self.dtype, self.param_dtype, name="project")(tokens[:, 1:], tokens[:, :1])
-        x = nn.gelu(x, approximate=False)
+        x = gelu_exact(x)
         x = x.reshape(b, grid[0], grid[1], d)
         x = conv(self.features, (1, 1), name="layer3")(x)
         if self.resample == "up4":

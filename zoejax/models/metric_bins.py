@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoejax.models.pointwise import PointwiseConv
+from zoejax.ops.gelu import gelu_exact
 from zoejax.ops.resize import resize_bilinear
 
 F32 = jnp.float32
@@ -176,7 +177,7 @@ class ConditionalLogBinomial(nn.Module):
         """main (B, H, W, Cm) and condition (B, H, W, Cc) -> probabilities (B, H, W, K) summing to 1."""
         hidden = (main.shape[-1] + condition.shape[-1]) // self.bottleneck_factor
         s = conv1x1(hidden, name="mlp_0")((main, condition))  # = conv of their channel concatenation
-        s = nn.softplus(conv1x1(4, name="mlp_2")(nn.gelu(s, approximate=False))) + 1e-4
+        s = nn.softplus(conv1x1(4, name="mlp_2")(gelu_exact(s))) + 1e-4
         p = s[..., 0] / (s[..., 0] + s[..., 1])
         t = s[..., 2] / (s[..., 2] + s[..., 3])
         temperature = (self.max_temp - self.min_temp) * t + self.min_temp
