@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 import torch
 
@@ -15,6 +16,7 @@ from zoejax.training.optim import (
     lr_schedules,
     make_optimizer,
     nonfinite_count,
+    skip_nonfinite,
 )
 
 
@@ -71,3 +73,26 @@ def test_nonfinite_gradient_skips_update():
     updates, state = tx.update({"metric_head": {"w": jnp.ones(3)}}, state, params)
     assert np.all(np.asarray(updates["metric_head"]["w"]) != 0)
     assert int(nonfinite_count(state)) == 1
+
+
+def test_skip_nonfinite_matches_optax_apply_if_finite():
+    """Step for step, with NaN/inf gradients in and out of a row and past max_consecutive_errors (where optax gives
+    up and lets the update through), the same updates and the same state as optax's conditional version."""
+    params = {"a": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3), "b": jnp.arange(4.0)}
+    inner = optax.chain(optax.clip_by_global_norm(0.5), optax.adamw(1e-2, weight_decay=0.1))
+    ours, theirs = skip_nonfinite(inner, 2), optax.apply_if_finite(inner, 2)
+    s_ours, s_theirs = ours.init(params), theirs.init(params)
+    assert jax.tree.structure(s_ours) == jax.tree.structure(s_theirs)
+    bad = {"nan": jnp.nan, "inf": jnp.inf}
+    schedule = ["ok", "nan", "ok", "inf", "nan", "nan", "nan", "ok", "ok"]  # the 3rd bad in a row goes through
+    rng = np.random.default_rng(0)
+    for i, kind in enumerate(schedule):
+        grads = jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
+        if kind != "ok":
+            grads["b"] = grads["b"].at[1].set(bad[kind])
+        u_ours, s_ours = jax.jit(ours.update)(grads, s_ours, params)
+        u_theirs, s_theirs = jax.jit(theirs.update)(grads, s_theirs, params)
+        for a, b in zip(jax.tree.leaves((u_ours, s_ours)), jax.tree.leaves((u_theirs, s_theirs)), strict=True):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b), err_msg=f"step {i} ({kind})")
+        params = optax.apply_updates(params, u_ours)
+    assert int(s_ours.total_notfinite) == 5 and not np.all(np.isfinite(np.asarray(params["b"])))  # gave up once
