@@ -1,5 +1,7 @@
 """zoejax.ops.attention: the CPU per-(example, head) loop equals the batched form and the plain formula."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -72,3 +74,19 @@ def test_gradients_through_the_key_padding_match_the_plain_formula(n):
     for a, b in zip(ours, ref, strict=True):
         assert a.shape == b.shape and bool(jnp.all(jnp.isfinite(a)))
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_backward_builds_no_argmax_mask():
+    """The softmax shift is a stop_gradient max: differentiating it would compare every (N, M) logit with its row
+    max (an equality mask per head, saved for the backward)."""
+    q, k, v, _ = _inputs(jnp.float32, b=1, n=17)
+    table = jnp.ones((4, 30), jnp.float32)
+    index = np.random.default_rng(3).integers(0, 30, (17, 17))
+
+    def loss(q):
+        return jnp.sum(attention(q, k, v, bias_table=table, bias_index=index, implementation="per_head") ** 2)
+
+    text = jax.jit(jax.grad(loss)).lower(q).compile().as_text()
+    masks = [line for line in text.splitlines() if "compare(" in line and "direction=EQ" in line
+             and re.search(r"pred\[(\d+,)*17,32\]", line)]
+    assert not masks, masks

@@ -89,7 +89,9 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
 
     def one_example(qi, ki, vi, head_bias):
         logits = jnp.dot(qi, ki.T, preferred_element_type=jnp.float32) + head_bias
-        unnormalised = jnp.exp(logits - jnp.max(logits, axis=-1, keepdims=True))
+        # The shift only keeps exp in range and cancels in the ratio, so it carries no gradient (as in
+        # jax.nn.softmax); differentiating the max would build and keep an (N, N) argmax mask per head.
+        unnormalised = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True)))
         out = jnp.dot(unnormalised.astype(vi.dtype), vi, preferred_element_type=jnp.float32)
         return (out / jnp.sum(unnormalised, axis=-1, keepdims=True)).astype(vi.dtype)
 
