@@ -46,7 +46,8 @@ def forward_flops_breakdown(config: ZoeDepthConfig, batch: int, height: int, wid
     reassemble = 0
     factors = (4, 2, 1, 0.5)
     for f, factor in zip(dec.reassemble_features, factors, strict=True):
-        reassemble += b * (mm(n, 2 * d, d) + mm(n, d, f))
+        # readout: the cls token's half of the (2D -> D) projection once per image, as ReadoutProject computes it
+        reassemble += b * (mm(n, d, d) + mm(1, d, d) + mm(n, d, f))
         if factor > 1:
             reassemble += b * mm(n, f, f * factor * factor)  # kernel == stride transposed conv
         elif factor < 1:
