@@ -22,7 +22,7 @@ demo: $(VENV)/.stamp-base
 
 # Two workers, one test file each at a time (module fixtures are built once; files never share a worker's state).
 test: $(VENV)/.stamp-dev
-	$(PY) -m pytest -q -n 2 --dist loadfile --durations=10 tests
+	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder --durations=10 tests
 
 fast: $(VENV)/.stamp-dev
 	$(PY) -m pytest -q -m "not slow" tests

@@ -41,11 +41,8 @@ def rng():
 
 @pytest.fixture(scope="module")
 def fast_compiles():
-    """For tests of logic rather than numerics: XLA compiles with most optimizations off (both sides of every
-    comparison in such a module compile alike)."""
-    import jax
+    """For modules testing logic rather than numerics: XLA compiles with most optimizations off."""
+    from fast_compile import fast_compiles
 
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+    with fast_compiles():
+        yield

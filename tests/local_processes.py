@@ -6,8 +6,9 @@ import socket
 import subprocess
 import sys
 
+from fast_compile import ROOT, fast_compile_env
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 
 
 def free_port() -> int:
@@ -19,8 +20,7 @@ def free_port() -> int:
 def start(script: str, devices: int, *args: str) -> subprocess.Popen:
     """``tests/<script>`` in a fresh interpreter with ``devices`` CPU devices. No persistent compilation cache:
     with it, a restored phase of a two-process run hung in its first step (jax 0.10.2, CPU, gloo)."""
-    env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}", "JAX_PLATFORMS": "cpu",
-           "PYTHONPATH": ROOT}
+    env = fast_compile_env(devices)
     env.pop("JAX_COMPILATION_CACHE_DIR", None)
     return subprocess.Popen([sys.executable, os.path.join(HERE, script), *map(str, args)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)

@@ -10,8 +10,6 @@ os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + " --xla_force_host_p
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-jax.config.update("jax_disable_most_optimizations", True)  # compile time dominates for a tiny model
-
 from zoejax.evaluation.evaluator import Evaluator  # noqa: E402
 from zoejax.evaluation.run import EvalDataSettings, evaluate_datasets  # noqa: E402
 from zoejax.models import presets  # noqa: E402

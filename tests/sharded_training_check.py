@@ -24,13 +24,16 @@ from zoejax.training.step import LossConfig, make_steps  # noqa: E402
 LAYOUTS = [(1, 1, 1), (8, 1, 1), (2, 4, 1), (2, 2, 2)]
 
 
-def run(layout, batch):
+def run(layout, batch, initial_params=None):
+    """Two steps on ``layout``: from a state initialised in place in its sharding (``initial_params`` None),
+    or from given host params placed into it (skips compiling one more sharded init)."""
     devices = jax.devices()[: int(np.prod(layout))]
     mesh = make_mesh(layout, devices)
     cfg = presets.zoed_n("tiny")
     tx = make_optimizer(OptimConfig(total_steps=10, lr=1e-3))
     train_step, _ = make_steps(ZoeDepth(cfg), tx, LossConfig())
-    state, shardings = create_sharded_state(cfg, tx, mesh, jax.random.key(0))
+    state, shardings = create_sharded_state(cfg, tx, mesh, jax.random.key(0), params=initial_params)
+    initial = jax.device_get(state.params)
     step = jax.jit(train_step, in_shardings=(shardings, batch_sharding(mesh), None),
                    out_shardings=(shardings, None), donate_argnums=0)
     global_batch = shard_batch(batch, mesh)
@@ -40,21 +43,27 @@ def run(layout, batch):
         losses.append(float(metrics["loss"]))
         grad_norms.append(float(metrics["grad_norm"]))
     qkv = state.params["core"]["pretrained"]["model"]["blocks_0"]["attn"]["qkv"]["kernel"]
-    return losses, grad_norms, jax.device_get(state.params), tuple(qkv.sharding.spec)
+    return losses, grad_norms, initial, jax.device_get(state.params), tuple(qkv.sharding.spec)
 
 
 def main():
-    jax.config.update("jax_disable_most_optimizations", True)  # logic, not numerics: compile faster
     batch = synthetic_batch(8, (64, 96))
-    reference = None
+    reference = initial_params = None
     for layout in LAYOUTS:
-        losses, grad_norms, params, spec = run(layout, batch)
+        # The single-device reference and the layout using every axis initialise in place (so sharded init is
+        # checked against the unsharded one through their losses); the others start from the reference's init.
+        in_place = reference is None or min(layout) > 1
+        losses, grad_norms, initial, params, spec = run(layout, batch, None if in_place else initial_params)
         if reference is None:
-            reference = params
-        diff = max(float(np.max(np.abs(a - b))) for a, b in zip(
-            jax.tree.leaves(params), jax.tree.leaves(reference), strict=True))
+            reference, initial_params = params, initial
         print(json.dumps({"layout": layout, "devices": jax.device_count(), "losses": losses, "grad_norms": grad_norms,
-                          "max_param_diff": diff, "qkv_spec": [str(a) for a in spec]}), flush=True)
+                          "in_place_init": in_place, "init_diff": _max_diff(initial, initial_params),
+                          "max_param_diff": _max_diff(params, reference), "qkv_spec": [str(a) for a in spec]}),
+              flush=True)
+
+
+def _max_diff(a, b) -> float:
+    return max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
 
 
 if __name__ == "__main__":

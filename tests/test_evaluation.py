@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fast_compile import fast_compile_env
 
 from data_pipelines.resize import resize_bilinear
 from data_pipelines.synthetic.scenes import render_frame
@@ -77,7 +78,7 @@ def test_evaluator_equals_per_image_official_scoring(tiny_n):
 
 def test_sharded_evaluation_matches_one_device():
     result = subprocess.run([sys.executable, os.path.join(HERE, "sharded_eval_check.py")], capture_output=True,
-                            text=True, timeout=900)
+                            text=True, timeout=900, env=fast_compile_env())
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [(r["variant"], tuple(r["layout"])) for r in rows] == [

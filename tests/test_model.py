@@ -6,6 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from fast_compile import fast_compiles
 from numerics import rel_l2
 
 from zoejax.models import presets
@@ -89,6 +90,11 @@ def test_nk_labelled_and_voted_routing():
     params = init_params(cfg, 1)
     forward = make_forward(cfg)
     images = np.random.default_rng(2).random((2, 64, 64, 3), dtype=np.float32)
+    with fast_compiles():  # routing logic: every forward below compiles alike
+        _check_routing(forward, params, images)
+
+
+def _check_routing(forward, params, images):
     voted = forward(params, images)
     vote = int(voted["domain"][0])
     assert voted["domain"].tolist() == [vote, vote]  # one domain for the whole batch
@@ -105,7 +111,8 @@ def test_nk_labelled_and_voted_routing():
 def test_naive_head_runs():
     cfg = presets.zoed_n("tiny")
     cfg = dataclasses.replace(cfg, head=dataclasses.replace(cfg.head, head_type="naive"))
-    out = make_forward(cfg)(init_params(cfg, 0), np.full((1, 32, 64, 3), 0.5, np.float32))
+    with fast_compiles():
+        out = make_forward(cfg)(init_params(cfg, 0), np.full((1, 32, 64, 3), 0.5, np.float32))
     assert out["metric_depth"].shape == (1, 32, 64)
     assert np.all(np.asarray(out["metric_depth"]) > 0)
 

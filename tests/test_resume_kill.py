@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from fast_compile import fast_compile_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -16,9 +17,7 @@ K = 3
 
 
 def _start(workdir, cache, steps, kill_after=0):
-    env = {**os.environ, "JAX_PLATFORMS": "cpu", "JAX_COMPILATION_CACHE_DIR": str(cache),
-           "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "PYTHONPATH": ROOT}
-    env.pop("XLA_FLAGS", None)
+    env = fast_compile_env(JAX_COMPILATION_CACHE_DIR=str(cache), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
     cmd = [sys.executable, os.path.join(HERE, "resume_kill_check.py"), "--workdir", str(workdir), "--steps",
            str(steps), "--kill-after", str(kill_after)]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)

@@ -6,16 +6,21 @@ import os
 import subprocess
 import sys
 
+from fast_compile import fast_compile_env
+
 HERE = os.path.dirname(__file__)
 
 
 def test_mesh_layouts_match_single_device():
     result = subprocess.run([sys.executable, os.path.join(HERE, "sharded_training_check.py")],
-                            capture_output=True, text=True, timeout=900)
+                            capture_output=True, text=True, timeout=900, env=fast_compile_env())
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [tuple(r["layout"]) for r in rows] == [(1, 1, 1), (8, 1, 1), (2, 4, 1), (2, 2, 2)]
     assert all(r["devices"] == 8 for r in rows)
+    # Initialised in its (fsdp, tensor) sharding, the state equals the single-device init exactly.
+    assert [r["in_place_init"] for r in rows] == [True, False, False, True]
+    assert all(r["init_diff"] == 0.0 for r in rows)
     ref = rows[0]
     for row in rows[1:]:
         # Same data, same math: the first step's loss and gradient agree to rounding.

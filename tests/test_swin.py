@@ -1,7 +1,6 @@
 """Swin / SwinV2 backbones (MiDaS v3.1): parity with timm + the transformers ZoeDepth decoder and heads, parameter
 counts of the full-size models, configs, remat, sharding annotations and one train step."""
 
-import contextlib
 import dataclasses
 
 import jax
@@ -9,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from batches import synthetic_batch
+from fast_compile import fast_compiles
 from flax.traverse_util import flatten_dict
 from numerics import rel_l2
 from swin_reference import zoed_n_shapes
@@ -164,17 +164,6 @@ def test_swinv2_logit_scale_clamp_in_float64():
         got = SwinEncoder(bc, dtype=jnp.float64, param_dtype=jnp.float64).apply({"params": params64}, images)
         errors = [rel_l2(a, b) for a, b in zip(got, expected, strict=True)]
     assert max(errors) < 1e-12, errors
-
-
-@contextlib.contextmanager
-def fast_compiles():
-    """XLA's slow optimisation passes off: for tests of logic (remat, training) and float64 exactness."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_disable_most_optimizations", previous)
 
 
 def _random_params(cfg: ZoeDepthConfig, seed: int = 0):

@@ -6,6 +6,7 @@ import json
 import jax
 import numpy as np
 import pytest
+from fast_compile import fast_compile_env
 
 from data_pipelines.config import DataConfig
 from data_pipelines.pipeline import build_train
@@ -51,7 +52,6 @@ def test_checkpoints_kept_config_written_and_workdir_loads_as_a_model(tmp_path):
 
 
 def test_train_cli_runs_and_resumes(tmp_path):
-    import os
     import subprocess
     import sys
 
@@ -62,8 +62,7 @@ def test_train_cli_runs_and_resumes(tmp_path):
                "--config.optim.total_steps=3", *extra]
         # One 3-step schedule for both runs, as for a job preempted at step 2: the resumed run compiles the same
         # train step, which it finds in the run's compilation cache (tests/conftest.py).
-        env = {**os.environ, "JAX_DISABLE_MOST_OPTIMIZATIONS": "1"}
-        return subprocess.run(cmd, capture_output=True, text=True, env=env)
+        return subprocess.run(cmd, capture_output=True, text=True, env=fast_compile_env())
 
     first = run(2)
     assert first.returncode == 0, first.stderr[-2000:]

@@ -15,13 +15,7 @@ from zoejax.training.optim import OptimConfig, make_optimizer
 from zoejax.training.state import create_train_state
 from zoejax.training.step import LossConfig, make_steps
 
-
-@pytest.fixture(scope="module", autouse=True)
-def fast_compiles():
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 def _batch(domain=0, b=2):
