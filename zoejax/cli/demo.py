@@ -59,14 +59,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order")
     args = parser.parse_args(argv)
 
-    import jax
 
     import zoejax
     from data_pipelines.synthetic.scenes import INDOOR, render_frame
     from zoejax.cli.train import HELD_OUT_SCENE_SEED, build_run, eval_sources
     from zoejax.evaluation.evaluator import Evaluator
     from zoejax.evaluation.report import format_table
-    from zoejax.models.init import count_params, init_fn
+    from zoejax.models.init import count_params, init_params
     from zoejax.models.zoedepth import ZoeDepth
     from zoejax.training.loop import train
     from zoejax.training.sharding import make_mesh
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
         result = evaluator.evaluate(params, iter(build_eval(data, 0, 1)), protocol, progress=False)
         return {**result.to_dict(), "dataset": name}
 
-    untrained_params = jax.jit(init_fn(model))(jax.random.key(run.seed))  # the loop's initialisation
+    untrained_params = init_params(model, run.seed)  # the loop's initialisation
     before = score(untrained_params, "untrained")
     print(f"ZoeD_N ({args.backbone}, {count_params(untrained_params):,} parameters): training {run.num_train_steps} "
           f"steps at batch {run.global_batch_size}, {size[0]}x{size[1]}, on synthetic rooms -> {out / 'run'}")

@@ -12,7 +12,7 @@ import optax
 from jax.sharding import Mesh
 
 from zoejax.models.config import ZoeDepthConfig
-from zoejax.models.init import init_fn, logical_axes
+from zoejax.models.init import compile_init, init_fn, logical_axes
 from zoejax.training.sharding import param_shardings, replicated
 
 
@@ -64,8 +64,8 @@ def create_sharded_state(config: ZoeDepthConfig, tx: optax.GradientTransformatio
     (e.g. converted official or MiDaS weights, host arrays), placed directly into its sharding."""
     shardings = state_shardings(config, tx, mesh)
     if params is None:
-        make = jax.jit(lambda key: create_train_state(init_fn(config)(key), tx), out_shardings=shardings)
-        return make(rng), shardings
+        lowered = jax.jit(lambda key: create_train_state(init_fn(config)(key), tx), out_shardings=shardings).lower(rng)
+        return compile_init(lowered, lowered.out_info.params)(rng), shardings
     params = jax.device_put(params, shardings.params)
     opt_state = jax.jit(tx.init, out_shardings=shardings.opt_state)(params)
     step = jax.device_put(jnp.zeros((), jnp.int32), shardings.step)
