@@ -140,3 +140,24 @@ def test_jit_once_per_shape(tiny_n):
         forward(params, np.zeros((1, *size, 3), np.float32))
     assert forward.jitted._cache_size() == 2
     assert jax.tree.leaves(params)[0].dtype == jnp.float32
+
+
+def test_init_compiles_unoptimised_only_for_small_models():
+    from zoejax.models import init
+
+    class Lowered:  # records the options compile_init passes for a params tree of ``size`` scalars
+        def __init__(self, size):
+            self.out_info = {"a": jax.ShapeDtypeStruct((size - 1,), jnp.float32),
+                             "b": jax.ShapeDtypeStruct((1,), jnp.float32)}
+
+        def compile(self, options):
+            return options
+
+    limit = init.UNOPTIMISED_INIT_MAX_PARAMS
+    assert init.compile_init(Lowered(limit))["xla_backend_optimization_level"] == 0
+    assert init.compile_init(Lowered(limit + 1)) is None
+    # Which side the presets fall on: the test fixtures and the demo's model below, BEiT-B/L above.
+    assert count_params(param_shapes(presets.zoed_n("small"))) <= limit
+    assert count_params(param_shapes(presets.zoed_n("beit_b384"))) > limit
+    # The sharded-state path (params part of a larger output) counts only the params.
+    assert init.compile_init(Lowered(limit + 1), Lowered(2).out_info) is not None
