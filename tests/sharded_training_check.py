@@ -50,8 +50,8 @@ def main():
     batch = synthetic_batch(8, (64, 96))
     reference = initial_params = None
     for layout in LAYOUTS:
-        # The single-device reference and the layout using every axis initialise in place (so sharded init is
-        # checked against the unsharded one through their losses); the others start from the reference's init.
+        # The single-device reference and the layout using every mesh axis initialise in place (the sharded init's
+        # values are compared with the single-device one); the others start from the reference's init.
         in_place = reference is None or min(layout) > 1
         losses, grad_norms, initial, params, spec = run(layout, batch, None if in_place else initial_params)
         if reference is None:

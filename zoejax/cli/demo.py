@@ -59,7 +59,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the weights and the data order")
     args = parser.parse_args(argv)
 
-
     import zoejax
     from data_pipelines.synthetic.scenes import INDOOR, render_frame
     from zoejax.cli.train import HELD_OUT_SCENE_SEED, build_run, eval_sources
