@@ -15,8 +15,6 @@ from zoejax.training.optim import OptimConfig, make_optimizer
 from zoejax.training.state import create_train_state
 from zoejax.training.step import LossConfig, make_steps
 
-pytestmark = pytest.mark.usefixtures("fast_compiles")
-
 
 def _batch(domain=0, b=2):
     return synthetic_batch(b, (64, 96), domain)
