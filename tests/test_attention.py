@@ -90,3 +90,23 @@ def test_backward_builds_no_argmax_mask():
     masks = [line for line in text.splitlines() if "compare(" in line and "direction=EQ" in line
              and re.search(r"pred\[(\d+,)*17,32\]", line)]
     assert not masks, masks
+
+
+def test_implementation_context_does_not_leak_through_jax_trace_cache():
+    # The context is read at trace time; jax caches traces by function and shapes, not by this choice. The
+    # train-step benchmark once timed the batched form on CPU because the cost analysis had traced it first.
+    q, k, v, bias = _inputs(jnp.float32)
+
+    def fn(q):
+        return attention(q, k, v, bias)
+
+    def has_loop():
+        return "while" in jax.jit(fn).lower(q).as_text()
+
+    with attention_implementation("per_head"):
+        assert has_loop()
+    with attention_implementation("batched"):
+        assert not has_loop()  # not the per-head trace cached just before
+    assert has_loop()  # outside: the CPU default, not the batched trace cached just before
+    with attention_implementation("batched"):
+        assert not has_loop()
