@@ -49,7 +49,8 @@ def reference(cfg):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", default=",".join(BACKBONES), help="comma-separated preset names")
-    parser.add_argument("--size", type=int, nargs=2, default=(384, 512), metavar=("H", "W"))
+    parser.add_argument("--size", type=int, nargs=2, default=(384, 512), metavar=("H", "W"),
+                        help="input height and width in pixels (multiples of the patch size)")
     parser.add_argument("--repeats", type=int, default=3, help="timed calls per implementation (median)")
     parser.add_argument("--torch-in-process", action="store_true",
                         help="run PyTorch in this process instead of a spawned one")

@@ -25,7 +25,8 @@ from checkpoint_fixtures import manifest_state_dict  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", default="ZoeD_N", choices=("ZoeD_N", "ZoeD_NK"))
+    parser.add_argument("--variant", default="ZoeD_N", choices=("ZoeD_N", "ZoeD_NK"),
+                        help="which release-shaped checkpoint to write and convert")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, f"{args.variant}.pt")

@@ -68,8 +68,10 @@ def _numpy(out) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="beit_l384")
-    parser.add_argument("--size", type=int, nargs=2, default=(384, 512), metavar=("H", "W"))
+    parser.add_argument("--backbone", default="beit_l384",
+                        help="backbone preset, a key of zoejax.models.presets.BACKBONES (beit_l384, beit_b384, ...)")
+    parser.add_argument("--size", type=int, nargs=2, default=(384, 512), metavar=("H", "W"),
+                        help="input height and width in pixels (multiples of the patch size)")
     parser.add_argument("--batch-sizes", default="1,8", help="comma-separated, e.g. 1,8")
     parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated subset of fp32,bf16")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per implementation (median)")

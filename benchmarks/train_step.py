@@ -208,13 +208,15 @@ def _worker(spec: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backbone", default="beit_l384")
-    parser.add_argument("--size", type=int, nargs=2, default=(384, 512), metavar=("H", "W"))
-    parser.add_argument("--batch-sizes", default="1")
+    parser.add_argument("--backbone", default="beit_l384",
+                        help="backbone preset, a key of zoejax.models.presets.BACKBONES (beit_l384, beit_b384, ...)")
+    parser.add_argument("--size", type=int, nargs=2, default=(384, 512), metavar=("H", "W"),
+                        help="input height and width in pixels (multiples of the patch size)")
+    parser.add_argument("--batch-sizes", default="1", help="comma-separated batch sizes")
     parser.add_argument("--remat", default="none,full,dots", help="comma-separated RematPolicy values")
-    parser.add_argument("--dtypes", default="fp32,bf16")
+    parser.add_argument("--dtypes", default="fp32,bf16", help="comma-separated compute dtypes: fp32, bf16")
     parser.add_argument("--steps", type=int, default=3, help="timed steps after an untimed first one")
-    parser.add_argument("--no-torch", action="store_true")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak FLOP/s for MFU (default: see doc)")
     parser.add_argument("--mesh-check", action="store_true", help="only the simulated 8-device mesh layouts")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
