@@ -230,3 +230,25 @@ def test_recipes():
     assert (demo_run.num_train_steps, demo_optim.total_steps) == (160, 400)
     ((demo_protocol, demo_source),) = eval_sources(demo)
     assert demo_source.seed != demo.data.to_dict()["sources"][0]["seed"]  # held-out scenes
+
+
+def test_checkpoint_of_another_state_layout_is_named_not_skipped(tmp_path):
+    """A checkpoint whose train state has other entries (another config, or the optimizer state of an older
+    zoejax) is reported with the differing entries; it is not taken for damage, so no older step is tried."""
+    import jax.numpy as jnp
+
+    manager = checkpointing.make_manager(tmp_path, async_save=False)
+    saved = {"params": {"w": jnp.ones(3)}, "opt_state": {"mu": {"w": jnp.zeros(3)}, "inner_state": jnp.zeros(())}}
+    for step in (1, 2):
+        checkpointing.save(manager, step, saved, {"step": step})
+    manager.wait_until_finished()
+    expected = {"params": {"w": jnp.ones(3)}, "opt_state": {"mu": {"w": jnp.zeros(3)}, "count": jnp.zeros(())}}
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), expected)
+    with pytest.raises(checkpointing.CheckpointLayoutError) as info:
+        checkpointing.restore_latest(manager, abstract)
+    message = str(info.value)
+    assert "step 2" in message and "opt_state/inner_state" in message and "opt_state/count" in message
+    state, meta, _, step = checkpointing.restore_latest(
+        manager, jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), saved))
+    assert step == 2 and meta["step"] == 2 and float(state["params"]["w"][0]) == 1.0
+    manager.close()

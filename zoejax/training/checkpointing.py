@@ -63,8 +63,39 @@ def abstract_like(state: Any, shardings: Any) -> Any:
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings)
 
 
+class CheckpointLayoutError(ValueError):
+    """A checkpoint's train state has other entries than the state being restored into (another model config, or
+    an optimizer state from another zoejax version). Not damage: the steps before it are not tried instead."""
+
+
+def _check_layout(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> None:
+    try:
+        saved = set(ocp.tree.to_flat_dict(manager.item_metadata(step)["state"].tree))
+    except Exception:  # unreadable metadata: the restore reports the step as damaged
+        return
+    expected = set(ocp.tree.to_flat_dict(ocp.tree.serialize_tree(abstract_state, keep_empty_nodes=True)))
+    if saved == expected:
+        return
+
+    def listing(keys: set) -> str:
+        names = ["/".join(map(str, k)) for k in sorted(keys)]
+        return ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
+
+    raise CheckpointLayoutError(
+        f"checkpoint step {step} in {manager.directory} holds a different train state than this run builds: "
+        f"{len(saved - expected)} entries only in the checkpoint ({listing(saved - expected)}), "
+        f"{len(expected - saved)} only in this run ({listing(expected - saved)}). It was written with another "
+        "model config or zoejax version (the optimizer state changed with the fused AdamW, "
+        "zoejax/training/adamw.py). Use a new work directory; config.init_from=<that work directory> starts from "
+        "its params.")
+
+
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any) -> tuple[Any, dict, dict]:
-    """(state, meta, data_state) of ``step`` (``data_state`` is {} when the input was not checkpointable)."""
+    """(state, meta, data_state) of ``step`` (``data_state`` is {} when the input was not checkpointable).
+
+    Raises CheckpointLayoutError, naming the differing entries, when the saved state's tree is not
+    ``abstract_state``'s."""
+    _check_layout(manager, step, abstract_state)
     items = {"state": ocp.args.StandardRestore(abstract_state), "meta": ocp.args.JsonRestore(),
              "data": ocp.args.JsonRestore()}
     restored = manager.restore(step, args=ocp.args.Composite(**items))
@@ -82,6 +113,8 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any) -> tuple
     for step in steps:
         try:
             return (*restore(manager, step, abstract_state), step)
+        except CheckpointLayoutError:
+            raise
         except Exception as e:  # orbax / tensorstore / JSON errors of a damaged step
             error = e
             _warn_skipped(manager, step, e)

@@ -107,7 +107,7 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
         raise ValueError(f"total_steps must be positive, got {cfg.total_steps}")
     decays = {g: 0.0 if (g == "rel_pos" and not cfg.rel_pos_weight_decay) else cfg.weight_decay for g in GROUPS}
     tx = fused_adamw(group_labels, lr_schedules(cfg), decays, b1=b1_schedule(cfg), b2=cfg.b2, eps=cfg.eps,
-                     clip_norm=cfg.grad_clip_norm, max_consecutive_errors=cfg.max_consecutive_nonfinite)
+                     clip_norm=cfg.grad_clip_norm or None, max_consecutive_errors=cfg.max_consecutive_nonfinite)
     if cfg.accumulate_steps > 1:
         tx = optax.MultiSteps(tx, every_k_schedule=cfg.accumulate_steps)
     return tx
