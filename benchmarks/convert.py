@@ -1,7 +1,8 @@
-"""Time and peak memory of converting a full-size official checkpoint (BEiT-L ZoeD_N / ZoeD_NK) with
-``zoejax-convert``, on a release-shaped file with random weights written to a temporary folder.
+"""Time and peak memory of converting a full-size official checkpoint (BEiT-L ZoeD_N / ZoeD_NK, or the MiDaS
+``dpt_beit_large_384`` whose metric head is initialised fresh) with ``zoejax-convert``, on a release-shaped file
+with random weights written to a temporary folder.
 
-  python benchmarks/convert.py [--variant ZoeD_N|ZoeD_NK]
+  python benchmarks/convert.py [--variant ZoeD_N|ZoeD_NK|dpt_beit_large_384]
 
 Prints a table; the last line is ``convert_seconds: X``.
 """
@@ -25,7 +26,7 @@ from checkpoint_fixtures import manifest_state_dict  # noqa: E402
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--variant", default="ZoeD_N", choices=("ZoeD_N", "ZoeD_NK"),
+    parser.add_argument("--variant", default="ZoeD_N", choices=("ZoeD_N", "ZoeD_NK", "dpt_beit_large_384"),
                         help="which release-shaped checkpoint to write and convert")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

@@ -161,3 +161,13 @@ def test_init_compiles_unoptimised_only_for_small_models():
     assert count_params(param_shapes(presets.zoed_n("beit_b384"))) > limit
     # The sharded-state path (params part of a larger output) counts only the params.
     assert init.compile_init(Lowered(limit + 1), Lowered(2).out_info) is not None
+
+
+def test_init_of_one_submodule_equals_that_part_of_the_full_init(tiny_n):
+    cfg, params = tiny_n
+    head = init_params(cfg, 0, only="metric_head")
+    assert jax.tree.structure(head) == jax.tree.structure(params["metric_head"])
+    for got, want in zip(jax.tree.leaves(head), jax.tree.leaves(params["metric_head"]), strict=True):
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(KeyError, match="no top-level params 'head'"):
+        init_params(cfg, 0, only="head")

@@ -41,7 +41,7 @@ def convert_state_dict(state: dict[str, np.ndarray], hf_config: dict | None = No
     shapes = param_shapes(detected.config)
     if detected.format == "midas":
         converted = state_dict_to_params(state, midas_table(detected.config), {"core": shapes["core"]}, source)
-        converted.params["metric_head"] = jax.device_get(init_params(detected.config, seed)["metric_head"])
+        converted.params["metric_head"] = jax.device_get(init_params(detected.config, seed, only="metric_head"))
     else:
         converted = state_dict_to_params(state, table_for(detected), shapes, source)
     return detected, converted
