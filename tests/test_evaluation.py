@@ -41,10 +41,12 @@ def test_flip_tta_is_one_batch_equal_to_the_hand_average(tiny_n):
     cfg, params = tiny_n
     model = ZoeDepth(cfg)
     images = jnp.asarray(np.random.default_rng(1).random((2, *SIZE, 3), dtype=np.float32))
-    plain = model.apply({"params": params}, images)["metric_depth"]
-    mirrored = model.apply({"params": params}, images[:, :, ::-1])["metric_depth"][:, :, ::-1]
+    # Jitted (one compilation each) rather than eager: op-by-op dispatch of the whole model took ~30 s.
+    forward = jax.jit(lambda p, x: model.apply({"params": p}, x)["metric_depth"])
+    plain = forward(params, images)
+    mirrored = forward(params, images[:, :, ::-1])[:, :, ::-1]
     assert float(jnp.abs(plain - mirrored).max()) > 1e-4 * float(jnp.abs(plain).max())  # asymmetric model
-    tta = predict_depth(model, params, images, None, SIZE, flip_tta=True)
+    tta = jax.jit(lambda p, x: predict_depth(model, p, x, None, SIZE, flip_tta=True))(params, images)
     np.testing.assert_allclose(tta, 0.5 * (plain + mirrored), rtol=1e-5, atol=1e-6)
     # One forward of 2B images, not two of B: the jaxpr holds a single encoder patch embedding.
     jaxpr = str(jax.make_jaxpr(lambda p, x: predict_depth(model, p, x, None, SIZE, True))(params, images))
@@ -64,11 +66,12 @@ def test_evaluator_equals_per_image_official_scoring(tiny_n):
     # per-image metrics (prediction resized to the ground truth inside compute_metrics), mean over images.
     avg = MetricAverager()
     protocol = PROTOCOLS["synthetic_indoor"]
+    forward = jax.jit(lambda p, x: ZoeDepth(cfg).apply({"params": p}, x)["metric_depth"])
     for i in range(n):
         image, depth, _ = render_frame(10**9, i, 0, *native)
         x = resize_bilinear(image.astype(np.float32) / 255.0, SIZE, align_corners=True)[None]
-        pred = ZoeDepth(cfg).apply({"params": params}, jnp.asarray(x))["metric_depth"]
-        flipped = ZoeDepth(cfg).apply({"params": params}, jnp.asarray(x[:, :, ::-1]))["metric_depth"][:, :, ::-1]
+        pred = forward(params, jnp.asarray(x))
+        flipped = forward(params, jnp.asarray(x[:, :, ::-1]))[:, :, ::-1]
         avg.update(compute_metrics(depth, np.asarray(0.5 * (pred + flipped))[0], protocol.min_depth,
                                    protocol.max_depth, protocol.crop))
     expected = avg.result()

@@ -23,15 +23,16 @@ def full_n():
     cfg = presets.zoed_n("beit_l384")
     ref = build_reference(cfg, seed=0)
     params = params_from_hf_state_dict(cfg, state_dict_numpy(ref))
-    return cfg, ref, params
+    # One jitted forward for the module: the bfloat16 test's fp32 side reuses the 384x512 compilation.
+    return cfg, ref, params, make_forward(cfg, return_intermediates=True)
 
 
 @pytest.mark.parametrize("size", [(384, 512), (480, 640)])
 def test_full_size_parity(full_n, size):
-    cfg, ref, params = full_n
+    cfg, ref, params, forward = full_n
     images = np.random.default_rng(0).random((1, *size, 3), dtype=np.float32)
     expected = run_reference(ref, images)
-    got = jax.device_get(make_forward(cfg, return_intermediates=True)(params, images))
+    got = jax.device_get(forward(params, images))
     errors = {k: rel_l2(got[k], expected[k]) for k in KEYS}
     errors.update({f"encoder_tap_{i}": rel_l2(a, b)
                    for i, (a, b) in enumerate(zip(got["encoder_taps"], expected["encoder_taps"], strict=True))})
@@ -41,9 +42,9 @@ def test_full_size_parity(full_n, size):
 
 
 def test_full_size_bfloat16(full_n):
-    cfg, _, params = full_n
+    cfg, _, params, forward = full_n
     images = np.random.default_rng(1).random((1, 384, 512, 3), dtype=np.float32)
-    fp32 = make_forward(cfg)(params, images)["metric_depth"]
+    fp32 = forward(params, images)["metric_depth"]
     bf16 = make_forward(dataclasses.replace(cfg, dtype="bfloat16"))(params, images)["metric_depth"]
     err = rel_l2(bf16, fp32)
     print("bf16 vs fp32 relative L2:", err)
