@@ -16,6 +16,10 @@ of the lowered step (with batched attention, which it can count) and their ratio
 The PyTorch step (transformers ZoeDepthForDepthEstimation, eval mode so dropout/drop-path are off, SILog on the
 same batch, AdamW lr 1.61e-4 wd 0.01, gradient clipping 0.1; bf16 through autocast) has no remat equivalent here.
 The mesh check compiles and runs two steps of the "small" preset on each layout; its times mean nothing.
+
+Both sides run with the host-memory setting ``zoejax-train`` uses on CPU (``zoejax/host_memory.py``: freed buffers
+stay in the process instead of being page-faulted in again every step); ``--host-memory default`` runs both with
+glibc's default behaviour instead.
 """
 
 from __future__ import annotations
@@ -198,6 +202,10 @@ def run_mesh_check(steps: int = 2) -> None:
 
 
 def _worker(spec: dict) -> None:
+    if spec.get("host_memory", "keep") == "keep":
+        from zoejax.host_memory import keep_freed_host_memory
+
+        spec["host_memory"] = "keep" if keep_freed_host_memory() else "default (not applicable here)"
     sys.path.insert(0, HERE)
     import common  # noqa: F401 - puts tests/ on sys.path for torch_reference
 
@@ -219,6 +227,9 @@ def main() -> None:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak FLOP/s for MFU (default: see doc)")
     parser.add_argument("--mesh-check", action="store_true", help="only the simulated 8-device mesh layouts")
+    parser.add_argument("--host-memory", choices=("keep", "default"), default="keep",
+                        help="keep: both sides keep freed host memory in the process, as zoejax-train does on CPU "
+                             "(zoejax/host_memory.py); default: glibc's default allocator behaviour for both")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -240,7 +251,8 @@ def main() -> None:
         return
 
     specs = []
-    base = {"backbone": args.backbone, "size": list(args.size), "steps": args.steps, "peak_tflops": args.peak_tflops}
+    base = {"backbone": args.backbone, "size": list(args.size), "steps": args.steps, "peak_tflops": args.peak_tflops,
+            "host_memory": args.host_memory}
     for batch in parse_list(args.batch_sizes, int):
         for dtype in parse_list(args.dtypes):
             for remat in parse_list(args.remat):
@@ -263,7 +275,8 @@ def main() -> None:
         rows.append((spec, result))
 
     h, w = args.size
-    print(f"\nZoeD_N ({args.backbone}) train step at {h}x{w}; median of {args.steps} steps after one untimed")
+    print(f"\nZoeD_N ({args.backbone}) train step at {h}x{w}; median of {args.steps} steps after one untimed; "
+          f"host memory: {args.host_memory}")
     print("| impl | dtype | remat | batch | step s | images/s | compile (first step) s | memory GB | "
           "train GFLOP analytic | XLA | analytic/XLA | achieved TFLOP/s | MFU | loss |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -21,6 +21,13 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
+from zoejax import host_memory  # noqa: E402
+
+# The CLIs keep freed host memory in their process (zoejax/host_memory.py); tests call some of them in this
+# process, whose two xdist workers hold full-size models in turn, and would then keep each test's peak resident
+# for the rest of the run. Subprocesses (CLI tests, multi-host checks) still apply it as shipped.
+host_memory._applied.append(False)
+
 # The longest files (multi-process training, sharded layouts, train CLI) start first, so that under
 # ``pytest -n 2 --dist loadfile`` (make test) neither worker is left alone with one of them at the end.
 LONGEST_FIRST = ("test_multihost.py", "test_sharded_training.py", "test_train_loop.py", "test_resume_kill.py",

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from zoejax.host_memory import keep_freed_host_memory
 from zoejax.io.depth_files import atomic_path, write_depth
 
 CONFIG_FILE = Path(__file__).resolve().parents[2] / "configs" / "demo.py"
@@ -47,6 +48,7 @@ def _load_config(args):
 
 
 def main(argv: list[str] | None = None) -> None:
+    keep_freed_host_memory()  # before the first computation (CPU-only hosts; see zoejax/host_memory.py)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo_out", help="folder for the run and the depth files")
     parser.add_argument("--backbone", default="small",
