@@ -9,10 +9,11 @@ first step). A forward takes ~60 thousand faults per call.
 ``keep_freed_host_memory`` makes glibc serve every block from one arena, never ``mmap`` a block of its own and
 never trim the heap, so freed buffers are reused by the next step. The process's resident memory then stays at
 its peak (the peak itself is unchanged: 11.2-11.3 GB for that train step either way). It must run before any
-thread allocates, i.e. before jax runs its first computation (importing jax is fine); the CLIs and benchmarks
-call it first thing. It only acts where it helps: on Linux/glibc, when jax can only use the CPU (``JAX_PLATFORMS``
-is "cpu", or no accelerator plugin is installed). On GPU/TPU hosts the device buffers live on the device, and one
-arena would make the input pipeline's threads contend for malloc. ``ZOEJAX_KEEP_HOST_MEMORY=0`` turns it off.
+thread allocates, i.e. before jax runs its first computation (importing jax is fine); the CLIs and
+``benchmarks/train_step.py`` call it first thing. It only acts where it helps: on Linux/glibc, when jax can only
+use the CPU (``JAX_PLATFORMS`` is "cpu", or no accelerator plugin is installed). On GPU/TPU hosts the device
+buffers live on the device, and one arena would make the input pipeline's threads contend for malloc.
+``ZOEJAX_KEEP_HOST_MEMORY=0`` turns it off.
 """
 
 from __future__ import annotations
