@@ -17,9 +17,9 @@ The PyTorch step (transformers ZoeDepthForDepthEstimation, eval mode so dropout/
 same batch, AdamW lr 1.61e-4 wd 0.01, gradient clipping 0.1; bf16 through autocast) has no remat equivalent here.
 The mesh check compiles and runs two steps of the "small" preset on each layout; its times mean nothing.
 
-Both sides run with the host-memory setting ``zoejax-train`` uses on CPU (``zoejax/host_memory.py``: freed buffers
-stay in the process instead of being page-faulted in again every step); ``--host-memory default`` runs both with
-glibc's default behaviour instead.
+``--host-memory keep`` runs both sides with ``zoejax/host_memory.py``'s setting (freed buffers stay in the process
+instead of being page-faulted in again every step; ``ZOEJAX_KEEP_HOST_MEMORY=1`` for the CLIs); by default both
+use glibc's default behaviour.
 """
 
 from __future__ import annotations
@@ -202,7 +202,7 @@ def run_mesh_check(steps: int = 2) -> None:
 
 
 def _worker(spec: dict) -> None:
-    if spec.get("host_memory", "keep") == "keep":
+    if spec.get("host_memory") == "keep":
         from zoejax.host_memory import keep_freed_host_memory
 
         spec["host_memory"] = "keep" if keep_freed_host_memory() else "default (not applicable here)"
@@ -227,9 +227,9 @@ def main() -> None:
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch rows")
     parser.add_argument("--peak-tflops", type=float, default=None, help="peak FLOP/s for MFU (default: see doc)")
     parser.add_argument("--mesh-check", action="store_true", help="only the simulated 8-device mesh layouts")
-    parser.add_argument("--host-memory", choices=("keep", "default"), default="keep",
-                        help="keep: both sides keep freed host memory in the process, as zoejax-train does on CPU "
-                             "(zoejax/host_memory.py); default: glibc's default allocator behaviour for both")
+    parser.add_argument("--host-memory", choices=("default", "keep"), default="default",
+                        help="default: glibc's default allocator behaviour for both sides; keep: both keep freed "
+                             "host memory in the process (zoejax/host_memory.py, ZOEJAX_KEEP_HOST_MEMORY=1)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

@@ -23,9 +23,9 @@ import pytest  # noqa: E402
 
 from zoejax import host_memory  # noqa: E402
 
-# The CLIs keep freed host memory in their process (zoejax/host_memory.py); tests call some of them in this
-# process, whose two xdist workers hold full-size models in turn, and would then keep each test's peak resident
-# for the rest of the run. Subprocesses (CLI tests, multi-host checks) still apply it as shipped.
+# With ZOEJAX_KEEP_HOST_MEMORY=1 in the environment the CLIs would keep freed host memory in their process
+# (zoejax/host_memory.py); tests call some of them in this process, whose two xdist workers hold full-size models
+# in turn and would then keep each test's peak resident for the rest of the run.
 host_memory._applied.append(False)
 
 # The longest files (multi-process training, sharded layouts, train CLI) start first, so that under

@@ -1,14 +1,14 @@
-"""Run by test_host_memory.py in a fresh interpreter: applies ``keep_freed_host_memory`` (unless the environment
-turns it off), then allocates, touches and frees 256 MB four times, printing the page faults of each round."""
+"""Run by test_host_memory.py in a fresh interpreter: what the CLIs do first (``apply_from_environment``), then
+256 MB allocated, written and freed four times, printing the page faults of each round."""
 
 import json
 import resource
 
 import numpy as np
 
-from zoejax.host_memory import keep_freed_host_memory
+from zoejax.host_memory import apply_from_environment
 
-applied = keep_freed_host_memory()
+applied = apply_from_environment()
 faults = []
 for _ in range(4):
     before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt

@@ -9,11 +9,14 @@ first step). A forward takes ~60 thousand faults per call.
 ``keep_freed_host_memory`` makes glibc serve every block from one arena, never ``mmap`` a block of its own and
 never trim the heap, so freed buffers are reused by the next step. The process's resident memory then stays at
 its peak (the peak itself is unchanged: 11.2-11.3 GB for that train step either way). It must run before any
-thread allocates, i.e. before jax runs its first computation (importing jax is fine); the CLIs and
-``benchmarks/train_step.py`` call it first thing. It only acts where it helps: on Linux/glibc, when jax can only
-use the CPU (``JAX_PLATFORMS`` is "cpu", or no accelerator plugin is installed). On GPU/TPU hosts the device
-buffers live on the device, and one arena would make the input pipeline's threads contend for malloc.
-``ZOEJAX_KEEP_HOST_MEMORY=0`` turns it off.
+thread allocates, i.e. before jax runs its first computation (importing jax is fine). It only acts on
+Linux/glibc when jax can only use the CPU (``JAX_PLATFORMS`` is "cpu", or no accelerator plugin is installed): on
+GPU/TPU hosts the device buffers live on the device.
+
+It is opt-in, because one arena makes every thread take the same malloc lock: XLA's compilations ran 5-15%
+slower, and the demo (a 4.7M-parameter model, compile- and checkpoint-bound) took 174-196 s instead of 159-165 s.
+The CLIs apply it when ``ZOEJAX_KEEP_HOST_MEMORY=1`` (``apply_from_environment``): worth it for long CPU runs of
+the full-size models.
 """
 
 from __future__ import annotations
@@ -42,12 +45,18 @@ def cpu_only() -> bool:
     return not any(importlib.metadata.entry_points(group="jax_plugins"))
 
 
+def apply_from_environment() -> bool:
+    """``keep_freed_host_memory()`` when ``ZOEJAX_KEEP_HOST_MEMORY=1`` (what the CLIs call first thing)."""
+    if os.environ.get("ZOEJAX_KEEP_HOST_MEMORY", "0") != "1":
+        return bool(_applied and _applied[0])
+    return keep_freed_host_memory()
+
+
 def keep_freed_host_memory() -> bool:
-    """Applies the malloc settings above once per process when they help; returns whether they are in effect."""
+    """Applies the malloc settings above once per process where they help; returns whether they are in effect."""
     if _applied:
         return _applied[0]
-    wanted = (os.environ.get("ZOEJAX_KEEP_HOST_MEMORY", "1") != "0" and platform.system() == "Linux"
-              and platform.libc_ver()[0] == "glibc" and cpu_only())
+    wanted = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc" and cpu_only()
     ok = False
     if wanted:
         try:

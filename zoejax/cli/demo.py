@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from zoejax.host_memory import keep_freed_host_memory
+from zoejax.host_memory import apply_from_environment
 from zoejax.io.depth_files import atomic_path, write_depth
 
 CONFIG_FILE = Path(__file__).resolve().parents[2] / "configs" / "demo.py"
@@ -48,7 +48,7 @@ def _load_config(args):
 
 
 def main(argv: list[str] | None = None) -> None:
-    keep_freed_host_memory()  # before the first computation (CPU-only hosts; see zoejax/host_memory.py)
+    apply_from_environment()  # ZOEJAX_KEEP_HOST_MEMORY=1: before the first computation (zoejax/host_memory.py)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--output", default="demo_out", help="folder for the run and the depth files")
     parser.add_argument("--backbone", default="small",

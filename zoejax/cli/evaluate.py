@@ -26,7 +26,7 @@ from data_pipelines.errors import DataError
 from zoejax.conversion.apply import ConversionError
 from zoejax.conversion.readers import CheckpointReadError
 from zoejax.evaluation.protocols import PROTOCOLS, describe, resolve_datasets
-from zoejax.host_memory import keep_freed_host_memory
+from zoejax.host_memory import apply_from_environment
 
 LAYOUT_FLAGS = {"root": "root", "list": "list_file", "depth_root": "depth_root"}
 
@@ -87,7 +87,7 @@ def load_reference(path: str) -> dict[str, dict[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    keep_freed_host_memory()  # before the first computation (CPU-only hosts; see zoejax/host_memory.py)
+    apply_from_environment()  # ZOEJAX_KEEP_HOST_MEMORY=1: before the first computation (zoejax/host_memory.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_protocols:

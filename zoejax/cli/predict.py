@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from zoejax.host_memory import keep_freed_host_memory
+from zoejax.host_memory import apply_from_environment
 from zoejax.io.depth_files import atomic_path, write_depth
 from zoejax.io.images import ImageInputError, expand_inputs, output_stems, read_image
 from zoejax.io.ply import DEFAULT_FOV_DEGREES, Intrinsics, write_ply
@@ -87,7 +87,7 @@ def _batches(files: list[Path], stems: list[Path], size: int, convert: bool, fai
 
 
 def main(argv: list[str] | None = None) -> int:
-    keep_freed_host_memory()  # before the first computation (CPU-only hosts; see zoejax/host_memory.py)
+    apply_from_environment()  # ZOEJAX_KEEP_HOST_MEMORY=1: before the first computation (zoejax/host_memory.py)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.batch_size < 1:

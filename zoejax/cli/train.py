@@ -27,7 +27,7 @@ import jax
 from absl import app, flags, logging
 
 from zoejax.cli.config_loading import define_config_flag, run_configs
-from zoejax.host_memory import keep_freed_host_memory
+from zoejax.host_memory import apply_from_environment
 
 define_config_flag()
 flags.DEFINE_string("workdir", None, "Work directory: checkpoints, metrics.jsonl, tensorboard/, model_config.json.")
@@ -153,7 +153,7 @@ def build_run(config, process_index: int, process_count: int):
 
 def main_(argv) -> None:
     del argv
-    keep_freed_host_memory()  # before the first computation (CPU-only hosts; see zoejax/host_memory.py)
+    apply_from_environment()  # ZOEJAX_KEEP_HOST_MEMORY=1: before the first computation (zoejax/host_memory.py)
     logging.set_verbosity(logging.WARNING)
     initialize_distributed()
     if FLAGS.config is None or FLAGS.workdir is None:
