@@ -79,7 +79,7 @@ def fused_adamw(labels: Callable[[Any], Any], learning_rates: Mapping[str, Sched
         accept = jnp.logical_or(finite, notfinite_count > max_consecutive_errors)
         count_inc = _increment(state.count)
         beta1, beta2 = _value(b1, state.count), jnp.asarray(b2, jnp.float32)
-        eps_, eps_root = jnp.asarray(eps, jnp.float32), jnp.asarray(0.0, jnp.float32)
+        eps_ = jnp.asarray(eps, jnp.float32)
         hyper = {g: (_value(lr, state.count), jnp.asarray(weight_decays[g], jnp.float32))
                  for g, lr in learning_rates.items()}
         correction1, correction2 = 1 - beta1**count_inc, 1 - beta2**count_inc
@@ -96,14 +96,14 @@ def fused_adamw(labels: Callable[[Any], Any], learning_rates: Mapping[str, Sched
             v = jnp.where(accept, (1 - beta2) * (g**2) + beta2 * v, v)
             m_hat = m / correction1.astype(m.dtype)
             v_hat = v / correction2.astype(v.dtype)
-            u = m_hat / (jnp.sqrt(v_hat + eps_root) + eps_)
+            u = m_hat / (jnp.sqrt(v_hat) + eps_)
             u = (-1 * lr) * (u + decay * p)
             return jnp.where(accept, u, jnp.zeros_like(u)), m, v
 
         out = jax.tree.map(leaf, labels(params), grads, state.mu, state.nu, params)
-        pick = lambda i: jax.tree.map(lambda _, o: o[i], grads, out)  # noqa: E731 - trees of leaf outputs
-        return pick(0), FusedAdamWState(
-            count=jnp.where(accept, count_inc, state.count), mu=pick(1), nu=pick(2),
+        updates, mu, nu = jax.tree.transpose(jax.tree.structure(grads), jax.tree.structure((0, 0, 0)), out)
+        return updates, FusedAdamWState(
+            count=jnp.where(accept, count_inc, state.count), mu=mu, nu=nu,
             notfinite_count=notfinite_count, last_finite=finite,
             total_notfinite=jnp.where(finite, state.total_notfinite, _increment(state.total_notfinite)))
 
