@@ -12,7 +12,7 @@ from numerics import rel_l2
 from zoejax.models import presets
 from zoejax.models.config import RematPolicy, ZoeDepthConfig
 from zoejax.models.forward import make_forward
-from zoejax.models.init import count_params, init_params, param_shapes
+from zoejax.models.init import count_params, init_fn, init_params, param_shapes
 
 
 @pytest.mark.parametrize("variant,backbone,expected", [
@@ -36,6 +36,16 @@ def test_parameter_names_mirror_torch_paths():
     assert block["attn"]["relative_position_bias_table"].shape == (7 * 7 + 3, 2)
     assert "resConfUnit1" not in shapes["core"]["scratch"]["refinenet4"]
     assert set(shapes["metric_head"]) >= {"conv2", "seed_bin_regressor", "attractors_3", "conditional_log_binomial"}
+
+
+def test_param_shapes_are_cached_but_each_caller_gets_its_own_tree():
+    cfg = presets.zoed_n("tiny")
+    first = param_shapes(cfg)
+    del first["metric_head"]
+    first["core"]["scratch"] = None
+    again = param_shapes(presets.zoed_n("tiny"))  # an equal config finds the cached entry
+    assert again["metric_head"] and again["core"]["scratch"] is not None
+    assert jax.tree.structure(again) == jax.tree.structure(jax.eval_shape(init_fn(cfg), jax.random.key(0)))
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.linen as nn
@@ -42,7 +43,7 @@ def init_params(config: ZoeDepthConfig, rng: jax.Array | int = 0, *, only: str |
     init = init_fn(config)
     if only is None:
         return compile_init(jax.jit(init).lower(rng))(rng)
-    full = jax.eval_shape(init, rng)
+    full = param_shapes(config)
     if only not in full:
         raise KeyError(f"no top-level params {only!r}; the model has {sorted(full)}")
     # Compiled as the full init would be (optimised or not by the whole model's size), so the values match it.
@@ -59,6 +60,13 @@ def compile_init(lowered: jax.stages.Lowered, params: Any = None) -> jax.stages.
 
 def param_shapes(config: ZoeDepthConfig) -> dict[str, Any]:
     """The ``params`` tree of ``config`` as ``jax.ShapeDtypeStruct`` leaves, without allocating anything."""
+    # A fresh tree per call (the cached one stays unchanged whatever the caller does with it).
+    return jax.tree.map(lambda x: x, _param_shapes(config))
+
+
+# Tracing BEiT-L's init takes ~2 s, and one conversion or `zoejax-info` call asks for the same shapes twice.
+@functools.lru_cache(maxsize=8)
+def _param_shapes(config: ZoeDepthConfig) -> dict[str, Any]:
     return jax.eval_shape(init_fn(config), jax.random.key(0))
 
 
