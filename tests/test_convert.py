@@ -165,6 +165,12 @@ def test_cli_rejects_non_checkpoints(official_state, tmp_path, capsys):
     text.write_text("these are not weights\n")
     code, _, err = _run_cli([text, tmp_path / "a"], capsys)
     assert code == 1 and "not a" in err and "notes.pt" in err
+    garbage = tmp_path / "braces.pt"
+    garbage.write_text("{}")
+    code, _, err = _run_cli([garbage, tmp_path / "a"], capsys)
+    # torch's own reason, without its boilerplate; not called code-executing, which it is not
+    assert code == 1 and "(Unsupported operand 123)" in err and "execute code" not in err
+    assert "Please file an issue" not in err and "PyTorch 2.6" not in err
     full = _save_official(tmp_path, official_state, "full.pt")
     truncated = tmp_path / "truncated.pt"
     truncated.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
@@ -186,6 +192,12 @@ def test_code_executing_pickle_is_refused(tmp_path, capsys):
         pickle.dump({"model": {"conv2.weight": _Exploit()}}, f)
     code, out, err = _run_cli([path, tmp_path / "out"], capsys)
     assert code == 1 and "refusing to load" in err and "this ran" not in out
+    # Saved by torch (a zip archive), the same object is named as what it is: a global that would be called.
+    zipped = tmp_path / "evil_zip.pt"
+    torch.save({"conv2.weight": _Exploit()}, zipped)
+    code, out, err = _run_cli([zipped, tmp_path / "out"], capsys)
+    assert code == 1 and "would execute code" in err and "GLOBAL print" in err and "this ran" not in out
+    assert "Please use" not in err and "PyTorch 2.6" not in err
 
 
 def test_wrong_variant_override_is_an_error(official_state):

@@ -39,12 +39,16 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         text = str(e)
-        if "Weights only load failed" in text or "weights_only" in text:
+        reason = _weights_only_reason(text)
+        if "GLOBAL" in reason or "global" in reason:
             raise CheckpointReadError(
                 f"refusing to load {path}: it contains a pickle that would execute code or build arbitrary "
-                f"objects, which a weights file never needs (loaded with weights_only=True). Details: "
-                f"{text.splitlines()[0]}") from None
-        raise CheckpointReadError(f"{path} is not a PyTorch checkpoint (unpickling failed: {text})") from None
+                f"objects, which a weights file never needs (loaded with weights_only=True): {reason}") from None
+        # Garbage, or a pickle using opcodes the weights-only loader lacks (raw protocol-4 pickles included): it
+        # cannot be told apart from a malicious one without running it, so it is not run.
+        raise CheckpointReadError(
+            f"refusing to load {path}: torch's weights-only loader cannot read it ({reason}); a PyTorch weights "
+            f"file holds only tensors and plain containers, so this is not one") from None
     except Exception as e:  # torch raises RuntimeError, EOFError, IndexError, ... for garbage input
         detail = (str(e).splitlines() or [type(e).__name__])[0]
         raise CheckpointReadError(f"{path} is not a readable PyTorch checkpoint (truncated or corrupt?): "
@@ -59,6 +63,19 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
             raise CheckpointReadError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
         state[key.removeprefix("module.")] = value.detach().cpu().numpy()
     return state
+
+
+def _weights_only_reason(text: str) -> str:
+    """What torch's ``weights_only`` error says was wrong, without its paragraphs about PyTorch 2.6's defaults
+    and filing issues (their wording changes between torch versions)."""
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        reason = text.split(marker, 1)[1].strip().split("\n\n", 1)[0]
+        return " ".join(reason.split()).split(" Please use ", 1)[0]
+    boilerplate = ("Weights only load failed", "Please file an issue", "Check the documentation", "Re-running")
+    lines = [line.strip() for line in text.splitlines()]
+    lines = [line for line in lines if line and not line.startswith(boilerplate)]
+    return lines[0] if lines else (text.splitlines() or ["unpickling failed"])[0]
 
 
 def read_safetensors(path: str | os.PathLike) -> dict[str, np.ndarray]:
