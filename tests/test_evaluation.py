@@ -107,6 +107,10 @@ def test_protocol_table_matches_the_paper():
     src = PROTOCOLS["kitti"].source("/data", list_file="/lists/mine.txt")
     assert (src.root, src.depth_root, src.list_file, src.split) == (
         "/data/kitti/raw", "/data/kitti/gts", "/lists/mine.txt", "test")
+    # A relative data root gives paths under the working directory, the list file not doubled under the root.
+    src = PROTOCOLS["nyu"].source("datasets")
+    assert (src.root, src.list_file) == (os.path.abspath("datasets/nyu/official_splits/test"),
+                                         os.path.abspath("datasets/nyu/nyudepthv2_test_files_with_gt.txt"))
 
 
 def test_relative_improvement_scores_hand_computed():

@@ -104,6 +104,12 @@ def resolve(root: str, path: str) -> str:
     return os.path.join(root, path.lstrip("/")) if root else path
 
 
+def resolve_list_file(root: str, list_file: str) -> str:
+    """A list's own path: relative to ``root`` unless absolute. (The leading-slash rule of ``resolve`` is for
+    the entries of BTS lists; an absolute list path that does not exist must be reported as itself.)"""
+    return list_file if os.path.isabs(list_file) else resolve(root, list_file)
+
+
 @dataclasses.dataclass(frozen=True)
 class Row:
     """One listed example: file paths (depth None = no ground truth) and where it was listed."""

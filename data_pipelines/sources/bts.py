@@ -24,6 +24,7 @@ from data_pipelines.sources.base import (
     make_example,
     read_list_lines,
     resolve,
+    resolve_list_file,
 )
 
 NYU_FOCAL = 518.8579  # the value on every NYU list row
@@ -63,7 +64,7 @@ class _BTSSource(RowSource):
     def __init__(self, root: str, list_file: str, depth_root: str = "", *, keep_missing_depth: bool = False,
                  domain: int | None = None):
         super().__init__(domain)
-        self.rows = parse_bts_list(resolve(root, list_file), root, depth_root,
+        self.rows = parse_bts_list(resolve_list_file(root, list_file), root, depth_root,
                                    keep_missing_depth=keep_missing_depth)
 
     def load(self, row: Row) -> Example:

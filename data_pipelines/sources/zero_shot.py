@@ -24,6 +24,7 @@ from data_pipelines.sources.base import (
     make_example,
     read_list_lines,
     resolve,
+    resolve_list_file,
 )
 
 HYPERSIM_FOCAL = 886.81  # px at 1024x768, hard-coded by the official loader
@@ -95,7 +96,7 @@ class IBimsSource(_PairSource):
 
     def __init__(self, root: str, list_file: str = "", domain: int | None = None):
         super().__init__(domain)
-        list_path = resolve(root, list_file or "imagelist.txt")
+        list_path = resolve_list_file(root, list_file or "imagelist.txt")
         self.rows = []
         for n, line in read_list_lines(list_path):
             for name in line.split():
@@ -207,7 +208,7 @@ class VKITTI2Source(_PairSource):
             pattern = os.path.join("rgb", "**", "frames", "rgb", "Camera_0", "rgb_*.jpg")
             self.rows = _glob_rows(root, pattern, self.depth_path, VKITTI2_FOCAL)
             return
-        list_path = resolve(root, list_file or f"{split}.txt")
+        list_path = resolve_list_file(root, list_file or f"{split}.txt")
         self.rows = [Row(resolve(root, line), self.depth_path(resolve(root, line)), VKITTI2_FOCAL,
                          where=f"{list_path}:{n}") for n, line in read_list_lines(list_path)]
 

@@ -81,6 +81,15 @@ def test_bts_list_errors_name_the_line(tmp_path, nyu_root):
         src.check_files()
     with pytest.raises(MissingFileError, match=r"missing.txt:2"):
         src[1]
+    # A list path that does not exist is named as given: absolute stays absolute (not joined under the root, as
+    # a BTS list's own "/kitchen_0000/..." entries are), relative is taken under the root.
+    absent = str(tmp_path / "lists" / "absent.txt")
+    with pytest.raises(MissingFileError) as info:
+        NYUSource(nyu_root + "/sync", absent)
+    assert str(info.value) == f"missing list file: {absent}"
+    with pytest.raises(MissingFileError) as info:
+        NYUSource(nyu_root + "/sync", "absent.txt")
+    assert str(info.value) == f"missing list file: {nyu_root}/sync/absent.txt"
 
 
 def test_sunrgbd(zero_shot_roots):

@@ -42,7 +42,8 @@ class EvalProtocol:
         (absolute paths, or paths relative to ``data_root``)."""
         fields = dict(self.layout)
         fields.update({k: v for k, v in overrides.items() if v})
-        paths = {k: os.path.join(data_root, v) if data_root and not os.path.isabs(v) else v
+        # Absolute, so that the source does not resolve the list file against the (already joined) image root.
+        paths = {k: os.path.abspath(os.path.join(data_root, v)) if data_root and not os.path.isabs(v) else v
                  for k, v in fields.items() if k in ("root", "list_file", "depth_root")}
         rest = {k: v for k, v in fields.items() if k not in paths}
         return SourceConfig(self.dataset, split="test", **paths, **rest)
