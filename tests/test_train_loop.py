@@ -24,10 +24,10 @@ def _batches():
     return iter(build_train(data, seed=0, process_index=0, process_count=1))
 
 
-def _run(workdir, steps, batches=None):
+def _run(workdir, steps, batches=None, init_from=""):
     cfg = presets.zoed_n("tiny")
     run = TrainConfig(num_train_steps=steps, global_batch_size=2, log_every_steps=1, checkpoint_every_steps=2,
-                      mesh_shape=(1, 1, 1), async_checkpoints=False)
+                      mesh_shape=(1, 1, 1), async_checkpoints=False, init_from=init_from)
     return train(cfg, run, OptimConfig(total_steps=6, lr=1e-3), LossConfig(), str(workdir),
                  batches or _batches())
 
@@ -49,6 +49,36 @@ def test_checkpoints_kept_config_written_and_workdir_loads_as_a_model(tmp_path):
     assert not all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), params, model.params)))
     depth = model.predict(np.full((40, 60, 3), 128, np.uint8))
     assert depth.shape == (40, 60) and np.all(np.isfinite(depth))
+
+
+def _losses(workdir):
+    return [x["loss"] for x in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines()) if "loss" in x]
+
+
+def test_init_from_starts_there_names_mismatches_and_is_not_read_again_on_resume(tmp_path):
+    import shutil
+
+    from zoejax.training.loop import InitFromError, initial_params
+
+    source = tmp_path / "source"
+    _run(source, 2)
+    trained, _, _ = checkpointing.load_params(source)
+    got = initial_params(str(source), presets.zoed_n("tiny"))
+    assert jax.tree.all(jax.tree.map(np.array_equal, got, trained))
+    with pytest.raises(InitFromError, match=r"another architecture.*its encoder: BEiT 32x4 .*\n  shape: core/"):
+        initial_params(str(source), presets.zoed_n("small"))
+    with pytest.raises(InitFromError, match="init_from=.*nowhere: no checkpoint at"):
+        initial_params(str(tmp_path / "nowhere"), presets.zoed_n("tiny"))
+
+    init = tmp_path / "init"
+    shutil.copytree(source, init)
+    run = tmp_path / "run"
+    _run(run, 1, init_from=str(init))
+    # Same seed and data as the source's fresh start: only the starting params differ.
+    assert _losses(run)[0] != _losses(source)[0]
+    shutil.rmtree(init)  # a resumed run restores its own checkpoint and never opens init_from
+    assert _run(run, 2, init_from=str(init))["resumed_from"] == 1
+    assert len(_losses(run)) == 2
 
 
 def test_train_cli_runs_and_resumes(tmp_path):

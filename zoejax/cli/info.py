@@ -14,7 +14,7 @@ import jax.numpy as jnp
 from absl import app, flags, logging
 
 from zoejax.cli.config_loading import define_config_flag, model_config
-from zoejax.models.config import SwinConfig, ZoeDepthConfig
+from zoejax.models.config import ZoeDepthConfig, backbone_summary
 from zoejax.models.init import count_params, param_shapes
 from zoejax.models.validation import check_image_shape
 from zoejax.models.zoedepth import ZoeDepth
@@ -34,16 +34,6 @@ def forward_flops(config: ZoeDepthConfig, input_size: tuple[int, int], batch: in
     cost = lowered.cost_analysis()
     cost = cost[0] if isinstance(cost, list) else cost
     return float(cost.get("flops", 0.0))
-
-
-def backbone_summary(config: ZoeDepthConfig) -> str:
-    """One phrase describing the encoder, e.g. 'BEiT 1024x24 (16 heads)' or 'SwinV2 192 (2, 2, 18, 2) window 24'."""
-    b = config.backbone
-    if isinstance(b, SwinConfig):
-        name = "SwinV2" if b.version == 2 else "Swin"
-        return (f"{name} {b.embed_dim}x{tuple(b.depths)} ({tuple(b.num_heads)} heads, window {b.window_size}, "
-                f"built for {b.img_size[0]}x{b.img_size[1]})")
-    return f"BEiT {b.embed_dim}x{b.depth} ({b.num_heads} heads)"
 
 
 def summary_lines(config: ZoeDepthConfig, input_size: tuple[int, int], batch: int = 1,

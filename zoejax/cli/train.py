@@ -22,6 +22,7 @@ import dataclasses
 import itertools
 import json
 import os
+import sys
 
 import jax
 from absl import app, flags, logging
@@ -163,9 +164,13 @@ def main_(argv) -> None:
                                                                      jax.process_count())
     except ValueError as e:
         raise app.UsageError(str(e)) from None
-    from zoejax.training.loop import train
+    from zoejax.training.loop import InitFromError, train
 
-    result = train(model, train_cfg, optim, loss, FLAGS.workdir, batches, evaluate)
+    try:
+        result = train(model, train_cfg, optim, loss, FLAGS.workdir, batches, evaluate)
+    except InitFromError as e:
+        print(f"zoejax-train: error: {e}", file=sys.stderr)
+        sys.exit(1)
     if jax.process_index() == 0:
         print(json.dumps(result))
 

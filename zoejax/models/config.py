@@ -319,3 +319,13 @@ def build_dataclass(cls: type, d: Mapping[str, Any], where: str) -> Any:
     _reject_unknown(cls, d, where)
     # JSON and ConfigDict give lists where the dataclasses hold tuples.
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def backbone_summary(config: ZoeDepthConfig) -> str:
+    """One phrase describing the encoder, e.g. 'BEiT 1024x24 (16 heads)' or 'SwinV2 192 (2, 2, 18, 2) window 24'."""
+    b = config.backbone
+    if isinstance(b, SwinConfig):
+        name = "SwinV2" if b.version == 2 else "Swin"
+        return (f"{name} {b.embed_dim}x{tuple(b.depths)} ({tuple(b.num_heads)} heads, window {b.window_size}, "
+                f"built for {b.img_size[0]}x{b.img_size[1]})")
+    return f"BEiT {b.embed_dim}x{b.depth} ({b.num_heads} heads)"

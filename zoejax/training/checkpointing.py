@@ -58,11 +58,6 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict, data
     return manager.save(step, args=ocp.args.Composite(**items), metrics=metrics, force=force)
 
 
-def abstract_like(state: Any, shardings: Any) -> Any:
-    """ShapeDtypeStructs carrying the target shardings: restore places every array directly where it lives."""
-    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), state, shardings)
-
-
 class CheckpointLayoutError(ValueError):
     """A checkpoint's train state has other entries than the state being restored into (another model config, or
     an optimizer state from another zoejax version). Not damage: the steps before it are not tried instead."""

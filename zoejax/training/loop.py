@@ -26,12 +26,12 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
-from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.config import ZoeDepthConfig, backbone_summary
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.training import checkpointing, monitoring
 from zoejax.training.optim import OptimConfig, lr_schedules, make_optimizer
 from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, shard_batch
-from zoejax.training.state import create_sharded_state
+from zoejax.training.state import abstract_train_state, create_sharded_state, state_shardings
 from zoejax.training.step import LossConfig, make_steps
 
 METRICS_FILE = "metrics.jsonl"
@@ -104,15 +104,40 @@ class _Preemption:
             signal.signal(signal.SIGTERM, self._previous)
 
 
-def _initial_params(init_from: str, model_config: ZoeDepthConfig):
+class InitFromError(ValueError):
+    """``init_from`` cannot start this run: unreadable, or another architecture than the config's."""
+
+
+def initial_params(init_from: str, model_config: ZoeDepthConfig) -> Any:
+    """Host params of ``init_from`` (any checkpoint ``zoejax.load`` reads) for a run of ``model_config``; None
+    when ``init_from`` is empty. Raises InitFromError naming the file and, for another architecture, the
+    differing entries."""
     if not init_from:
         return None
     from zoejax.api import load
+    from zoejax.models.init import param_shapes
 
-    loaded = load(init_from)
-    if loaded.config.backbone != model_config.backbone or len(loaded.config.bins) != len(model_config.bins):
-        raise ValueError(f"init_from={init_from} holds a different architecture than the config")
+    try:
+        loaded = load(init_from)
+    except (OSError, ValueError) as e:  # missing file, unreadable or refused checkpoint, conversion errors
+        raise InitFromError(f"init_from={init_from}: {e}") from None
+    want = {_path(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(param_shapes(model_config))}
+    have = {_path(p): np.shape(x) for p, x in jax.tree_util.tree_leaves_with_path(loaded.params)}
+    problems = [f"  shape: {k} is {have[k]}, the config's is {want[k]}" for k in want if k in have
+                and have[k] != want[k]]
+    problems += [f"  missing: {k} {want[k]}" for k in want if k not in have]
+    problems += [f"  unexpected: {k} {have[k]}" for k in have if k not in want]
+    if problems:
+        shown = "\n".join(problems[:12]) + (f"\n  ... and {len(problems) - 12} more" if len(problems) > 12 else "")
+        raise InitFromError(
+            f"init_from={init_from} holds another architecture than the config ({len(problems)} differing "
+            f"params; its encoder: {backbone_summary(loaded.config)}, the config's: "
+            f"{backbone_summary(model_config)}):\n{shown}")
     return jax.device_get(loaded.params)
+
+
+def _path(path) -> str:
+    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
 
 
 def log_dir_of(workdir: str, train_config: TrainConfig) -> str:
@@ -151,19 +176,23 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
     tx = make_optimizer(optim_config)
     train_step, _ = make_steps(ZoeDepth(model_config), tx, loss_config)
     rng = jax.random.key(train_config.seed)
-    state, shardings = create_sharded_state(model_config, tx, mesh, rng,
-                                            _initial_params(train_config.init_from, model_config))
     evaluating = evaluate is not None and train_config.eval_every_steps > 0
     manager = checkpointing.make_manager(
         workdir, train_config.keep_checkpoints, train_config.best_metric if evaluating else None,
         train_config.best_mode, async_save=train_config.async_checkpoints,
         keep_best=train_config.keep_best_checkpoints)
-    restored = checkpointing.restore_latest(manager, checkpointing.abstract_like(state, shardings))
     resumed_from = None
-    if restored is not None:
+    if manager.all_steps():
+        # Resuming: restore straight into the sharded layout. Neither a fresh init nor init_from (a converted
+        # .pt may take a minute, and may be gone by now) is built just to be overwritten.
+        shardings = state_shardings(model_config, tx, mesh)
+        restored = checkpointing.restore_latest(manager, abstract_train_state(model_config, tx, shardings))
         state, _, data_state, resumed_from = restored
         if data_state and hasattr(batches, "set_state"):
             batches.set_state(data_state)
+    else:
+        state, shardings = create_sharded_state(model_config, tx, mesh, rng,
+                                                initial_params(train_config.init_from, model_config))
     if is_host0:
         _write_model_config(workdir, model_config)
 

@@ -70,3 +70,11 @@ def create_sharded_state(config: ZoeDepthConfig, tx: optax.GradientTransformatio
     opt_state = jax.jit(tx.init, out_shardings=shardings.opt_state)(params)
     step = jax.device_put(jnp.zeros((), jnp.int32), shardings.step)
     return TrainState(step, params, opt_state), shardings
+
+
+def abstract_train_state(config: ZoeDepthConfig, tx: optax.GradientTransformation,
+                         shardings: TrainState) -> TrainState:
+    """The train state as ``jax.ShapeDtypeStruct`` leaves carrying ``shardings``: what a checkpoint restores
+    into when a run resumes (nothing is initialised or allocated)."""
+    abstract = jax.eval_shape(lambda key: create_train_state(init_fn(config)(key), tx), jax.random.key(0))
+    return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings)
