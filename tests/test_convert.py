@@ -2,6 +2,7 @@
 
 import pickle
 
+import jax
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,7 @@ from zoejax.conversion.official_table import official_table
 from zoejax.conversion.table import extra_group
 from zoejax.models import presets
 from zoejax.models.forward import make_forward
-from zoejax.models.init import count_params
+from zoejax.models.init import count_params, param_shapes
 
 
 @pytest.mark.parametrize("name,variant,expected_params", [
@@ -105,6 +106,16 @@ def test_export_without_extras_initialises_them():
     np.testing.assert_array_equal(state["core.core.pretrained.model.fc_norm.weight"], 1.0)
     assert state["core.core.pretrained.model.head.weight"].shape == (1000, 32)
     assert state["core.core.scratch.refinenet4.resConfUnit1.conv1.weight"].std() > 0
+
+
+@pytest.mark.parametrize("backbone", ["tiny", "small"])
+@pytest.mark.parametrize("to", ["official", "hf"])
+def test_every_small_beit_preset_exports_and_is_detected_again(backbone, to):
+    # The demo trains "small": its exported weights must import again. Zeros of the right shapes suffice here.
+    cfg = presets.zoed_n(backbone)
+    params = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), param_shapes(cfg))
+    detected, _ = convert_state_dict(export_state_dict(cfg, params, {}, to))
+    assert detected.backbone == backbone and detected.config == cfg
 
 
 def _save_official(tmp_path, state, name="model.pt"):

@@ -50,6 +50,14 @@ def test_checkpoints_kept_config_written_and_workdir_loads_as_a_model(tmp_path):
     depth = model.predict(np.full((40, 60, 3), 128, np.uint8))
     assert depth.shape == (40, 60) and np.all(np.isfinite(depth))
 
+    # A trained work directory goes back to PyTorch layouts, and those import to the same model.
+    from zoejax.conversion.convert import export_checkpoint
+
+    for to, out in (("official", tmp_path / "exported.pt"), ("hf", tmp_path / "exported_hf")):
+        back = zoejax.load(export_checkpoint(tmp_path, out, to))
+        assert back.config == model.config and back.provenance["format"] == to
+        assert jax.tree.all(jax.tree.map(np.array_equal, back.params, model.params)), to
+
 
 def _losses(workdir):
     return [x["loss"] for x in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines()) if "loss" in x]

@@ -4,6 +4,7 @@ official ``.pt`` or the Hugging Face folder layout."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from zoejax.conversion.hf_table import hf_table
 from zoejax.conversion.midas_swin_table import default_swin_extras
 from zoejax.conversion.official_table import midas_table, official_table
 from zoejax.conversion.readers import read_checkpoint
-from zoejax.conversion.store import load_converted, save_converted, sha256_file
+from zoejax.conversion.store import is_converted_dir, load_converted, save_converted, sha256_file
 from zoejax.conversion.table import Table, default_extras
 from zoejax.io.depth_files import atomic_dir, atomic_path
 from zoejax.models.config import SwinConfig, ZoeDepthConfig
@@ -85,19 +86,36 @@ def export_state_dict(config: ZoeDepthConfig, params: Any, extras: dict[str, np.
     return params_to_state_dict(jax.device_get(params), table, extras, defaults)
 
 
+def _load_folder(path: Path) -> tuple[ZoeDepthConfig, Any, dict[str, np.ndarray]]:
+    """(config, params, extras) of a ``zoejax-convert`` folder or of a training work directory (its latest
+    readable checkpoint; a work directory keeps no extras, so export regenerates them)."""
+    if is_converted_dir(path):
+        config, params, extras, _ = load_converted(path)
+        return config, params, extras
+    if (path / "model_config.json").is_file() and (path / "checkpoints").is_dir():
+        from zoejax.api import load
+
+        model = load(path)
+        return model.config, model.params, model.extras
+    raise FileNotFoundError(f"{path} is neither a zoejax-convert folder (model_config.json and state/ inside) nor "
+                            f"a training work directory (model_config.json and checkpoints/ inside)")
+
+
 def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike, to: str) -> Path:
     """Export a converted (or trained) zoejax folder: ``to="official"`` writes a ``.pt`` file loadable with
     the official code's strict ``load_state_dict``; ``to="hf"`` writes ``model.safetensors`` + ``config.json``
     into the folder ``out``. Writes are atomic."""
     import torch  # the edge: only export and import need torch
 
-    config, params, extras, _ = load_converted(checkpoint_dir)
+    config, params, extras = _load_folder(Path(checkpoint_dir))
     state = export_state_dict(config, params, extras, to)
     out = Path(out)
     if to == "official":
         if out.is_dir():
             raise IsADirectoryError(f"{out} is a folder; --to official writes one .pt file")
-        tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
+        with warnings.catch_warnings():  # read-only host arrays: torch.save only reads them, so no copy is made
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
         with atomic_path(out) as tmp:
             torch.save({"model": tensors, "optimizer": None, "epoch": 0}, tmp)
         return out

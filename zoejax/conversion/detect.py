@@ -14,7 +14,9 @@ from zoejax.models.config import SwinConfig, ZoeDepthConfig
 FORMATS = ("official", "midas", "hf")
 VARIANTS = ("n", "k", "nk")
 # (embed_dim, depth) -> backbone preset
-_BACKBONES = {(1024, 24): "beit_l384", (768, 12): "beit_b384", (32, 4): "tiny"}
+# (width, blocks) -> BEiT preset, for every preset (the demo's "small" too, so an exported demo model imports).
+_BACKBONES = {(enc.embed_dim, enc.depth): name for name, (enc, _) in presets.BACKBONES.items()
+              if not isinstance(enc, SwinConfig)}
 _SWIN_MARKER = "pretrained.model.patch_embed.norm.weight"  # BEiT's patch embedding has no norm
 
 
