@@ -5,6 +5,8 @@ little below it: by <2% on BEiT-L at 384x512, by more on the tiny fixture where 
 a larger share. Lowering (no compile) keeps the full-size case to a few seconds.
 """
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -44,3 +46,13 @@ def test_breakdown_and_scaling():
     assert flops.train_step_flops(cfg, 1, 384, 512) == 3 * flops.forward_flops(cfg, 1, 384, 512)
     with pytest.raises(NotImplementedError):
         flops.forward_flops(presets.zoed_nk("tiny"), 1, 64, 64)
+
+
+def test_info_counts_every_attention_head():
+    # The small BEiT has 3 heads, so on CPU its attention is a loop of 3 steps, which a cost analysis of that
+    # trace counts once: zoejax-info must count the batched form, and so land at or above the analytic count.
+    from zoejax.cli.info import summary_lines
+
+    line = next(x for x in summary_lines(presets.zoed_n("small"), (384, 512)) if x.startswith("forward FLOPs"))
+    xla, analytic = (float(n.replace(",", "")) for n in re.findall(r"([\d,.]+) GFLOP", line))
+    assert analytic <= xla <= 1.05 * analytic, line

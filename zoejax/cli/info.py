@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from absl import app, flags, logging
 
 from zoejax.cli.config_loading import define_config_flag, model_config
+from zoejax.models import flops as model_flops
 from zoejax.models.config import ZoeDepthConfig, backbone_summary
 from zoejax.models.init import count_params, param_shapes
 from zoejax.models.validation import check_image_shape
@@ -26,14 +27,12 @@ FLAGS = flags.FLAGS
 
 
 def forward_flops(config: ZoeDepthConfig, input_size: tuple[int, int], batch: int = 1) -> float:
-    """FLOPs of one forward at ``input_size`` from XLA's HLO cost analysis (no compilation needed)."""
+    """FLOPs of one forward at ``input_size`` from XLA's HLO cost analysis (lowered, not compiled), counted with
+    the batched attention: the CPU's per-head loop would be counted once per block, not once per head."""
     model = ZoeDepth(config)
-    params = param_shapes(config)
     images = jax.ShapeDtypeStruct((batch, *input_size, 3), jnp.float32)
-    lowered = jax.jit(lambda p, x: model.apply({"params": p}, x)["metric_depth"]).lower(params, images)
-    cost = lowered.cost_analysis()
-    cost = cost[0] if isinstance(cost, list) else cost
-    return float(cost.get("flops", 0.0))
+    forward = lambda p, x: model.apply({"params": p}, x)["metric_depth"]  # noqa: E731
+    return model_flops.xla_flops(forward, param_shapes(config), images)
 
 
 def summary_lines(config: ZoeDepthConfig, input_size: tuple[int, int], batch: int = 1,
@@ -55,7 +54,12 @@ def summary_lines(config: ZoeDepthConfig, input_size: tuple[int, int], batch: in
     width = max(len(k) for k in groups)
     lines += [f"  {name:<{width}}  {count_params(tree):>13,}" for name, tree in groups.items()]
     if flops:
-        lines.append(f"forward FLOPs: {forward_flops(config, input_size, batch) / 1e9:,.1f} GFLOP")
+        line = f"forward FLOPs: {forward_flops(config, input_size, batch) / 1e9:,.1f} GFLOP (XLA cost analysis)"
+        try:  # matmuls and convolutions only; BEiT single-head models
+            line += f", {model_flops.forward_flops(config, batch, *input_size) / 1e9:,.1f} GFLOP analytic"
+        except NotImplementedError:  # ZoeD_NK's router, Swin encoders
+            pass
+        lines.append(line)
     lines.append(f"params: {count_params(shapes)}")
     return lines
 

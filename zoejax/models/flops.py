@@ -14,17 +14,20 @@ model-FLOPs convention for MFU; rematerialisation adds real work but no model FL
 
 from __future__ import annotations
 
-from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.config import SwinConfig, ZoeDepthConfig
 
 
 def forward_flops_breakdown(config: ZoeDepthConfig, batch: int, height: int, width: int) -> dict[str, int]:
     """Matmul/conv FLOPs of one forward on (batch, height, width, 3) images, by component.
 
     Keys: patch_embed, attention (qkv, q k^T, weights x v, output projection), mlp, reassemble, scratch,
-    metric_head. Single-head models (ZoeD_N, ZoeD_K) and the naive head; raises for ZoeD_NK (router).
+    metric_head. Single-head models (ZoeD_N, ZoeD_K) and the naive head; raises NotImplementedError for
+    ZoeD_NK (router) and Swin encoders.
     """
     if config.is_multi_head:
         raise NotImplementedError("the analytic count covers single-head models (ZoeD_N, ZoeD_K) only")
+    if isinstance(config.backbone, SwinConfig):
+        raise NotImplementedError("the analytic count covers BEiT encoders only")
     enc, dec, head = config.backbone, config.decoder, config.head
     if height % 32 or width % 32:
         raise ValueError(f"height and width must be multiples of 32, got {height}x{width}")
