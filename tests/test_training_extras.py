@@ -181,7 +181,12 @@ def test_damaged_latest_checkpoint_is_skipped_with_a_warning(run, tmp_path, capl
         result = train(model, train_cfg, optim, loss, str(copy), batches)
     assert result["resumed_from"] == 4 and result["step"] == 5
     assert any("unreadable" in r.getMessage() for r in caplog.records)
-    assert 0 < result["mfu"] < 1  # FLOPs from XLA's cost analysis / step time / the configured peak
+    # Model FLOPs (the analytic count for the global batch, per device) / step time / the configured peak.
+    from zoejax.models import flops
+
+    image = next(iter(batches))["image"].shape  # the run's batch shape (the iterator is not used again)
+    expected = flops.train_step_flops(model, *image[:3]) / 1e12 / result["step_time_s"]
+    assert result["mfu"] == pytest.approx(expected, rel=1e-6) and 0 < result["mfu"] < 1
 
 
 def test_peak_table():

@@ -215,7 +215,10 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
                 batch = shard_batch(next(batches), mesh)
                 if step == start:
                     # Compile once, explicitly, to read the step's FLOPs (the jitted function reuses it).
-                    flops_per_step = monitoring.step_flops(step_fn.lower(state, batch, rng).compile())
+                    compiled = step_fn.lower(state, batch, rng).compile()
+                    flops_per_step = (monitoring.model_flops_per_device(model_config, batch["image"].shape,
+                                                                        mesh.size)
+                                      or monitoring.step_flops(compiled))
                     window_start = time.perf_counter()
                 state, metrics = step_fn(state, batch, rng)
                 window_steps += 1

@@ -55,6 +55,20 @@ def step_flops(compiled: Any) -> float | None:
     return flops if flops > 0 else None
 
 
+def model_flops_per_device(config: Any, image_shape: tuple[int, ...], devices: int) -> float | None:
+    """Model FLOPs of one train step on one device from the analytic count (``zoejax.models.flops``: 3x the
+    forward's matmuls and convolutions) for a global batch of ``image_shape`` (B, H, W, 3); None where the
+    count does not apply (ZoeD_NK, Swin encoders). Unlike XLA's cost analysis of the compiled step it counts
+    neither rematerialised work nor a loop body once (the CPU attention loops over heads)."""
+    from zoejax.models import flops
+
+    batch, height, width = image_shape[:3]
+    try:
+        return flops.train_step_flops(config, batch, height, width) / devices
+    except (NotImplementedError, ValueError):
+        return None
+
+
 def mfu(flops_per_step: float | None, seconds_per_step: float, peak: float | None) -> float | None:
     if not flops_per_step or not peak or seconds_per_step <= 0:
         return None
