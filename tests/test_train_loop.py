@@ -46,6 +46,8 @@ def test_checkpoints_kept_config_written_and_workdir_loads_as_a_model(tmp_path):
     assert restored_step == 4 and meta["step"] == 4
     model = zoejax.load(tmp_path)  # the latest step
     assert model.provenance == {"source": str(tmp_path.absolute()), "format": "workdir", "step": 6}
+    assert model.input_size == (64, 96)  # predicts at the size it trained at, not the official 384x512
+    assert zoejax.load(tmp_path, input_size=(96, 128)).input_size == (96, 128)
     assert not all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), params, model.params)))
     depth = model.predict(np.full((40, 60, 3), 128, np.uint8))
     assert depth.shape == (40, 60) and np.all(np.isfinite(depth))

@@ -149,7 +149,8 @@ def load(path: str | os.PathLike, *, max_depth: float | None = None, variant: st
         ``dpt_beit_*_384.pt`` (metric head freshly initialised); an HF ``model.safetensors`` or its folder.
       max_depth: ZoeD_K only: 10 (default, the released model's behaviour) or 80 (the paper's KITTI protocol).
       variant: "n" | "k" | "nk" to override detection (for MiDaS files: which head to initialise).
-      input_size: the network size target, default 384x512 (384x768 for ZoeD_K).
+      input_size: the network size target, default 384x512 (384x768 for ZoeD_K); for a training work directory,
+        the size it trained at.
     """
     path = Path(path)
     if (path / "checkpoints").is_dir() and (path / "model_config.json").is_file():
@@ -181,6 +182,9 @@ def _load_workdir(path: Path, max_depth: float | None, input_size) -> ZoeDepthMo
     params, _, step = load_params(path)
     if max_depth is not None:
         config = _with_max_depth(config, max_depth)
+    info = path / "inference.json"  # written by the training loop: the size the model was trained at
+    if input_size is None and info.is_file():
+        input_size = tuple(json.loads(info.read_text())["input_size"])
     provenance = {"source": str(path.absolute()), "format": "workdir", "step": step}
     return ZoeDepthModel(config, params, {}, provenance, input_size)
 

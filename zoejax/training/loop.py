@@ -156,6 +156,16 @@ def _write_model_config(workdir: str, model_config: ZoeDepthConfig) -> None:
     (path / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
 
 
+INFERENCE_FILE = "inference.json"
+
+
+def _write_inference_info(workdir: str, image_shape: tuple[int, ...]) -> None:
+    """The network input size the model trains at, which ``zoejax.load(workdir)`` then predicts at."""
+    from etils import epath
+
+    (epath.Path(workdir) / INFERENCE_FILE).write_text(json.dumps({"input_size": list(image_shape[1:3])}))
+
+
 def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config: OptimConfig,
           loss_config: LossConfig, workdir: str, batches: Iterator[dict[str, np.ndarray]],
           evaluate: EvaluateFn | None = None) -> dict[str, Any]:
@@ -219,6 +229,8 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
                     flops_per_step = (monitoring.model_flops_per_device(model_config, batch["image"].shape,
                                                                         mesh.size)
                                       or monitoring.step_flops(compiled))
+                    if is_host0:
+                        _write_inference_info(workdir, batch["image"].shape)
                     window_start = time.perf_counter()
                 state, metrics = step_fn(state, batch, rng)
                 window_steps += 1
