@@ -113,3 +113,10 @@ def test_train_cli_runs_and_resumes(tmp_path):
     assert json.loads(again.stdout.strip().splitlines()[-1])["resumed_from"] == 2
     bad = run(3, "--config.optim.lrr=1")
     assert bad.returncode != 0 and "lrr" in bad.stderr
+    # Bad data and bad init_from: one line naming the file, no traceback.
+    missing = tmp_path / "lists" / "train.txt"
+    no_data = run(1, f"--config.data.sources=[{{'name': 'nyu', 'root': '/data', 'list_file': '{missing}'}}]")
+    assert no_data.returncode == 1 and f"missing list file: {missing}" in no_data.stderr
+    no_init = run(1, f"--config.init_from={tmp_path / 'ZoeD_M12_NK.pt'}", f"--workdir={tmp_path / 'fresh'}")
+    assert no_init.returncode == 1 and "init_from=" in no_init.stderr and "no checkpoint at" in no_init.stderr
+    assert "Traceback" not in no_data.stderr + no_init.stderr

@@ -27,6 +27,7 @@ import sys
 import jax
 from absl import app, flags, logging
 
+from data_pipelines.errors import DataError
 from zoejax.cli.config_loading import define_config_flag, run_configs
 from zoejax.host_memory import apply_from_environment
 
@@ -162,6 +163,9 @@ def main_(argv) -> None:
     try:
         model, train_cfg, optim, loss, batches, evaluate = build_run(FLAGS.config, jax.process_index(),
                                                                      jax.process_count())
+    except DataError as e:  # a dataset on disk is missing or malformed: say which, without a traceback
+        print(f"zoejax-train: error: {e}", file=sys.stderr)
+        sys.exit(1)
     except ValueError as e:
         raise app.UsageError(str(e)) from None
     from zoejax.training.loop import InitFromError, train
