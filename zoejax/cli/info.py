@@ -31,7 +31,10 @@ def forward_flops(config: ZoeDepthConfig, input_size: tuple[int, int], batch: in
     the batched attention: the CPU's per-head loop would be counted once per block, not once per head."""
     model = ZoeDepth(config)
     images = jax.ShapeDtypeStruct((batch, *input_size, 3), jnp.float32)
-    forward = lambda p, x: model.apply({"params": p}, x)["metric_depth"]  # noqa: E731
+
+    def forward(params, x):
+        return model.apply({"params": params}, x)["metric_depth"]
+
     return model_flops.xla_flops(forward, param_shapes(config), images)
 
 

@@ -40,7 +40,7 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
     except pickle.UnpicklingError as e:
         text = str(e)
         reason = _weights_only_reason(text)
-        if "GLOBAL" in reason or "global" in reason:
+        if "global" in reason.lower():
             raise CheckpointReadError(
                 f"refusing to load {path}: it contains a pickle that would execute code or build arbitrary "
                 f"objects, which a weights file never needs (loaded with weights_only=True): {reason}") from None
