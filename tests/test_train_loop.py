@@ -2,7 +2,6 @@
 (resuming bitwise after SIGKILL is tests/test_resume_kill.py)."""
 
 import json
-import shutil
 
 import jax
 import numpy as np
@@ -62,18 +61,17 @@ def test_checkpoints_kept_config_written_and_workdir_loads_as_a_model(tmp_path):
         assert jax.tree.all(jax.tree.map(np.array_equal, back.params, model.params)), to
 
 
-def _losses(workdir):
-    return [x["loss"] for x in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines()) if "loss" in x]
-
-
-def test_init_from_starts_there_names_mismatches_and_is_not_read_again_on_resume(tmp_path):
+def test_init_from_starts_there_keeps_extras_and_names_mismatches(tmp_path):
     from zoejax.conversion.store import save_converted
+    from zoejax.conversion.table import default_extras
     from zoejax.models.init import init_params
     from zoejax.training.loop import InitFromError, initial_params
 
     cfg = presets.zoed_n("tiny")
     start = jax.device_get(init_params(cfg, 7))  # another seed than the run's own init
-    source = save_converted(tmp_path / "init", cfg, start, {}, {})
+    # An official file's never-used tensors (ImageNet head, ...) come along, as a conversion keeps them.
+    extras = default_extras(cfg.decoder.features, cfg.backbone.embed_dim, seed=3)
+    source = save_converted(tmp_path / "init", cfg, start, extras, {})
     got = initial_params(str(source), cfg)
     assert jax.tree.all(jax.tree.map(np.array_equal, got, start))
     with pytest.raises(InitFromError, match=r"another architecture.*its encoder: BEiT 32x4 .*\n  shape: core/"):
@@ -85,14 +83,15 @@ def test_init_from_starts_there_names_mismatches_and_is_not_read_again_on_resume
     _run(run, 1, init_from=str(source))
     after_one_step, _, _ = checkpointing.load_params(run)
     # One Adam step moves each parameter by about the learning rate (<= 1e-3 here); the run's own seed-0 init
-    # is far from the seed-7 one.
-    def distance(a, b):
-        return max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+    # is ~1.1 away from the seed-7 one in the largest coordinate.
+    moved = max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(after_one_step),
+                                                              jax.tree.leaves(start), strict=True))
+    assert moved < 0.01
+    import zoejax
 
-    assert distance(after_one_step, start) < 0.1 * distance(jax.device_get(init_params(cfg, 0)), start)
-    shutil.rmtree(source)  # a resumed run restores its own checkpoint and never opens init_from
-    assert _run(run, 2, init_from=str(source))["resumed_from"] == 1
-    assert len(_losses(run)) == 2
+    kept = zoejax.load(run).extras  # so exporting the trained model gives them back unchanged
+    assert sorted(kept) == sorted(extras) and all(np.array_equal(kept[k], extras[k]) for k in extras)
+    # (That a resumed run never opens init_from is checked by the CLI test below.)
 
 
 def test_train_cli_runs_and_resumes(tmp_path):
@@ -112,15 +111,14 @@ def test_train_cli_runs_and_resumes(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     result = json.loads(first.stdout.strip().splitlines()[-1])
     assert result["step"] == 2 and "domain_loss" in result and result["resumed_from"] is None
-    again = run(3)
+    # The resumed run restores its checkpoint and never opens init_from (here a file that does not exist).
+    again = run(3, f"--config.init_from={tmp_path / 'moved_away.pt'}")
     assert again.returncode == 0, again.stderr[-2000:]
     assert json.loads(again.stdout.strip().splitlines()[-1])["resumed_from"] == 2
     bad = run(3, "--config.optim.lrr=1")
     assert bad.returncode != 0 and "lrr" in bad.stderr
-    # Bad data and bad init_from: one line naming the file, no traceback.
+    # Missing data: one line naming the file, no traceback (init_from errors: the test above).
     missing = tmp_path / "lists" / "train.txt"
     no_data = run(1, f"--config.data.sources=[{{'name': 'nyu', 'root': '/data', 'list_file': '{missing}'}}]")
     assert no_data.returncode == 1 and f"missing list file: {missing}" in no_data.stderr
-    no_init = run(1, f"--config.init_from={tmp_path / 'ZoeD_M12_NK.pt'}", f"--workdir={tmp_path / 'fresh'}")
-    assert no_init.returncode == 1 and "init_from=" in no_init.stderr and "no checkpoint at" in no_init.stderr
-    assert "Traceback" not in no_data.stderr + no_init.stderr
+    assert "Traceback" not in no_data.stderr

@@ -185,8 +185,12 @@ def _load_workdir(path: Path, max_depth: float | None, input_size) -> ZoeDepthMo
     info = path / "inference.json"  # written by the training loop: the size the model was trained at
     if input_size is None and info.is_file():
         input_size = tuple(json.loads(info.read_text())["input_size"])
+    extras = {}
+    if (path / "extras.npz").is_file():  # carried over from init_from by the training loop, for lossless export
+        with np.load(path / "extras.npz", allow_pickle=False) as data:
+            extras = {k: data[k] for k in data.files}
     provenance = {"source": str(path.absolute()), "format": "workdir", "step": step}
-    return ZoeDepthModel(config, params, {}, provenance, input_size)
+    return ZoeDepthModel(config, params, extras, provenance, input_size)
 
 
 def _with_max_depth(config: ZoeDepthConfig, max_depth: float) -> ZoeDepthConfig:

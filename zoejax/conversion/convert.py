@@ -88,7 +88,7 @@ def export_state_dict(config: ZoeDepthConfig, params: Any, extras: dict[str, np.
 
 def _load_folder(path: Path) -> tuple[ZoeDepthConfig, Any, dict[str, np.ndarray]]:
     """(config, params, extras) of a ``zoejax-convert`` folder or of a training work directory (its latest
-    readable checkpoint; a work directory keeps no extras, so export regenerates them)."""
+    readable checkpoint, and the extras of its ``init_from`` if it had any; otherwise export regenerates them)."""
     if is_converted_dir(path):
         config, params, extras, _ = load_converted(path)
         return config, params, extras

@@ -108,10 +108,10 @@ class InitFromError(ValueError):
     """``init_from`` cannot start this run: unreadable, or another architecture than the config's."""
 
 
-def initial_params(init_from: str, model_config: ZoeDepthConfig) -> Any:
-    """Host params of ``init_from`` (any checkpoint ``zoejax.load`` reads) for a run of ``model_config``; None
-    when ``init_from`` is empty. Raises InitFromError naming the file and, for another architecture, the
-    differing entries."""
+def load_init_from(init_from: str, model_config: ZoeDepthConfig):
+    """The ``zoejax.ZoeDepthModel`` at ``init_from`` (any checkpoint ``zoejax.load`` reads), checked against
+    ``model_config``; None when ``init_from`` is empty. Raises InitFromError naming the file and, for another
+    architecture, the differing entries."""
     if not init_from:
         return None
     from zoejax.api import load
@@ -133,7 +133,13 @@ def initial_params(init_from: str, model_config: ZoeDepthConfig) -> Any:
             f"init_from={init_from} holds another architecture than the config ({len(problems)} differing "
             f"params; its encoder: {backbone_summary(loaded.config)}, the config's: "
             f"{backbone_summary(model_config)}):\n{shown}")
-    return jax.device_get(loaded.params)
+    return loaded
+
+
+def initial_params(init_from: str, model_config: ZoeDepthConfig) -> Any:
+    """Host params of ``init_from`` for a run of ``model_config`` (see ``load_init_from``); None when empty."""
+    loaded = load_init_from(init_from, model_config)
+    return None if loaded is None else jax.device_get(loaded.params)
 
 
 def _path(path) -> str:
@@ -157,6 +163,21 @@ def _write_model_config(workdir: str, model_config: ZoeDepthConfig) -> None:
 
 
 INFERENCE_FILE = "inference.json"
+EXTRAS_FILE = "extras.npz"
+
+
+def _write_extras(workdir: str, extras: dict[str, np.ndarray]) -> None:
+    import io
+
+    from etils import epath
+
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: np.asarray(v) for k, v in extras.items()})
+    path = epath.Path(workdir)
+    path.mkdir(parents=True, exist_ok=True)
+    tmp = path / (EXTRAS_FILE + ".tmp")
+    tmp.write_bytes(buffer.getvalue())
+    tmp.rename(path / EXTRAS_FILE)  # never a half-written file under the final name
 
 
 def _write_inference_info(workdir: str, image_shape: tuple[int, ...]) -> None:
@@ -201,8 +222,13 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
         if data_state and hasattr(batches, "set_state"):
             batches.set_state(data_state)
     else:
+        init = load_init_from(train_config.init_from, model_config)
         state, shardings = create_sharded_state(model_config, tx, mesh, rng,
-                                                initial_params(train_config.init_from, model_config))
+                                                None if init is None else jax.device_get(init.params))
+        if is_host0 and init is not None and init.extras:
+            # The official file's never-used tensors (ImageNet head, ...), so that exporting the trained model
+            # gives them back unchanged instead of re-initialised.
+            _write_extras(workdir, init.extras)
     if is_host0:
         _write_model_config(workdir, model_config)
 
