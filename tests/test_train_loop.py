@@ -65,19 +65,19 @@ def test_init_from_starts_there_keeps_extras_and_names_mismatches(tmp_path):
     from zoejax.conversion.store import save_converted
     from zoejax.conversion.table import default_extras
     from zoejax.models.init import init_params
-    from zoejax.training.loop import InitFromError, initial_params
+    from zoejax.training.loop import InitFromError, load_init_from
 
     cfg = presets.zoed_n("tiny")
     start = jax.device_get(init_params(cfg, 7))  # another seed than the run's own init
     # An official file's never-used tensors (ImageNet head, ...) come along, as a conversion keeps them.
     extras = default_extras(cfg.decoder.features, cfg.backbone.embed_dim, seed=3)
     source = save_converted(tmp_path / "init", cfg, start, extras, {})
-    got = initial_params(str(source), cfg)
+    got = load_init_from(str(source), cfg).params
     assert jax.tree.all(jax.tree.map(np.array_equal, got, start))
     with pytest.raises(InitFromError, match=r"another architecture.*its encoder: BEiT 32x4 .*\n  shape: core/"):
-        initial_params(str(source), presets.zoed_n("small"))
+        load_init_from(str(source), presets.zoed_n("small"))
     with pytest.raises(InitFromError, match="init_from=.*nowhere: no checkpoint at"):
-        initial_params(str(tmp_path / "nowhere"), cfg)
+        load_init_from(str(tmp_path / "nowhere"), cfg)
 
     run = tmp_path / "run"
     _run(run, 1, init_from=str(source))

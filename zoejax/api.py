@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.conversion.store import is_converted_dir, load_converted
+from zoejax.conversion.store import CONFIG_FILE, is_converted_dir, load_converted
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.validation import check_images
 from zoejax.models.zoedepth import ZoeDepth
@@ -153,7 +153,7 @@ def load(path: str | os.PathLike, *, max_depth: float | None = None, variant: st
         the size it trained at.
     """
     path = Path(path)
-    if (path / "checkpoints").is_dir() and (path / "model_config.json").is_file():
+    if is_workdir(path):
         return _load_workdir(path, max_depth, input_size)
     if is_converted_dir(path):
         config, params, extras, provenance = load_converted(path)
@@ -172,22 +172,33 @@ def load(path: str | os.PathLike, *, max_depth: float | None = None, variant: st
     return ZoeDepthModel(detected.config, converted.params, converted.extras, provenance, input_size)
 
 
+# Files a training work directory holds besides its checkpoints (written by ``zoejax.training.loop``).
+INFERENCE_FILE = "inference.json"  # the network input size the run trains at
+EXTRAS_FILE = "extras.npz"  # init_from's never-used tensors, for lossless export
+
+
+def is_workdir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a training work directory (a model config and a checkpoints folder)."""
+    path = Path(path)
+    return (path / "checkpoints").is_dir() and (path / CONFIG_FILE).is_file()
+
+
 def _load_workdir(path: Path, max_depth: float | None, input_size) -> ZoeDepthModel:
     """A training work directory: the model config it wrote and the params of its latest checkpoint."""
     import json
 
     from zoejax.training.checkpointing import load_params
 
-    config = ZoeDepthConfig.from_dict(json.loads((path / "model_config.json").read_text()))
+    config = ZoeDepthConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
     params, _, step = load_params(path)
     if max_depth is not None:
         config = _with_max_depth(config, max_depth)
-    info = path / "inference.json"  # written by the training loop: the size the model was trained at
+    info = path / INFERENCE_FILE
     if input_size is None and info.is_file():
         input_size = tuple(json.loads(info.read_text())["input_size"])
     extras = {}
-    if (path / "extras.npz").is_file():  # carried over from init_from by the training loop, for lossless export
-        with np.load(path / "extras.npz", allow_pickle=False) as data:
+    if (path / EXTRAS_FILE).is_file():
+        with np.load(path / EXTRAS_FILE, allow_pickle=False) as data:
             extras = {k: data[k] for k in data.files}
     provenance = {"source": str(path.absolute()), "format": "workdir", "step": step}
     return ZoeDepthModel(config, params, extras, provenance, input_size)

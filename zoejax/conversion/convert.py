@@ -18,7 +18,7 @@ from zoejax.conversion.hf_table import hf_table
 from zoejax.conversion.midas_swin_table import default_swin_extras
 from zoejax.conversion.official_table import midas_table, official_table
 from zoejax.conversion.readers import read_checkpoint
-from zoejax.conversion.store import is_converted_dir, load_converted, save_converted, sha256_file
+from zoejax.conversion.store import is_converted_dir, save_converted, sha256_file
 from zoejax.conversion.table import Table, default_extras
 from zoejax.io.depth_files import atomic_dir, atomic_path
 from zoejax.models.config import SwinConfig, ZoeDepthConfig
@@ -89,16 +89,13 @@ def export_state_dict(config: ZoeDepthConfig, params: Any, extras: dict[str, np.
 def _load_folder(path: Path) -> tuple[ZoeDepthConfig, Any, dict[str, np.ndarray]]:
     """(config, params, extras) of a ``zoejax-convert`` folder or of a training work directory (its latest
     readable checkpoint, and the extras of its ``init_from`` if it had any; otherwise export regenerates them)."""
-    if is_converted_dir(path):
-        config, params, extras, _ = load_converted(path)
-        return config, params, extras
-    if (path / "model_config.json").is_file() and (path / "checkpoints").is_dir():
-        from zoejax.api import load
+    from zoejax.api import is_workdir, load
 
-        model = load(path)
-        return model.config, model.params, model.extras
-    raise FileNotFoundError(f"{path} is neither a zoejax-convert folder (model_config.json and state/ inside) nor "
-                            f"a training work directory (model_config.json and checkpoints/ inside)")
+    if not (is_converted_dir(path) or is_workdir(path)):
+        raise FileNotFoundError(f"{path} is neither a zoejax-convert folder (model_config.json and state/ inside) "
+                                f"nor a training work directory (model_config.json and checkpoints/ inside)")
+    model = load(path)
+    return model.config, model.params, model.extras
 
 
 def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike, to: str) -> Path:

@@ -26,12 +26,14 @@ import jax
 import numpy as np
 from tqdm import tqdm
 
+from zoejax.api import EXTRAS_FILE, INFERENCE_FILE
+from zoejax.conversion.store import CONFIG_FILE
 from zoejax.models.config import ZoeDepthConfig, backbone_summary
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.training import checkpointing, monitoring
 from zoejax.training.optim import OptimConfig, lr_schedules, make_optimizer
 from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, shard_batch
-from zoejax.training.state import abstract_train_state, create_sharded_state, state_shardings
+from zoejax.training.state import abstract_train_state, create_sharded_state, key_path, state_shardings
 from zoejax.training.step import LossConfig, make_steps
 
 METRICS_FILE = "metrics.jsonl"
@@ -121,8 +123,10 @@ def load_init_from(init_from: str, model_config: ZoeDepthConfig):
         loaded = load(init_from)
     except (OSError, ValueError) as e:  # missing file, unreadable or refused checkpoint, conversion errors
         raise InitFromError(f"init_from={init_from}: {e}") from None
-    want = {_path(p): x.shape for p, x in jax.tree_util.tree_leaves_with_path(param_shapes(model_config))}
-    have = {_path(p): np.shape(x) for p, x in jax.tree_util.tree_leaves_with_path(loaded.params)}
+    def named(tree):
+        return {"/".join(key_path(p)): np.shape(x) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
+
+    want, have = named(param_shapes(model_config)), named(loaded.params)
     problems = [f"  shape: {k} is {have[k]}, the config's is {want[k]}" for k in want if k in have
                 and have[k] != want[k]]
     problems += [f"  missing: {k} {want[k]}" for k in want if k not in have]
@@ -134,16 +138,6 @@ def load_init_from(init_from: str, model_config: ZoeDepthConfig):
             f"params; its encoder: {backbone_summary(loaded.config)}, the config's: "
             f"{backbone_summary(model_config)}):\n{shown}")
     return loaded
-
-
-def initial_params(init_from: str, model_config: ZoeDepthConfig) -> Any:
-    """Host params of ``init_from`` for a run of ``model_config`` (see ``load_init_from``); None when empty."""
-    loaded = load_init_from(init_from, model_config)
-    return None if loaded is None else jax.device_get(loaded.params)
-
-
-def _path(path) -> str:
-    return "/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
 
 
 def log_dir_of(workdir: str, train_config: TrainConfig) -> str:
@@ -159,11 +153,7 @@ def _write_model_config(workdir: str, model_config: ZoeDepthConfig) -> None:
 
     path = epath.Path(workdir)
     path.mkdir(parents=True, exist_ok=True)
-    (path / "model_config.json").write_text(json.dumps(model_config.to_dict(), indent=2))
-
-
-INFERENCE_FILE = "inference.json"
-EXTRAS_FILE = "extras.npz"
+    (path / CONFIG_FILE).write_text(json.dumps(model_config.to_dict(), indent=2))
 
 
 def _write_extras(workdir: str, extras: dict[str, np.ndarray]) -> None:

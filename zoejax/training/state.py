@@ -38,12 +38,12 @@ def state_shardings(config: ZoeDepthConfig, tx: optax.GradientTransformation, me
     params = param_shardings(logical_axes(config), mesh)
     abstract_params = jax.eval_shape(init_fn(config), jax.random.key(0))
     abstract_opt = jax.eval_shape(tx.init, abstract_params)
-    by_path = {_keys(path): (leaf.shape, sharding) for (path, leaf), sharding in zip(
+    by_path = {key_path(path): (leaf.shape, sharding) for (path, leaf), sharding in zip(
         jax.tree_util.tree_leaves_with_path(abstract_params), jax.tree.leaves(params), strict=True)}
 
     def opt_sharding(path, leaf):
         # Adam moments are params-shaped subtrees of the optimizer state: their path ends in a param path.
-        keys = _keys(path)
+        keys = key_path(path)
         for start in range(len(keys)):
             match = by_path.get(keys[start:])
             if match is not None and match[0] == leaf.shape:
@@ -54,7 +54,8 @@ def state_shardings(config: ZoeDepthConfig, tx: optax.GradientTransformation, me
     return TrainState(replicated(mesh), params, opt)
 
 
-def _keys(path) -> tuple[str, ...]:
+def key_path(path) -> tuple[str, ...]:
+    """A jax tree path as plain strings (dict keys, attribute names, sequence indices)."""
     return tuple(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in path)
 
 
