@@ -18,6 +18,14 @@ if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.5")
     atexit.register(shutil.rmtree, _cache_dir, True)
 
+# Every compile in the run (this process, its xdist workers and the subprocesses they start) generates code as one
+# LLVM module instead of XLA:CPU's default split for parallel codegen: the two workers already use both cores, and
+# the split's per-module overhead cost ~10% of the CPU time of the training tests (the kernels are built from the
+# same IR, so results do not change; tests/fast_compile.py sets it for the logic-only subprocesses too).
+_ONE_MODULE = "--xla_cpu_parallel_codegen_split_count=1"
+if _ONE_MODULE not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {_ONE_MODULE}".strip()
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 

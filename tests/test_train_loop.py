@@ -24,9 +24,9 @@ def _batches():
     return iter(build_train(data, seed=0, process_index=0, process_count=1))
 
 
-def _run(workdir, steps, batches=None, init_from=""):
+def _run(workdir, steps, batches=None, init_from="", log_every=1):
     cfg = presets.zoed_n("tiny")
-    run = TrainConfig(num_train_steps=steps, global_batch_size=2, log_every_steps=1, checkpoint_every_steps=2,
+    run = TrainConfig(num_train_steps=steps, global_batch_size=2, log_every_steps=log_every, checkpoint_every_steps=2,
                       mesh_shape=(1, 1, 1), async_checkpoints=False, init_from=init_from)
     return train(cfg, run, OptimConfig(total_steps=6, lr=1e-3), LossConfig(), str(workdir),
                  batches or _batches())
@@ -59,6 +59,37 @@ def test_checkpoints_kept_config_written_and_workdir_loads_as_a_model(tmp_path):
         back = zoejax.load(export_checkpoint(tmp_path, out, to))
         assert back.config == model.config and back.provenance["format"] == to
         assert jax.tree.all(jax.tree.map(np.array_equal, back.params, model.params)), to
+
+
+def test_progress_bar_counts_finished_steps(tmp_path, monkeypatch):
+    from zoejax.training import loop
+
+    taken, updates = [0], []  # batches handed to the loop; (bar count, batches taken) at each bar update
+
+    def counted(batches):
+        for batch in batches:
+            taken[0] += 1
+            yield batch
+
+    class Bar:
+        def __init__(self, total, initial, **_):
+            self.n = initial
+
+        def update(self, n):
+            self.n += n
+            updates.append((self.n, taken[0]))
+
+        def set_postfix(self, **_):
+            pass
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(loop, "tqdm", Bar)
+    _run(tmp_path, 5, counted(_batches()), log_every=4)
+    # Step n is counted once step n + 1 is queued behind it and it has finished, or when its metrics are
+    # fetched (log steps 4 and 5): never when merely dispatched, and the host is never more than one step ahead.
+    assert updates == [(1, 2), (2, 3), (3, 4), (4, 4), (5, 5)]
 
 
 def test_init_from_starts_there_keeps_extras_and_names_mismatches(tmp_path):

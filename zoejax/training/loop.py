@@ -234,6 +234,7 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
     last_eval: dict[str, float] | None = None
     board = monitoring.TensorBoard(os.path.join(log_dir, TENSORBOARD_DIR), train_config.tensorboard)
     window_start, window_steps = time.perf_counter(), 0
+    unfinished = None  # the loss of the latest dispatched step that the progress bar has not counted yet
     try:
         with _Preemption() as preemption, open(os.path.join(log_dir, METRICS_FILE), "a") as log:
             bar = tqdm(total=train_config.num_train_steps, initial=start, disable=not is_host0, desc="train")
@@ -250,6 +251,13 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
                     window_start = time.perf_counter()
                 state, metrics = step_fn(state, batch, rng)
                 window_steps += 1
+                if unfinished is not None:
+                    # Waits for the previous step only (this one is already queued behind it): the bar counts
+                    # finished steps, and the host stays at most two steps ahead of the devices, as far as the
+                    # input pipeline needs to keep them busy, instead of queueing a batch per step until a log step.
+                    unfinished.block_until_ready()
+                    bar.update(1)
+                unfinished = metrics["loss"]
                 done = step + 1
                 final = done == train_config.num_train_steps
                 if done % train_config.log_every_steps == 0 or final:
@@ -270,7 +278,8 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
                         bar.set_postfix(loss=f"{host['loss']:.4f}", img_s=f"{host['images_per_s']:.1f}")
                     last = host
                     window_start, window_steps = time.perf_counter(), 0
-                bar.update(1)
+                    bar.update(1)  # this step's metrics are on the host: it has finished
+                    unfinished = None
                 eval_metrics = None
                 if evaluating and (done % train_config.eval_every_steps == 0 or final):
                     eval_metrics = _run_evaluation(evaluate, state.params, train_config, done)
@@ -289,6 +298,9 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
                                        metrics=eval_metrics, force=True)
                 if preemption.requested:
                     break
+            if unfinished is not None:
+                unfinished.block_until_ready()
+                bar.update(1)
             bar.close()
     finally:
         board.close()
