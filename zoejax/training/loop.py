@@ -261,7 +261,7 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
                 done = step + 1
                 final = done == train_config.num_train_steps
                 if done % train_config.log_every_steps == 0 or final:
-                    host = {k: float(v) for k, v in jax.device_get(metrics).items()}  # the only host sync
+                    host = {k: float(v) for k, v in jax.device_get(metrics).items()}  # the only transfer to the host
                     elapsed = time.perf_counter() - window_start
                     step_time = elapsed / window_steps
                     host.update(step=done, lr=float(head_lr(done - 1)), steps_per_s=1.0 / step_time,
