@@ -61,7 +61,7 @@ def test_checkpoints_kept_config_written_and_workdir_loads_as_a_model(tmp_path):
         assert jax.tree.all(jax.tree.map(np.array_equal, back.params, model.params)), to
 
 
-def test_progress_bar_counts_finished_steps(tmp_path, monkeypatch):
+def test_progress_bar_counts_finished_steps_and_continuing_does_not_recompile(tmp_path, monkeypatch, caplog):
     from zoejax.training import loop
 
     taken, updates = [0], []  # batches handed to the loop; (bar count, batches taken) at each bar update
@@ -90,6 +90,13 @@ def test_progress_bar_counts_finished_steps(tmp_path, monkeypatch):
     # Step n is counted once step n + 1 is queued behind it and it has finished, or when its metrics are
     # fetched (log steps 4 and 5): never when merely dispatched, and the host is never more than one step ahead.
     assert updates == [(1, 2), (2, 3), (3, 4), (4, 4), (5, 5)]
+
+    # Continuing the run in the same process (a notebook, a restarted phase) reuses the compiled train step.
+    with jax.log_compiles():
+        result = _run(tmp_path, 6)
+    assert result["resumed_from"] == 5 and result["step"] == 6
+    compiled = [r.getMessage()[:40] for r in caplog.records if "Compiling" in r.getMessage()]
+    assert not any("train_step" in m for m in compiled), compiled
 
 
 def test_init_from_starts_there_keeps_extras_and_names_mismatches(tmp_path):
@@ -145,6 +152,7 @@ def test_train_cli_runs_and_resumes(tmp_path):
     # The resumed run restores its checkpoint and never opens init_from (here a file that does not exist).
     again = run(3, f"--config.init_from={tmp_path / 'moved_away.pt'}")
     assert again.returncode == 0, again.stderr[-2000:]
+    assert "could not be restored" not in again.stderr  # orbax knows every checkpoint item: no warnings
     assert json.loads(again.stdout.strip().splitlines()[-1])["resumed_from"] == 2
     bad = run(3, "--config.optim.lrr=1")
     assert bad.returncode != 0 and "lrr" in bad.stderr

@@ -48,7 +48,11 @@ def make_manager(workdir: str | os.PathLike, keep: int = 3, best_metric: str | N
     else:
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=async_save,
                                                create=True)
-    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_names=("state", "meta", "data"))
+    # Handlers named up front (not inferred from the first save/restore), so that reading a step's metadata
+    # before restoring it (``_check_layout``) knows every item instead of warning that it cannot read them.
+    handlers = {"state": ocp.StandardCheckpointHandler(), "meta": ocp.JsonCheckpointHandler(),
+                "data": ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options, item_handlers=handlers)
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any, meta: dict, data_state: dict | None = None,
