@@ -237,6 +237,27 @@ def test_recipes():
     assert demo_source.seed != demo.data.to_dict()["sources"][0]["seed"]  # held-out scenes
 
 
+@pytest.mark.parametrize("overrides, message", [
+    ({"input_size": (100, 130)}, r"input_size \(100, 130\): needs \(height, width\), both positive multiples of 32"),
+    ({"input_size": (384,)}, r"input_size \(384,\)"),
+    ({"mesh_shape": (2, 1, 1)}, r"needs 2 devices, 1 available"),
+    ({"global_batch_size": 3, "mesh_shape": (-1, 1, 1)}, None),  # one device: any batch divides
+])
+def test_run_settings_are_checked_before_the_model_is_built(overrides, message, monkeypatch):
+    from zoejax.cli import train as train_cli
+
+    built = []
+    monkeypatch.setattr(train_cli, "make_input", lambda *a: built.append(a) or iter(()))
+    config = _config(**overrides)
+    if message is None:
+        train_cli.build_run(config, 0, 1)
+        assert built
+        return
+    with pytest.raises(ValueError, match=message):
+        train_cli.build_run(config, 0, 1)
+    assert not built  # nothing was set up before the error
+
+
 def test_checkpoint_of_another_state_layout_is_named_not_skipped(tmp_path):
     """A checkpoint whose train state has other entries (another config, or the optimizer state of an older
     zoejax) is reported with the differing entries; it is not taken for damage, so no older step is tried."""

@@ -140,14 +140,20 @@ def make_evaluate(config, model_config, param_shardings, mesh, process_index: in
 def build_run(config, process_index: int, process_count: int):
     """Everything ``train`` takes, from a run ConfigDict: (model, train, optim, loss, batches, evaluate)."""
     from zoejax.training.optim import make_optimizer
-    from zoejax.training.sharding import make_mesh
+    from zoejax.training.sharding import check_batch_divisible, make_mesh
     from zoejax.training.state import state_shardings
 
     model, train_cfg, optim, loss = run_configs(config)
+    # Settings that would otherwise fail only inside the loop (the input size at the first step's compile, after
+    # the model was initialised or converted): checked first, so the CLI reports them as usage errors.
+    size = tuple(config.input_size)
+    if len(size) != 2 or any(int(v) <= 0 or int(v) % 32 for v in size):
+        raise ValueError(f"input_size {size}: needs (height, width), both positive multiples of 32 (e.g. (384, 512))")
+    mesh = make_mesh(train_cfg.mesh_shape)  # the loop builds the same mesh from the same devices
+    check_batch_divisible(train_cfg.global_batch_size, mesh)
     batches = make_input(config, process_index, process_count)
     evaluate = None
     if train_cfg.eval_every_steps > 0:
-        mesh = make_mesh(train_cfg.mesh_shape)  # the loop builds the same mesh from the same devices
         shardings = state_shardings(model, make_optimizer(optim), mesh).params
         evaluate = make_evaluate(config, model, shardings, mesh, process_index, process_count)
     return model, train_cfg, optim, loss, batches, evaluate
