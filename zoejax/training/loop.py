@@ -185,7 +185,7 @@ def _jitted_train_step(model_config: ZoeDepthConfig, optim_config: OptimConfig, 
                        mesh: Mesh) -> tuple[optax.GradientTransformation, Callable]:
     """(optimizer, jitted sharded train step with the state donated). Kept per configuration and mesh, so that
     ``train`` called again in the same process (a notebook continuing a run to more steps, a restarted phase)
-    reuses the compiled step instead of compiling it again (~10 s for the tiny test model, minutes at full size)."""
+    reuses the compiled step instead of compiling it again (~15 s for the tiny test model, minutes at full size)."""
     tx = make_optimizer(optim_config)
     train_step, _ = make_steps(ZoeDepth(model_config), tx, loss_config)
     shardings = state_shardings(model_config, tx, mesh)
@@ -265,9 +265,9 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
                 state, metrics = step_fn(state, batch, rng)
                 window_steps += 1
                 if unfinished is not None:
-                    # Waits for the previous step only (this one is already queued behind it): the bar counts
-                    # finished steps, and the host stays at most two steps ahead of the devices, as far as the
-                    # input pipeline needs to keep them busy, instead of queueing a batch per step until a log step.
+                    # Waits for the previous step only (this one is already queued behind it, so the devices
+                    # do not idle): the bar counts finished steps, and at most two steps and their batches are in
+                    # flight, instead of one more per step until the next log step.
                     unfinished.block_until_ready()
                     bar.update(1)
                 unfinished = metrics["loss"]
