@@ -4,7 +4,8 @@ Writes its own dataset in the NYU BTS layout (640x480 JPEG at quality 95 + 16-bi
 synthetic scene generator, so compression ratios are photo-like) into a temp dir, then times
 ``build_train`` end to end: decode, the NYU augmentation recipe (rotation +-1 deg on every sample, flip 0.5,
 photometric jitter 0.5), bilinear resize to 384x512, masking and batching by 16, for several worker/thread
-settings. Also prints where the time goes per image, stage by stage, in one process.
+settings. Also prints where the time goes per image, stage by stage, in one process, and how long the synthetic
+scene generator takes for a full-size frame (the demo's and tests' data source).
 
   python benchmarks/input_pipeline.py                       # ~1-2 minutes on 2 cores
   python benchmarks/input_pipeline.py --frames 128 --batches 6 --settings 0:0,2:0
@@ -26,7 +27,7 @@ from data_pipelines.config import DataConfig
 from data_pipelines.files import read_depth_png, read_rgb, write_depth_png
 from data_pipelines.pipeline import build_train
 from data_pipelines.sources.base import make_example
-from data_pipelines.synthetic.scenes import INDOOR, render_frame
+from data_pipelines.synthetic.scenes import INDOOR, OUTDOOR, render_frame
 from data_pipelines.transforms import (
     Finalize,
     PhotometricJitter,
@@ -121,6 +122,15 @@ def main() -> None:
         list_file = write_nyu_layout(root, args.frames)
         print(f"wrote {args.frames} NYU-layout frames (640x480 JPEG q95 + 16-bit PNG) in "
               f"{time.perf_counter() - t0:.1f} s to {root}; {os.cpu_count()} CPU cores")
+
+        print("\nsynthetic scene renderer (data_pipelines/synthetic), 480x640, best of 5 frames:")
+        for name, domain in (("indoor", INDOOR), ("outdoor", OUTDOOR)):
+            times = []
+            for i in range(6):  # the first frame warms caches and the allocator
+                start = time.perf_counter()
+                render_frame(0, i, domain, 480, 640)
+                times.append(time.perf_counter() - start)
+            print(f"  {name:<8} {1e3 * min(times[1:]):6.1f} ms per frame")
 
         print("\nper-image cost of each step (one process):")
         stages = stage_profile(root, list_file)

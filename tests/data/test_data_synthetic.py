@@ -1,6 +1,4 @@
-"""Synthetic scenes: exact metric depth, determinism, domain ranges, speed, and learnable depth cues."""
-
-import time
+"""Synthetic scenes: exact metric depth, determinism, domain ranges, full-size frames and learnable depth cues."""
 
 import numpy as np
 import pytest
@@ -65,17 +63,12 @@ def test_domain_depth_ranges():
     assert src[0]["domain"] == 1 and src.info.train_range == (1e-3, 80.0)
 
 
-def test_full_size_frame_renders_fast():
-    render_frame(0, 0, INDOOR)  # warm-up (caches, allocator)
-    for domain in (INDOOR, OUTDOOR):
-        best = np.inf
-        for i in range(5):
-            t0 = time.perf_counter()
-            image, depth, _ = render_frame(0, i, domain, 480, 640)
-            best = min(best, time.perf_counter() - t0)
-        assert image.shape == (480, 640, 3) and depth.shape == (480, 640)
-        # Typically 50-60 ms on one core; the margin absorbs a CPU shared with other jobs.
-        assert best < 0.15, f"{best * 1e3:.0f} ms for a 480x640 frame"
+def test_full_size_frames():
+    # Render speed (~50-60 ms a frame on one core) is measured by benchmarks/input_pipeline.py, not here.
+    for domain, far in ((INDOOR, 10.0), (OUTDOOR, 80.0)):
+        image, depth, focal = render_frame(0, 1, domain, 480, 640)
+        assert image.shape == (480, 640, 3) and image.dtype == np.uint8 and depth.shape == (480, 640)
+        assert depth.max() <= far and focal > 0 and image.std() > 10  # a scene, not a blank frame
 
 
 def test_texture_scale_shrinks_with_distance():
