@@ -36,7 +36,7 @@ from zoejax.models.zoedepth import ZoeDepth
 from zoejax.training import checkpointing, monitoring
 from zoejax.training.optim import OptimConfig, lr_schedules, make_optimizer
 from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, shard_batch
-from zoejax.training.state import abstract_train_state, create_sharded_state, key_path, state_shardings
+from zoejax.training.state import TrainState, abstract_train_state, create_sharded_state, key_path, state_shardings
 from zoejax.training.step import LossConfig, make_steps
 
 METRICS_FILE = "metrics.jsonl"
@@ -182,15 +182,16 @@ def _write_inference_info(workdir: str, image_shape: tuple[int, ...]) -> None:
 
 @functools.lru_cache(maxsize=4)
 def _jitted_train_step(model_config: ZoeDepthConfig, optim_config: OptimConfig, loss_config: LossConfig,
-                       mesh: Mesh) -> tuple[optax.GradientTransformation, Callable]:
-    """(optimizer, jitted sharded train step with the state donated). Kept per configuration and mesh, so that
-    ``train`` called again in the same process (a notebook continuing a run to more steps, a restarted phase)
-    reuses the compiled step instead of compiling it again (~15 s for the tiny test model, minutes at full size)."""
+                       mesh: Mesh) -> tuple[optax.GradientTransformation, TrainState, Callable]:
+    """(optimizer, the state's shardings, jitted sharded train step with the state donated). Kept per
+    configuration and mesh, so that ``train`` called again in the same process (a notebook continuing a run,
+    a restarted phase) reuses the compiled step instead of compiling it again (~15 s for the tiny test model,
+    minutes at full size)."""
     tx = make_optimizer(optim_config)
     train_step, _ = make_steps(ZoeDepth(model_config), tx, loss_config)
     shardings = state_shardings(model_config, tx, mesh)
-    return tx, jax.jit(train_step, in_shardings=(shardings, batch_sharding(mesh), None),
-                       out_shardings=(shardings, None), donate_argnums=0)
+    return tx, shardings, jax.jit(train_step, in_shardings=(shardings, batch_sharding(mesh), None),
+                                  out_shardings=(shardings, None), donate_argnums=0)
 
 
 def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config: OptimConfig,
@@ -210,7 +211,7 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
     os.makedirs(log_dir, exist_ok=True)
     mesh = make_mesh(train_config.mesh_shape)
     check_batch_divisible(train_config.global_batch_size, mesh)
-    tx, step_fn = _jitted_train_step(model_config, optim_config, loss_config, mesh)
+    tx, shardings, step_fn = _jitted_train_step(model_config, optim_config, loss_config, mesh)
     rng = jax.random.key(train_config.seed)
     evaluating = evaluate is not None and train_config.eval_every_steps > 0
     manager = checkpointing.make_manager(
@@ -221,7 +222,6 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
     if manager.all_steps():
         # Resuming: restore straight into the sharded layout. Neither a fresh init nor init_from (a converted
         # .pt may take a minute, and may be gone by now) is built just to be overwritten.
-        shardings = state_shardings(model_config, tx, mesh)
         restored = checkpointing.restore_latest(manager, abstract_train_state(model_config, tx, shardings))
         state, _, data_state, resumed_from = restored
         if data_state and hasattr(batches, "set_state"):
