@@ -60,22 +60,21 @@ def compile_init(lowered: jax.stages.Lowered, params: Any = None) -> jax.stages.
 
 def param_shapes(config: ZoeDepthConfig) -> dict[str, Any]:
     """The ``params`` tree of ``config`` as ``jax.ShapeDtypeStruct`` leaves, without allocating anything."""
-    # A fresh tree per call (the cached one stays unchanged whatever the caller does with it).
-    return jax.tree.map(lambda x: x, _param_shapes(config))
-
-
-# Tracing BEiT-L's init takes ~2 s, and one conversion or `zoejax-info` call asks for the same shapes twice.
-@functools.lru_cache(maxsize=8)
-def _param_shapes(config: ZoeDepthConfig) -> dict[str, Any]:
-    return jax.eval_shape(init_fn(config), jax.random.key(0))
+    return nn.unbox(_abstract_boxed_params(config))
 
 
 def logical_axes(config: ZoeDepthConfig) -> dict[str, Any]:
     """The params tree of ``PartitionSpec``s over *logical* axis names (``None`` where not annotated)."""
-    model = ZoeDepth(config)
+    return nn.get_partition_spec(_abstract_boxed_params(config))
+
+
+# Tracing BEiT-L's init takes ~2 s, and one training run (shardings, resume target) or conversion asks for the
+# shapes and logical axes several times: one trace per config serves them all. Callers get fresh trees (``unbox``
+# and ``get_partition_spec`` build new ones), so the cached one never changes.
+@functools.lru_cache(maxsize=8)
+def _abstract_boxed_params(config: ZoeDepthConfig) -> dict[str, Any]:
     images = jax.ShapeDtypeStruct((1, _INIT_SIZE, _INIT_SIZE, 3), jnp.float32)
-    boxed = jax.eval_shape(model.init, jax.random.key(0), images)["params"]
-    return nn.get_partition_spec(boxed)
+    return jax.eval_shape(ZoeDepth(config).init, jax.random.key(0), images)["params"]
 
 
 def count_params(tree: Any) -> int:

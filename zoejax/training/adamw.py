@@ -16,6 +16,7 @@ differ only for finite gradients whose squared norm overflows float32 (norm > ~1
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -86,19 +87,8 @@ def fused_adamw(labels: Callable[[Any], Any], learning_rates: Mapping[str, Sched
 
         def leaf(group, g, m, v, p):
             lr, decay = hyper[group]
-            if clip_norm is not None:
-                g = jnp.where(norm < clip_norm, g, (g / norm.astype(g.dtype)) * clip_norm)
-            # The update is computed from the moments as returned (equal to the new ones whenever it is applied):
-            # computed from the unselected ones, XLA fuses their arithmetic into both the update and the returned
-            # moments, both then read the old moments, and it copies every moment (2 x 1.4 GB for BEiT-L) to
-            # keep the old values readable after the in-place write.
-            m = jnp.where(accept, (1 - beta1) * g + beta1 * m, m)
-            v = jnp.where(accept, (1 - beta2) * (g**2) + beta2 * v, v)
-            m_hat = m / correction1.astype(m.dtype)
-            v_hat = v / correction2.astype(v.dtype)
-            u = m_hat / (jnp.sqrt(v_hat) + eps_)
-            u = (-1 * lr) * (u + decay * p)
-            return jnp.where(accept, u, jnp.zeros_like(u)), m, v
+            return _leaf_update(g, m, v, p, norm, accept, beta1, beta2, eps_, correction1, correction2, lr, decay,
+                                clip_norm=clip_norm)
 
         out = jax.tree.map(leaf, labels(params), grads, state.mu, state.nu, params)
         updates, mu, nu = jax.tree.transpose(jax.tree.structure(grads), jax.tree.structure((0, 0, 0)), out)
@@ -108,3 +98,25 @@ def fused_adamw(labels: Callable[[Any], Any], learning_rates: Mapping[str, Sched
             total_notfinite=jnp.where(finite, state.total_notfinite, _increment(state.total_notfinite)))
 
     return optax.GradientTransformation(init, update)
+
+
+# One parameter's update, jitted so that it is traced once per distinct (shape, dtype) rather than once per leaf:
+# BEiT-L has 501 parameter leaves of ~40 shapes, and tracing ~15 jnp operations per leaf was a third of the train
+# step's trace time. Inside the train step's jit XLA inlines these calls, so the fused kernels are the same.
+@functools.partial(jax.jit, static_argnames="clip_norm")
+def _leaf_update(g, m, v, p, norm, accept, beta1, beta2, eps, correction1, correction2, lr, decay, *,
+                 clip_norm: float | None):
+    """(update, new first moment, new second moment) of one parameter ``p`` with gradient ``g``."""
+    if clip_norm is not None:
+        g = jnp.where(norm < clip_norm, g, (g / norm.astype(g.dtype)) * clip_norm)
+    # The update is computed from the moments as returned (equal to the new ones whenever it is applied): computed
+    # from the unselected ones, XLA fuses their arithmetic into both the update and the returned moments, both then
+    # read the old moments, and it copies every moment (2 x 1.4 GB for BEiT-L) to keep the old values readable
+    # after the in-place write.
+    m = jnp.where(accept, (1 - beta1) * g + beta1 * m, m)
+    v = jnp.where(accept, (1 - beta2) * (g**2) + beta2 * v, v)
+    m_hat = m / correction1.astype(m.dtype)
+    v_hat = v / correction2.astype(v.dtype)
+    u = m_hat / (jnp.sqrt(v_hat) + eps)
+    u = (-1 * lr) * (u + decay * p)
+    return jnp.where(accept, u, jnp.zeros_like(u)), m, v

@@ -3,6 +3,7 @@ sharded: shardings come from ``eval_shape``, then ``jit(init, out_shardings=...)
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import flax
@@ -12,7 +13,7 @@ import optax
 from jax.sharding import Mesh
 
 from zoejax.models.config import ZoeDepthConfig
-from zoejax.models.init import compile_init, init_fn, logical_axes
+from zoejax.models.init import compile_init, init_fn, logical_axes, param_shapes
 from zoejax.training.sharding import param_shardings, replicated
 
 
@@ -36,7 +37,7 @@ def state_shardings(config: ZoeDepthConfig, tx: optax.GradientTransformation, me
     Params follow the logical-axis rules; optimizer moments mirror their parameter; scalars are replicated.
     """
     params = param_shardings(logical_axes(config), mesh)
-    abstract_params = jax.eval_shape(init_fn(config), jax.random.key(0))
+    abstract_params = param_shapes(config)
     abstract_opt = jax.eval_shape(tx.init, abstract_params)
     by_path = {key_path(path): (leaf.shape, sharding) for (path, leaf), sharding in zip(
         jax.tree_util.tree_leaves_with_path(abstract_params), jax.tree.leaves(params), strict=True)}
@@ -77,5 +78,5 @@ def abstract_train_state(config: ZoeDepthConfig, tx: optax.GradientTransformatio
                          shardings: TrainState) -> TrainState:
     """The train state as ``jax.ShapeDtypeStruct`` leaves carrying ``shardings``: what a checkpoint restores
     into when a run resumes (nothing is initialised or allocated)."""
-    abstract = jax.eval_shape(lambda key: create_train_state(init_fn(config)(key), tx), jax.random.key(0))
+    abstract = jax.eval_shape(partial(create_train_state, tx=tx), param_shapes(config))
     return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s), abstract, shardings)
