@@ -64,5 +64,6 @@ def test_backward_fusions_do_not_grow_with_depth():
     # Without the barriers the residual-stream gradient of every later block is fused (and recomputed) into each
     # block's transposed copies: the largest fusion grows linearly with depth (131, 239, 455 instructions at depth
     # 2, 4, 8, as with lax.optimization_barrier, which XLA:CPU drops before fusion) and the backward quadratically.
-    shallow, deep = _largest_fusion(2), _largest_fusion(8)
+    # Depth 4 already shows that growth (+108 instructions), at less than half depth 8's compile time.
+    shallow, deep = _largest_fusion(2), _largest_fusion(4)
     assert deep <= shallow + 10, (shallow, deep)
