@@ -155,7 +155,8 @@ def test_train_cli_runs_and_resumes(tmp_path):
     assert "could not be restored" not in again.stderr  # orbax knows every checkpoint item: no warnings
     assert json.loads(again.stdout.strip().splitlines()[-1])["resumed_from"] == 2
     bad = run(3, "--config.optim.lrr=1")
-    assert bad.returncode != 0 and "lrr" in bad.stderr
+    assert bad.returncode == 2 and "has no field 'optim.lrr' (did you mean 'optim.lr'?)" in bad.stderr
+    assert "Traceback" not in bad.stderr
     # Missing data: one line naming the file, no traceback (init_from errors: the test above).
     missing = tmp_path / "lists" / "train.txt"
     no_data = run(1, f"--config.data.sources=[{{'name': 'nyu', 'root': '/data', 'list_file': '{missing}'}}]")

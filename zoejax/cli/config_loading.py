@@ -5,6 +5,12 @@ Nothing below the CLI sees a ConfigDict.
 
 from __future__ import annotations
 
+import difflib
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+
 import ml_collections
 from absl import flags
 from ml_collections import config_flags
@@ -21,6 +27,63 @@ def define_config_flag(default: str | None = None) -> None:
         "Config file, optionally with an argument: configs/zoedepth_n.py:beit_b384. Any field can be "
         "overridden with --config.<field>=<value>, e.g. --config.model.dtype=bfloat16.",
         lock_config=True)
+
+
+def config_argument(argv: Sequence[str]) -> str | None:
+    """The value of ``--config`` in ``argv`` (``--config=V`` or ``--config V``; the last one wins), or None."""
+    value = None
+    for i, arg in enumerate(argv):
+        if arg.startswith("--config="):
+            value = arg[len("--config="):]
+        elif arg == "--config" and i + 1 < len(argv):
+            value = argv[i + 1]
+    return value
+
+
+def check_config_file(argv: Sequence[str], program: str) -> None:
+    """Loads the ``--config`` file once before absl parses the flags, so that a missing file, a failing
+    ``get_config`` or an override of a field the config does not have is one error line naming it (exit code 2)
+    instead of ml_collections' traceback (or, for a missing file, a crash when the run first reads the config)."""
+    value = config_argument(argv)
+    if not value:
+        return
+    path, _, arg = value.partition(":")
+    error = None
+    if not os.path.isfile(path):
+        error = f"config file not found: {path}"
+    else:
+        try:
+            spec = importlib.util.spec_from_file_location("zoejax_checked_config", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            if not hasattr(module, "get_config"):
+                error = f"config file {path} defines no get_config()"
+            else:
+                config = module.get_config(*([arg] if arg else []))
+                unknown = _unknown_override(config, argv)
+                error = f"{value} {unknown}" if unknown else None
+        except Exception as e:  # noqa: BLE001 - any failure of the user's config file becomes one message
+            error = f"config {value}: {type(e).__name__}: {e}"
+    if error:
+        print(f"{program}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _unknown_override(config: ml_collections.ConfigDict, argv: Sequence[str]) -> str | None:
+    """An error naming the first ``--config.<field>`` override whose field the config does not have."""
+    for arg in argv:
+        if not arg.startswith("--config."):
+            continue
+        field = arg[len("--config."):].split("=", 1)[0]
+        node, done = config, []
+        for part in field.split("."):
+            if not isinstance(node, ml_collections.ConfigDict) or part not in node:
+                siblings = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+                close = difflib.get_close_matches(part, siblings, n=1)
+                hint = f" (did you mean {'.'.join([*done, close[0]])!r}?)" if close else ""
+                return f"has no field {field!r}{hint}"
+            node, done = node[part], [*done, part]
+    return None
 
 
 def model_config(config: ml_collections.ConfigDict) -> ZoeDepthConfig:

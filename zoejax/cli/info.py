@@ -9,11 +9,13 @@ The last line is ``params: N``.
 
 from __future__ import annotations
 
+import sys
+
 import jax
 import jax.numpy as jnp
 from absl import app, flags, logging
 
-from zoejax.cli.config_loading import define_config_flag, model_config
+from zoejax.cli.config_loading import check_config_file, define_config_flag, model_config
 from zoejax.models import flops as model_flops
 from zoejax.models.config import ZoeDepthConfig, backbone_summary
 from zoejax.models.init import count_params, param_shapes
@@ -81,6 +83,7 @@ def main_(argv) -> None:
 
 
 def main() -> None:
+    check_config_file(sys.argv[1:], "zoejax-info")
     app.run(main_)
 
 

@@ -28,7 +28,7 @@ import jax
 from absl import app, flags, logging
 
 from data_pipelines.errors import DataError
-from zoejax.cli.config_loading import define_config_flag, run_configs
+from zoejax.cli.config_loading import check_config_file, define_config_flag, run_configs
 from zoejax.host_memory import apply_from_environment
 
 define_config_flag()
@@ -186,6 +186,7 @@ def main_(argv) -> None:
 
 
 def main() -> None:
+    check_config_file(sys.argv[1:], "zoejax-train")
     app.run(main_)
 
 
