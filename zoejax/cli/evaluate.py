@@ -9,7 +9,8 @@ Each dataset is read from its default layout under --data-root (or from --root/-
 NAME=PATH), predicted with one jitted call per batch sharded over every device of every host (flip
 test-time augmentation as one batch of 2B), and scored with the official per-image metrics, averaged over
 images. The table prints in the paper's column order; --output writes JSON; --reference adds mRID / mRItheta
-against a reference results file. Exit status 1 on missing data or checkpoint, 2 on bad usage.
+against a reference results file or a row of the paper's tables (paper:table4:newcrfs, the baseline of its
+zero-shot mRItheta; --list-references). Exit status 1 on missing data or checkpoint, 2 on bad usage.
 Multi-host: run the same command on every host with ZOEJAX_DISTRIBUTED=1.
 """
 
@@ -25,6 +26,8 @@ from pathlib import Path
 from data_pipelines.errors import DataError
 from zoejax.conversion.apply import ConversionError
 from zoejax.conversion.readers import CheckpointReadError
+from zoejax.evaluation.paper_results import describe as describe_references
+from zoejax.evaluation.paper_results import paper_reference
 from zoejax.evaluation.protocols import PROTOCOLS, describe, resolve_datasets
 from zoejax.host_memory import apply_from_environment
 
@@ -57,10 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-workers", type=int, default=0, help="grain worker processes (default 0)")
     p.add_argument("--output", default=None, help="write the results as JSON here")
     p.add_argument("--reference", default=None,
-                   help="JSON results of a reference model ({dataset: {metric: value}} or a --output file): "
-                        "adds mRID and mRItheta")
+                   help="results to compare with, adding mRID and mRItheta: a JSON file ({dataset: {metric: "
+                        "value}} or a --output file) or paper:TABLE:METHOD, a published row (--list-references)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--list-protocols", action="store_true", help="print the protocol table and exit")
+    p.add_argument("--list-references", action="store_true",
+                   help="print the paper:TABLE:METHOD rows --reference accepts and exit")
     return p
 
 
@@ -77,7 +82,10 @@ def parse_layout(args: argparse.Namespace, parser: argparse.ArgumentParser) -> d
 
 
 def load_reference(path: str) -> dict[str, dict[str, float]]:
-    """{dataset: {metric: value}}, or a zoejax-eval --output file."""
+    """{dataset: {metric: value}} from a JSON file or a zoejax-eval --output file, or the published row
+    ``paper:TABLE:METHOD`` (``zoejax.evaluation.paper_results``)."""
+    if path.startswith("paper:"):
+        return paper_reference(path)
     data = json.loads(Path(path).read_text())
     if isinstance(data, dict) and "results" in data:
         return {r["dataset"]: r["metrics"] for r in data["results"]}
@@ -93,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.list_protocols:
         print(describe())
         return 0
+    if args.list_references:
+        print(describe_references())
+        return 0
     if not args.checkpoint:
         parser.error("--checkpoint is required")
     if args.batch_size < 1 or args.synthetic_examples < 1 or args.max_examples < 0:
@@ -103,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         from zoejax.cli.predict import parse_size
 
         input_size = parse_size(args.input_size) if args.input_size else None
+        if args.reference and args.reference.startswith("paper:"):
+            paper_reference(args.reference)  # a mistyped row is bad usage, reported before the model loads
     except (ValueError, argparse.ArgumentTypeError) as e:
         parser.error(str(e))
     overrides = parse_layout(args, parser)
@@ -120,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not lead:
         return 0
-    from zoejax.evaluation.report import format_table, improvement_scores, write_json
+    from zoejax.evaluation.report import COLUMNS, format_table, improvement_scores, write_json
 
     rows = [r.to_dict() for r in results]
     print(format_table(rows))
@@ -133,7 +146,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"zoejax-eval: error: --reference {args.reference}: {e}", file=sys.stderr)
             return 1
         payload["improvement"] = scores
-        print("\nrelative improvement over the reference (positive = better):")
+        titles = {key: title for key, title, _ in COLUMNS}
+        print(f"\nrelative improvement over {args.reference} (positive = better; mRItheta over "
+              f"{', '.join(titles[m] for m in scores['compared'])}):")
         for dataset, value in scores["mRI_theta"].items():
             print(f"  mRItheta {dataset:<16}{100 * value:+8.2f} %")
         for metric, value in scores["mRID"].items():

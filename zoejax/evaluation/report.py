@@ -48,21 +48,27 @@ def improvement_scores(results: Mapping[str, Mapping[str, float]], reference: Ma
     """mRIθ per dataset (mean RI over ``metrics``) and mRID per metric (mean RI over datasets), over the
     datasets present in both ``results`` and ``reference`` ({dataset: {metric: value}}).
 
-    An RI whose reference value is 0 is undefined: it is left out of both means and listed under "undefined".
+    A metric missing from either side is left out (a REL-only reference gives REL-only means; "compared" lists
+    the metrics used). An RI whose reference value is 0 is undefined: it is left out of both means and listed
+    under "undefined".
     """
     common = [d for d in results if d in reference]
     if not common:
         raise ValueError("no dataset is in both the results and the reference table")
-    ri = {d: {m: relative_improvement(results[d][m], reference[d][m], m) for m in metrics
-              if m in results[d] and m in reference[d] and reference[d][m] != 0} for d in common}
-    undefined = [f"{d}/{m}" for d in common for m in metrics if m not in ri[d]]
+    both = {d: [m for m in metrics if m in results[d] and m in reference[d]] for d in common}
+    if not any(both.values()):
+        raise ValueError(f"no metric of {', '.join(metrics)} is in both the results and the reference table")
+    ri = {d: {m: relative_improvement(results[d][m], reference[d][m], m) for m in both[d] if reference[d][m] != 0}
+          for d in common}
+    undefined = [f"{d}/{m}" for d in common for m in both[d] if m not in ri[d]]
     theta = {d: sum(v.values()) / len(v) for d, v in ri.items() if v}
     over_datasets = {}
     for m in metrics:
         values = [ri[d][m] for d in common if m in ri[d]]
         if values:
             over_datasets[m] = sum(values) / len(values)
-    return {"mRI_theta": theta, "mRID": over_datasets, "undefined": undefined}
+    compared = [m for m in metrics if any(m in v for v in ri.values())]
+    return {"mRI_theta": theta, "mRID": over_datasets, "undefined": undefined, "compared": compared}
 
 
 def write_json(path: str | os.PathLike, payload: Mapping) -> None:
