@@ -37,3 +37,20 @@ def test_compute_dtype_and_no_bias():
     params = point.init(jax.random.key(0), x)
     assert "bias" not in params["params"] and params["params"]["kernel"].dtype == jnp.float32
     assert point.apply(params, x).dtype == jnp.bfloat16
+
+
+def test_a_smaller_part_is_its_resize_taken_after_the_product():
+    from zoejax.ops.resize import resize_bilinear
+
+    main = jax.random.normal(jax.random.key(0), (2, 12, 16, 3))
+    small = jax.random.normal(jax.random.key(1), (2, 6, 8, 5))
+    point = PointwiseConv(4)
+    params = point.init(jax.random.key(2), (main, small), resize_parts=True)
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a non-zero bias: it commutes with the resize too
+    resized_first = point.apply(params, (main, resize_bilinear(small, (12, 16), align_corners=True)))
+    got = point.apply(params, (main, small), resize_parts=True)
+    assert got.shape == (2, 12, 16, 4)
+    np.testing.assert_allclose(got, resized_first, rtol=1e-5, atol=1e-6)
+    # Resized the other way (align_corners=False) it would differ: the test sees which resize is taken.
+    other = point.apply(params, (main, resize_bilinear(small, (12, 16), align_corners=False)))
+    assert not np.allclose(got, other, atol=1e-3)

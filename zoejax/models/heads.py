@@ -47,8 +47,7 @@ def _attractor_cascade(seed_regressor, seed_projector, projectors, attractors, x
 
 
 def _depth_from_bins(clb, last, cascade, size) -> tuple[jnp.ndarray, jnp.ndarray]:
-    embedding = resize_bilinear(cascade["bin_embedding"], size, align_corners=True)
-    probs = clb(last, embedding)  # (B, H, W, n_bins)
+    probs = clb(last, cascade["bin_embedding"])  # (B, H, W, n_bins); the embedding is resized to ``size`` there
     centres = resize_bilinear(cascade["bin_centers"], size, align_corners=True)
     # As an einsum: XLA:CPU's fused multiply-reduce over the last axis was 50x slower at 384x512x64.
     return jnp.einsum("...k,...k->...", probs, centres), probs

@@ -210,9 +210,14 @@ class ConditionalLogBinomial(nn.Module):
 
     @nn.compact
     def __call__(self, main: jnp.ndarray, condition: jnp.ndarray) -> jnp.ndarray:
-        """main (B, H, W, Cm) and condition (B, H, W, Cc) -> probabilities (B, H, W, K) summing to 1."""
+        """main (B, H, W, Cm) and condition (B, h, w, Cc) -> probabilities (B, H, W, K) summing to 1.
+
+        A smaller ``condition`` is taken at main's size (bilinear, align_corners=True, as the official caller
+        resizes it): the first 1x1 conv runs on it at its own size and resizes the result.
+        """
         hidden = (main.shape[-1] + condition.shape[-1]) // self.bottleneck_factor
-        s = conv1x1(hidden, name="mlp_0")((main, condition))  # = conv of their channel concatenation
+        # = conv of the channel concatenation of main and the resized condition
+        s = conv1x1(hidden, name="mlp_0")((main, condition), resize_parts=True)
         s = nn.softplus(conv1x1(4, name="mlp_2")(gelu_exact(s))) + 1e-4
         p = s[..., 0] / (s[..., 0] + s[..., 1])
         t = s[..., 2] / (s[..., 2] + s[..., 3])

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from zoejax.ops.resize import resize_bilinear
+
 Dtype = jnp.dtype | str
 
 
@@ -21,6 +23,11 @@ class PointwiseConv(nn.Module):
 
     Several inputs are taken as their channel concatenation without building it: the kernel's rows are split and
     the partial products summed (the concatenation itself was ~5% of the metric head's time on CPU).
+
+    With ``resize_parts=True`` an input (B, h, w, C_i) smaller than the first one stands for its bilinear resize
+    (align_corners=True) to the first one's size, and is resized after its product instead: the product is per
+    pixel and bilinear weights sum to one, so both orders agree exactly in real arithmetic, and the product
+    runs at the low resolution and the resize moves C_out channels instead of C_i.
 
     Attributes:
       features: output channels.
@@ -35,7 +42,7 @@ class PointwiseConv(nn.Module):
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
 
     @nn.compact
-    def __call__(self, inputs: jnp.ndarray | Sequence[jnp.ndarray]) -> jnp.ndarray:
+    def __call__(self, inputs: jnp.ndarray | Sequence[jnp.ndarray], *, resize_parts: bool = False) -> jnp.ndarray:
         """(..., C_in) or a sequence of (..., C_i) with sum(C_i) = C_in -> (..., features)."""
         parts = list(inputs) if isinstance(inputs, list | tuple) else [inputs]
         widths = [p.shape[-1] for p in parts]
@@ -44,6 +51,8 @@ class PointwiseConv(nn.Module):
         y, start = None, 0
         for part, width in zip(parts, widths, strict=True):
             term = jnp.dot(part.astype(self.dtype), kernel[start:start + width])
+            if resize_parts and term.shape[1:3] != parts[0].shape[1:3]:
+                term = resize_bilinear(term, parts[0].shape[1:3], align_corners=True)
             y, start = term if y is None else y + term, start + width
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,), self.param_dtype).astype(self.dtype)
