@@ -62,10 +62,11 @@ def forward_flops_breakdown(config: ZoeDepthConfig, batch: int, height: int, wid
     stage_pix = (pix[4], pix[8], pix[16], pix[32])
     scratch = sum(b * mm(px, 9 * f, fs) for px, f in zip(stage_pix, dec.reassemble_features, strict=True))
     rcu = 2 * mm(1, 9 * fs, fs)  # two 3x3 convs per residual conv unit, per pixel
-    # refinenet4: one RCU at H/32, out_conv at H/16; refinenet3..1: two RCUs at H/16..H/4, out_conv at H/8..H/2.
-    scratch += b * (pix[32] * rcu + mm(pix[16], fs, fs))
-    for here, nxt in ((16, 8), (8, 4), (4, 2)):
-        scratch += b * (2 * pix[here] * rcu + mm(pix[nxt], fs, fs))
+    # refinenet4: one RCU at H/32; refinenet3..1: two RCUs at H/16..H/4. Each block's out_conv runs at its input
+    # resolution, before the x2 resize (FeatureFusionBlock).
+    scratch += b * (pix[32] * rcu + mm(pix[32], fs, fs))
+    for here in (16, 8, 4):
+        scratch += b * (2 * pix[here] * rcu + mm(pix[here], fs, fs))
     half = fs // 2
     scratch += b * (mm(pix[2], 9 * fs, half) + mm(pix[1], 9 * half, r) + mm(pix[1], r, 1))
     out["scratch"] = scratch
@@ -81,9 +82,10 @@ def forward_flops_breakdown(config: ZoeDepthConfig, batch: int, height: int, wid
     for level, n_att in zip((16, 8, 4, 2), head.n_attractors, strict=True):
         outs = 2 * n_att if normed else n_att
         metric += b * pix[level] * (proj + mm(1, e, e) + mm(1, e, outs))
-    cin = r + (1 if head.use_rel_depth else 0) + e
-    hidden = cin // head.clb_bottleneck_factor
-    metric += b * pix[1] * (mm(1, cin, hidden) + mm(1, hidden, 4) + mm(1, nb, 1))
+    main = r + (1 if head.use_rel_depth else 0)
+    hidden = (main + e) // head.clb_bottleneck_factor
+    # The log-binomial's first conv: the bin embedding's rows at H/2, before its resize (ConditionalLogBinomial).
+    metric += b * (pix[1] * (mm(1, main, hidden) + mm(1, hidden, 4) + mm(1, nb, 1)) + pix[2] * mm(1, e, hidden))
     out["metric_head"] = metric
     return out
 
