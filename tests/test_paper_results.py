@@ -56,3 +56,8 @@ def test_cli_lists_rows_and_rejects_an_unknown_one_before_loading(capsys):
         main(["--checkpoint", "/nonexistent", "--reference", "paper:table9:zoe"])
     assert exit_info.value.code == 2
     assert "unknown paper reference 'paper:table9:zoe'" in capsys.readouterr().err
+    # A reference without any of the datasets asked for is reported before the evaluation (and the checkpoint).
+    assert main(["--checkpoint", "/nonexistent", "--datasets", "nyu", "--reference", "paper:table4:newcrfs"]) == 1
+    err = capsys.readouterr().err
+    assert "covers vkitti2, ddad, diml_outdoor, diode_outdoor: none of the datasets evaluated (nyu)" in err
+    assert "checkpoint not found" not in err

@@ -127,6 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     lead = jax.process_index() == 0
     try:
         reference = load_reference(args.reference) if args.reference else None
+        if reference is not None and not set(reference) & set(datasets):
+            # Said before the evaluation runs, not after it.
+            raise ValueError(f"--reference {args.reference} covers {', '.join(reference)}: none of the datasets "
+                             f"evaluated ({', '.join(datasets)})")
         results = run(args, datasets, overrides, mesh_shape, input_size)
     except (FileNotFoundError, ValueError, OSError, DataError, ConversionError, CheckpointReadError) as e:
         print(f"zoejax-eval: error: {e}", file=sys.stderr)
