@@ -67,8 +67,8 @@ def improvement_scores(results: Mapping[str, Mapping[str, float]], reference: Ma
         values = [ri[d][m] for d in common if m in ri[d]]
         if values:
             over_datasets[m] = sum(values) / len(values)
-    compared = [m for m in metrics if any(m in v for v in ri.values())]
-    return {"mRI_theta": theta, "mRID": over_datasets, "undefined": undefined, "compared": compared}
+    # The metrics compared are those with an mRID (at least one dataset gives their RI).
+    return {"mRI_theta": theta, "mRID": over_datasets, "undefined": undefined, "compared": list(over_datasets)}
 
 
 def write_json(path: str | os.PathLike, payload: Mapping) -> None:
