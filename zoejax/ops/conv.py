@@ -8,7 +8,9 @@ encoder's matmuls. For a stride-1 kh x kw convolution,
 
 and shifting ``g`` along w instead of ``xpad`` makes each kernel row i one product with a long contraction,
 ``[g shifted by 0..kw-1]^T @ xpad[:, i:i+Ho]``: kh matmuls, 1.5-3x faster than XLA's filter convolution here.
-The forward and the input gradient stay XLA's own convolutions.
+The input gradient stays XLA's own convolution, and so does the forward except for wide float32 3x3 convolutions
+(DPT's 256-channel decoder), which run as Winograd F(2x2, 3x3) (``zoejax.ops.winograd``: 2.25x fewer
+multiply-adds, 0.5-0.8x the time, ~6e-7 relative difference).
 
 Convolutions that are matrix products in disguise take that form on CPU as well, where XLA:CPU runs them as slow
 generic convolutions (2-3x slower than the product at BEiT-L's 24x32 grid): a 1x1 convolution is a product over
@@ -20,12 +22,15 @@ maps only: the columns are kh*kw times the output). Other backends, dilations an
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from zoejax.ops.winograd import winograd_conv3x3
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
@@ -96,20 +101,61 @@ def _im2col_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
     return jnp.dot(columns, kernel.reshape(kh * kw * c, o), precision=precision)
 
 
+# Winograd takes a 3x3 "SAME" convolution when both channel counts are at least _WINOGRAD_MIN_CHANNELS and the
+# input holds at least _WINOGRAD_MIN_ELEMENTS values per image. Measured on CPU-2 (minima of 15 alternated calls):
+# 256->256 at 24x32 and up, 512->256 at 48x64 and 1024->256 at 12x16 and 24x32 gain 20-50%; 256->256 at 12x16
+# (too few tiles), 256->128 at 192x256 (level) and 128->32 at 384x512 (2.6x slower: thin products) do not.
+_WINOGRAD_MIN_CHANNELS = 256
+_WINOGRAD_MIN_ELEMENTS = 1 << 17
+_winograd_enabled = [True]
+
+
+@contextlib.contextmanager
+def direct_convolutions() -> Iterator[None]:
+    """Within the block, models are traced with XLA's direct convolutions only (no Winograd): for XLA's cost
+    analysis, which should count the model's FLOPs rather than the cheaper algorithm's, or for arithmetic that
+    matches ``lax.conv_general_dilated`` bit for bit.
+
+    The choice is made at trace time and is not part of jax's trace-cache key, so the block clears jax's caches
+    on entry and on exit, as ``zoejax.ops.attention.attention_implementation`` does.
+    """
+    previous, _winograd_enabled[0] = _winograd_enabled[0], False
+    jax.clear_caches()
+    try:
+        yield
+    finally:
+        _winograd_enabled[0] = previous
+        jax.clear_caches()
+
+
+def _winograd_applies(x, kernel, padding) -> bool:
+    return (_winograd_enabled[0] and kernel.shape[:2] == (3, 3) and tuple(padding) == ((1, 1), (1, 1))
+            and x.dtype == jnp.float32 and kernel.dtype == jnp.float32
+            and min(kernel.shape[2:]) >= _WINOGRAD_MIN_CHANNELS
+            and x.shape[1] * x.shape[2] * x.shape[3] >= _WINOGRAD_MIN_ELEMENTS)
+
+
 def _conv(x, kernel, padding, precision):
     return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_NHWC, precision=precision)
+
+
+def _forward_conv(x, kernel, padding, precision):
+    if _winograd_applies(x, kernel, padding):
+        return winograd_conv3x3(x, kernel, precision)
+    return _conv(x, kernel, padding, precision)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
 def conv2d_gemm_kernel_grad(x: jax.Array, kernel: jax.Array, padding: Sequence[tuple[int, int]],
                             precision=None) -> jax.Array:
     """Stride-1 convolution. x (B, H, W, C), kernel (kh, kw, C, O), padding ((top, bottom), (left, right))
-    -> (B, Ho, Wo, O); the same values and gradients as ``lax.conv_general_dilated``."""
-    return _conv(x, kernel, padding, precision)
+    -> (B, Ho, Wo, O); the values and gradients of ``lax.conv_general_dilated`` (up to float rounding where the
+    forward is Winograd's)."""
+    return _forward_conv(x, kernel, padding, precision)
 
 
 def _forward(x, kernel, padding, precision):
-    return _conv(x, kernel, padding, precision), (x, kernel)
+    return _forward_conv(x, kernel, padding, precision), (x, kernel)
 
 
 def _backward(padding, precision, residuals, g):
