@@ -16,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoejax.ops.trace_choice import traced_choice
+
 IMPLEMENTATIONS = ("per_head", "batched")
 HEADS_PER_STEP = 2  # heads per lax.map step of the CPU implementation
 KEY_MULTIPLE = 16  # the CPU implementation pads the key axis to a multiple of this (one AVX-512 vector of f32)
@@ -28,20 +30,13 @@ def attention_implementation(name: str | None) -> Iterator[None]:
     """Within the block, models traced with ``implementation=None`` use ``name`` instead of the backend's
     choice (e.g. "batched" for XLA's cost analysis, which counts a ``lax.map`` body once, not per step).
 
-    The choice is made at trace time and is not part of jax's trace-cache key, so the block clears jax's caches
-    on entry and on exit (``jax.clear_caches``): otherwise a function traced inside the block would keep its
-    batched trace when jitted again outside it, and one traced before it would ignore the block. Meant for
-    analysis tools, not for a training loop (everything is retraced afterwards).
+    The choice is made at trace time, so the block clears jax's caches on entry and on exit
+    (``zoejax.ops.trace_choice``): meant for analysis tools, not for a training loop.
     """
     if name is not None and name not in IMPLEMENTATIONS:
         raise ValueError(f"unknown attention implementation {name!r}; expected one of {IMPLEMENTATIONS}")
-    previous, _default[0] = _default[0], name
-    jax.clear_caches()
-    try:
+    with traced_choice(_default, name):
         yield
-    finally:
-        _default[0] = previous
-        jax.clear_caches()
 
 
 def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray | None = None, *,

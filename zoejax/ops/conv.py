@@ -30,6 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from zoejax.ops.trace_choice import traced_choice
 from zoejax.ops.winograd import winograd_conv3x3
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -116,16 +117,11 @@ def direct_convolutions() -> Iterator[None]:
     analysis, which should count the model's FLOPs rather than the cheaper algorithm's, or for arithmetic that
     matches ``lax.conv_general_dilated`` bit for bit.
 
-    The choice is made at trace time and is not part of jax's trace-cache key, so the block clears jax's caches
-    on entry and on exit, as ``zoejax.ops.attention.attention_implementation`` does.
+    The choice is made at trace time, so the block clears jax's caches on entry and on exit
+    (``zoejax.ops.trace_choice``): meant for analysis tools, not for a training loop.
     """
-    previous, _winograd_enabled[0] = _winograd_enabled[0], False
-    jax.clear_caches()
-    try:
+    with traced_choice(_winograd_enabled, False):
         yield
-    finally:
-        _winograd_enabled[0] = previous
-        jax.clear_caches()
 
 
 def _winograd_applies(x, kernel, padding) -> bool:
