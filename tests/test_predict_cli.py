@@ -113,6 +113,29 @@ np.save('{tmp_path / "depth.npy"}', np.asarray(exp.call(*args, **kwargs)['depth'
     np.testing.assert_allclose(np.load(tmp_path / "depth.npy")[0], expected, rtol=1e-6, atol=1e-6)
 
 
+def test_export_for_other_platforms_is_traced_for_them(nk, tmp_path):
+    """Exporting for GPU/TPU from this CPU host gives their graph (batched attention, convolutions as
+    convolutions), not the CPU forms: no per-head loop. A CPU+CUDA artefact runs here and matches predict."""
+    _, model = nk
+    from zoejax.serving.stablehlo import export_predict
+
+    def program(platforms):
+        export_predict(model, tmp_path / "_".join(platforms), 60, 80, platforms=platforms)
+        served = load_exported(tmp_path / "_".join(platforms))
+        assert served.meta["platforms"] == platforms
+        text = served.exported.mlir_module()
+        return served, text.count("stablehlo.while"), text.count("stablehlo.convolution")
+
+    _, cpu_loops, cpu_convs = program(["cpu"])
+    _, cuda_loops, cuda_convs = program(["cuda"])
+    assert cpu_loops > 0 and cuda_loops == 0
+    assert cuda_convs > cpu_convs  # 1x1 and patchify convolutions are products only in the CPU graph
+    both, both_loops, _ = program(["cpu", "cuda"])
+    assert both_loops == 0
+    image = np.random.default_rng(4).integers(0, 256, (1, 60, 80, 3), dtype=np.uint8)
+    np.testing.assert_allclose(both(image)["depth"][0], model.predict(image[0]), rtol=1e-5, atol=1e-5)
+
+
 def test_bad_inputs_are_reported_and_the_folder_run_continues(nk, tmp_path, capsys):
     path, _ = nk
     folder = tmp_path / "mixed"

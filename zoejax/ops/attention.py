@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.ops.trace_choice import traced_choice
+from zoejax.ops.trace_choice import target_platform, traced_choice
 
 IMPLEMENTATIONS = ("per_head", "batched")
 HEADS_PER_STEP = 2  # heads per lax.map step of the CPU implementation
@@ -53,14 +53,14 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
         (a transpose of ~40 MB per BEiT-L block that cost as much as the attention itself on CPU).
       implementation: "per_head" (``lax.map`` over heads, then examples; CPU), "batched" (``jax.nn.
         dot_product_attention``) or None: the ``attention_implementation`` context's choice, else "per_head"
-        when the default backend is the CPU and "batched" otherwise.
+        when the target platform (``zoejax.ops.trace_choice.target_platform``) is the CPU, "batched" otherwise.
     Returns:
       (B, N, heads, head_dim) in q's dtype.
     """
     if (bias is None) == (bias_table is None) or (bias_table is None) != (bias_index is None):
         raise ValueError("pass either bias, or bias_table with bias_index")
     if implementation is None:
-        implementation = _default[0] or ("per_head" if jax.default_backend() == "cpu" else "batched")
+        implementation = _default[0] or ("per_head" if target_platform() == "cpu" else "batched")
     if implementation not in IMPLEMENTATIONS:
         raise ValueError(f"unknown attention implementation {implementation!r}")
     b, n, heads, d = q.shape

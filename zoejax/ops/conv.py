@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from zoejax.ops.trace_choice import traced_choice
+from zoejax.ops.trace_choice import target_platform, traced_choice
 from zoejax.ops.winograd import winograd_conv3x3
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
@@ -43,7 +43,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     stride-1 ones take the matmul kernel gradient, and strided ones whose im2col columns (batch included) stay
     under ``_MAX_COLUMNS`` elements are one product over those columns; everything else is XLA's own."""
     plain_nhwc = (
-        jax.default_backend() == "cpu" and lhs.ndim == 4 and feature_group_count == 1
+        target_platform() == "cpu" and lhs.ndim == 4 and feature_group_count == 1
         and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1)))
         and preferred_element_type is None
         and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))

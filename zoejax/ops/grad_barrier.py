@@ -18,6 +18,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from zoejax.ops.trace_choice import target_platform
+
 
 @jax.custom_vjp
 def gradient_barrier(x: jax.Array) -> jax.Array:
@@ -30,7 +32,7 @@ def _forward(x):
 
 
 def _backward(_, cotangent):
-    if jax.default_backend() != "cpu":
+    if target_platform() != "cpu":
         return (jax.lax.optimization_barrier(cotangent),)
     poisoned = jnp.isnan(cotangent.reshape(-1)[0])
     return (jax.lax.cond(poisoned, lambda c: jnp.full_like(c, jnp.nan), lambda c: c, cotangent),)

@@ -23,6 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from zoejax.ops.trace_choice import lowering_for
+
 PROGRAM_FILE, PARAMS_FILE, META_FILE = "predict.stablehlo", "params.npz", "meta.json"
 FORMAT_VERSION = 1
 
@@ -34,7 +36,9 @@ def export_predict(model: Any, out_dir: str | os.PathLike, height: int, width: i
 
     Args:
       model: a ``zoejax.api.ZoeDepthModel``.
-      platforms: lowering targets ("cpu", "cuda", "rocm", "tpu"); default: this machine's backend.
+      platforms: lowering targets ("cpu", "cuda", "rocm", "tpu"); default: this machine's backend. The graph is
+        traced for them, not for this machine (``zoejax.ops.trace_choice.lowering_for``): an export for GPU/TPU
+        made on a CPU host gets batched attention and plain convolutions, not the CPU forms.
     Returns the folder (written atomically).
     """
     from zoejax.api import _predict, check_predictable_size
@@ -52,7 +56,8 @@ def export_predict(model: Any, out_dir: str | os.PathLike, height: int, width: i
     params = jax.device_get(model.params)
     params_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), params)
     images_spec = jax.ShapeDtypeStruct((batch_size, height, width, 3), jnp.float32)
-    exported = jax.export.export(jax.jit(predict), platforms=platforms)(params_spec, images_spec)
+    with lowering_for(platforms):
+        exported = jax.export.export(jax.jit(predict), platforms=platforms)(params_spec, images_spec)
     leaves = jax.tree.leaves(params)
     meta = {
         "format_version": FORMAT_VERSION,
