@@ -44,15 +44,32 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
 
 
+def cpu_model() -> str:
+    """The host CPU as ``vendor family/model name +isa`` (e.g. ``AuthenticAMD 26/2 AMD EPYC +avx512``), from
+    /proc/cpuinfo: the same VM name can be different hardware, and MKL (PyTorch's CPU GEMM) is much faster on
+    Intel than on AMD, so speedups are only comparable on the same CPU."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return platform.processor() or "unknown"
+    isa = next((name for name in ("avx512f", "avx2", "sse4_2") if name in fields.get("flags", "").split()), "")
+    return (f"{fields.get('vendor_id', '?')} {fields.get('cpu family', '?')}/{fields.get('model', '?')} "
+            f"{fields.get('model name', '?')}" + (f" +{isa.removesuffix('f')}" if isa else ""))
+
+
 def machine_line() -> str:
-    """One line: host, cores, accelerator and the versions that matter for the numbers."""
+    """One line: host, CPU, cores, accelerator and the versions that matter for the numbers."""
     import flax
     import jax
     import torch
 
     dev = jax.devices()[0]
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
-    return (f"host={platform.node()} cpus={os.cpu_count()} jax_backend={jax.default_backend()} "
+    return (f"host={platform.node()} cpu='{cpu_model()}' cpus={os.cpu_count()} jax_backend={jax.default_backend()} "
             f"jax_device={dev.device_kind} torch_cuda={gpu} python={platform.python_version()} "
             f"jax={jax.__version__} flax={flax.__version__} torch={torch.__version__} "
             f"torch_threads={torch.get_num_threads()} XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
