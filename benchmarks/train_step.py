@@ -15,6 +15,9 @@ of the lowered step (with batched attention, which it can count) and their ratio
 
 The PyTorch step (transformers ZoeDepthForDepthEstimation, eval mode so dropout/drop-path are off, SILog on the
 same batch, AdamW lr 1.61e-4 wd 0.01, gradient clipping 0.1; bf16 through autocast) has no remat equivalent here.
+When PyTorch rows run, zoejax starts from the reference's random weights (written once to a temporary .npz;
+``--own-weights`` for ``init_params``), so the first step's losses, computed before any update, must agree; the
+table shows them next to the last step's (which differ: the two optimizers' schedules and groups differ).
 The mesh check compiles and runs two steps of the "small" preset on each layout; its times mean nothing.
 
 ``--host-memory keep`` runs both sides with ``zoejax/host_memory.py``'s setting (freed buffers stay in the process
@@ -31,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -95,7 +99,9 @@ def run_zoejax(spec: dict) -> dict:
                               dtype={"fp32": "float32", "bf16": "bfloat16"}[spec["dtype"]])
     tx = make_optimizer(OptimConfig(total_steps=1000))
     train_step, _ = make_steps(ZoeDepth(cfg), tx, LossConfig())
-    state = create_train_state(init_params(cfg, 0), tx)
+    params = _load_params(spec["weights"]) if spec.get("weights") else init_params(cfg, 0)
+    state = create_train_state(params, tx)
+    del params
     batch = jax.device_put(_batch(spec["batch"], spec["size"]))
     rng = jax.random.key(0)
     b, (h, w) = spec["batch"], spec["size"]
@@ -112,8 +118,11 @@ def run_zoejax(spec: dict) -> dict:
         jax.block_until_ready(metrics["loss"])
         if i:
             times.append(time.perf_counter() - t0)
+        else:
+            first_loss = float(metrics["loss"])
     mem, mem_kind = _memory_gb()
-    return {"compile_s": compile_s, "step_times": times, "loss": float(metrics["loss"]), "memory_gb": mem,
+    return {"compile_s": compile_s, "step_times": times, "first_loss": first_loss, "loss": float(metrics["loss"]),
+            "memory_gb": mem,
             "memory_kind": mem_kind, "flops_analytic": analytic, "flops_xla": xla,
             "finite": bool(metrics["finite"])}
 
@@ -151,7 +160,7 @@ def run_pytorch(spec: dict) -> dict:
         return float(loss)
 
     t0 = time.perf_counter()
-    loss = step()  # first step: allocates the optimizer state
+    loss = first_loss = step()  # first step: allocates the optimizer state
     first_s = time.perf_counter() - t0
     times = []
     for _ in range(spec["steps"]):
@@ -163,8 +172,35 @@ def run_pytorch(spec: dict) -> dict:
     else:
         mem, kind = peak_rss_gb(), "peak RSS"
     b, (h, w) = spec["batch"], spec["size"]
-    return {"compile_s": first_s, "step_times": times, "loss": loss, "memory_gb": mem, "memory_kind": kind,
+    return {"compile_s": first_s, "step_times": times, "first_loss": first_loss, "loss": loss, "memory_gb": mem,
+            "memory_kind": kind,
             "flops_analytic": flops.train_step_flops(cfg, b, h, w), "flops_xla": None, "finite": loss == loss}
+
+
+def write_reference_weights(spec: dict) -> None:
+    """The PyTorch reference's initial weights (``build_reference``, seed 0, as ``run_pytorch`` builds them) in
+    zoejax's layout, one array per parameter in an uncompressed .npz: both sides then start from the same model."""
+    import numpy as np
+    from common import reference_and_params
+    from flax.traverse_util import flatten_dict
+
+    from zoejax.models import presets
+
+    _, params = reference_and_params(presets.zoed_n(spec["backbone"]), seed=0)
+    tmp = spec["path"] + ".tmp.npz"
+    np.savez(tmp, **{"/".join(k): np.asarray(v) for k, v in flatten_dict(params).items()})
+    os.replace(tmp, spec["path"])
+
+
+def _load_params(path: str) -> dict:
+    """Parameters written by ``write_reference_weights``, moved to the device one array at a time (so the host
+    copy never holds the whole model next to the device one)."""
+    import jax
+    import numpy as np
+    from flax.traverse_util import unflatten_dict
+
+    with np.load(path) as data:
+        return unflatten_dict({tuple(k.split("/")): jax.device_put(data[k]) for k in data.files})
 
 
 def run_mesh_check(steps: int = 2) -> None:
@@ -209,6 +245,9 @@ def _worker(spec: dict) -> None:
     sys.path.insert(0, HERE)
     import common  # noqa: F401 - puts tests/ on sys.path for torch_reference
 
+    if spec["impl"] == "weights":
+        write_reference_weights(spec)
+        return
     result = run_zoejax(spec) if spec["impl"] == "zoejax" else run_pytorch(spec)
     peak, peak_kind = _peak_flops(spec["dtype"], spec.get("peak_tflops"))
     print("RESULT " + json.dumps({**spec, **result, "peak_flops": peak, "peak_kind": peak_kind}), flush=True)
@@ -230,6 +269,9 @@ def main() -> None:
     parser.add_argument("--host-memory", choices=("default", "keep"), default="default",
                         help="default: glibc's default allocator behaviour for both sides; keep: both keep freed "
                              "host memory in the process (zoejax/host_memory.py, ZOEJAX_KEEP_HOST_MEMORY=1)")
+    parser.add_argument("--own-weights", action="store_true",
+                        help="zoejax starts from init_params instead of the PyTorch reference's weights (the "
+                             "default when PyTorch rows run, so that the first step's losses can be compared)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -260,6 +302,13 @@ def main() -> None:
             if not args.no_torch:
                 specs.append({**base, "impl": "pytorch", "batch": batch, "dtype": dtype, "remat": "none"})
     rows = []
+    tmpdir = tempfile.TemporaryDirectory(prefix="zoejax_bench_")
+    if not args.no_torch and not args.own_weights:
+        # zoejax starts from the PyTorch reference's weights, so the first step's losses must agree.
+        path = os.path.join(tmpdir.name, "weights.npz")
+        subprocess.run([sys.executable, __file__, "--worker", json.dumps({**base, "impl": "weights", "path": path})],
+                       check=True)
+        specs = [{**spec, "weights": path} if spec["impl"] == "zoejax" else spec for spec in specs]
     for spec in specs:
         proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
                               text=True)
@@ -278,11 +327,11 @@ def main() -> None:
     print(f"\nZoeD_N ({args.backbone}) train step at {h}x{w}; median of {args.steps} steps after one untimed; "
           f"host memory: {args.host_memory}")
     print("| impl | dtype | remat | batch | step s | images/s | compile (first step) s | memory GB | "
-          "train GFLOP analytic | XLA | analytic/XLA | achieved TFLOP/s | MFU | loss |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "train GFLOP analytic | XLA | analytic/XLA | achieved TFLOP/s | MFU | loss (first step) | loss (last) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for spec, r in rows:
         if r is None:
-            print(f"| {spec['impl']} | {spec['dtype']} | {spec['remat']} | {spec['batch']} | failed |" + " |" * 10)
+            print(f"| {spec['impl']} | {spec['dtype']} | {spec['remat']} | {spec['batch']} | failed |" + " |" * 11)
             continue
         t = median(r["step_times"])
         achieved = r["flops_analytic"] / t
@@ -292,7 +341,8 @@ def main() -> None:
               f"{spec['batch'] / t:.3f} | {r['compile_s']:.1f} | {r['memory_gb']:.1f} ({r['memory_kind']}) | "
               f"{r['flops_analytic'] / 1e9:.4g} | {xla} | {ratio} | {achieved / 1e12:.3f} | "
               f"{100 * achieved / r['peak_flops']:.1f}% of {r['peak_flops'] / 1e12:.2f} ({r['peak_kind']}) | "
-              f"{r['loss']:.3f} |")
+              f"{r['first_loss']:.5f} | {r['loss']:.3f} |")
+    tmpdir.cleanup()
 
 
 if __name__ == "__main__":
