@@ -122,8 +122,7 @@ def run_zoejax(spec: dict) -> dict:
             first_loss = float(metrics["loss"])
     mem, mem_kind = _memory_gb()
     return {"compile_s": compile_s, "step_times": times, "first_loss": first_loss, "loss": float(metrics["loss"]),
-            "memory_gb": mem,
-            "memory_kind": mem_kind, "flops_analytic": analytic, "flops_xla": xla,
+            "memory_gb": mem, "memory_kind": mem_kind, "flops_analytic": analytic, "flops_xla": xla,
             "finite": bool(metrics["finite"])}
 
 
@@ -173,8 +172,8 @@ def run_pytorch(spec: dict) -> dict:
         mem, kind = peak_rss_gb(), "peak RSS"
     b, (h, w) = spec["batch"], spec["size"]
     return {"compile_s": first_s, "step_times": times, "first_loss": first_loss, "loss": loss, "memory_gb": mem,
-            "memory_kind": kind,
-            "flops_analytic": flops.train_step_flops(cfg, b, h, w), "flops_xla": None, "finite": loss == loss}
+            "memory_kind": kind, "flops_analytic": flops.train_step_flops(cfg, b, h, w), "flops_xla": None,
+            "finite": loss == loss}
 
 
 def write_reference_weights(spec: dict) -> None:
@@ -302,26 +301,26 @@ def main() -> None:
             if not args.no_torch:
                 specs.append({**base, "impl": "pytorch", "batch": batch, "dtype": dtype, "remat": "none"})
     rows = []
-    tmpdir = tempfile.TemporaryDirectory(prefix="zoejax_bench_")
-    if not args.no_torch and not args.own_weights:
-        # zoejax starts from the PyTorch reference's weights, so the first step's losses must agree.
-        path = os.path.join(tmpdir.name, "weights.npz")
-        subprocess.run([sys.executable, __file__, "--worker", json.dumps({**base, "impl": "weights", "path": path})],
-                       check=True)
-        specs = [{**spec, "weights": path} if spec["impl"] == "zoejax" else spec for spec in specs]
-    for spec in specs:
-        proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
-                              text=True)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode or not lines:
-            reason = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
-            print(f"FAILED {spec['impl']} {spec['dtype']} remat={spec['remat']} batch={spec['batch']}: {reason}",
-                  flush=True)
-            rows.append((spec, None))
-            continue
-        result = json.loads(lines[-1][len("RESULT "):])
-        print(lines[-1], flush=True)
-        rows.append((spec, result))
+    with tempfile.TemporaryDirectory(prefix="zoejax_bench_") as tmp:
+        if not args.no_torch and not args.own_weights:
+            # zoejax starts from the PyTorch reference's weights, so the first step's losses must agree.
+            path = os.path.join(tmp, "weights.npz")
+            weights_spec = json.dumps({**base, "impl": "weights", "path": path})
+            subprocess.run([sys.executable, __file__, "--worker", weights_spec], check=True)
+            specs = [{**spec, "weights": path} if spec["impl"] == "zoejax" else spec for spec in specs]
+        for spec in specs:
+            proc = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True,
+                                  text=True)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+            if proc.returncode or not lines:
+                reason = (proc.stderr.strip().splitlines() or ["no output"])[-1][:200]
+                print(f"FAILED {spec['impl']} {spec['dtype']} remat={spec['remat']} batch={spec['batch']}: {reason}",
+                      flush=True)
+                rows.append((spec, None))
+                continue
+            result = json.loads(lines[-1][len("RESULT "):])
+            print(lines[-1], flush=True)
+            rows.append((spec, result))
 
     h, w = args.size
     print(f"\nZoeD_N ({args.backbone}) train step at {h}x{w}; median of {args.steps} steps after one untimed; "
@@ -342,7 +341,6 @@ def main() -> None:
               f"{r['flops_analytic'] / 1e9:.4g} | {xla} | {ratio} | {achieved / 1e12:.3f} | "
               f"{100 * achieved / r['peak_flops']:.1f}% of {r['peak_flops'] / 1e12:.2f} ({r['peak_kind']}) | "
               f"{r['first_loss']:.5f} | {r['loss']:.3f} |")
-    tmpdir.cleanup()
 
 
 if __name__ == "__main__":
