@@ -1,8 +1,11 @@
 """Depth metrics exactly as the official ``compute_metrics`` / ``compute_errors`` (training spec section 5).
 
 Per image: the prediction is resized to the ground truth's size (bilinear, align_corners=True) if needed,
-clamped to [min_depth_eval, max_depth_eval] (inf -> max, NaN -> min), and scored on the pixels with
-min < gt < max (strict) inside the crop. Datasets average the per-image values (``MetricAverager``).
+clamped to [min_depth_eval, max_depth_eval] in the official order (the range clamp first, so -inf -> min and
++inf -> max; NaN -> min), and scored on the pixels with min < gt < max (strict) inside the crop. The δ ratios
+are float32, as the official code computes them on float32 arrays (a float64 ratio moves pixels across a
+threshold); the other metrics are accumulated in float64. Datasets average the per-image values
+(``MetricAverager``).
 """
 
 from __future__ import annotations
@@ -31,9 +34,10 @@ def garg_crop_mask(shape: tuple[int, int]) -> np.ndarray:
 
 def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
     """The nine metrics over matching 1-D arrays of valid ground truth and (clamped) prediction, in metres."""
-    gt = gt.astype(np.float64)
-    pred = pred.astype(np.float64)
-    thresh = np.maximum(gt / pred, pred / gt)
+    gt32, pred32 = np.asarray(gt, np.float32), np.asarray(pred, np.float32)
+    thresh = np.maximum(gt32 / pred32, pred32 / gt32)  # float32 as official: it decides a pixel's side of 1.25
+    gt = np.asarray(gt, np.float64)
+    pred = np.asarray(pred, np.float64)
     err = np.log(pred) - np.log(gt)
     return {
         "a1": float(np.mean(thresh < 1.25)), "a2": float(np.mean(thresh < 1.25**2)),
@@ -58,8 +62,10 @@ def compute_metrics(gt: np.ndarray, pred: np.ndarray, min_depth: float = 1e-3, m
     pred = np.asarray(pred, np.float32)
     if pred.shape != gt.shape:
         pred = np.asarray(resize_bilinear(pred[None, ..., None], gt.shape, align_corners=True))[0, ..., 0]
-    pred = np.where(np.isnan(pred), min_depth, pred)
-    pred = np.clip(np.where(np.isinf(pred), max_depth, pred), min_depth, max_depth)
+    # The official order: range clamp (so -inf -> min, +inf -> max), then inf -> max, then NaN -> min.
+    pred = np.clip(pred, np.float32(min_depth), np.float32(max_depth))
+    pred = np.where(np.isinf(pred), np.float32(max_depth), pred)
+    pred = np.where(np.isnan(pred), np.float32(min_depth), pred).astype(np.float32)
     in_range = (gt > min_depth) & (gt < max_depth)
     valid = in_range if valid is None else in_range & np.asarray(valid, bool)
     if crop == "eigen":
