@@ -9,7 +9,7 @@ import numpy as np
 
 from zoejax.models.beit import relative_position_index
 
-# Copies of ../shared/reference/*_checkpoint_keys.json (every key, shape and dtype of the released files).
+# Every key, shape and dtype of the released files (recorded from them; nothing is downloaded).
 REFERENCE = os.path.join(os.path.dirname(__file__), "fixtures")
 
 

@@ -2,7 +2,7 @@
 v3.1 relative-depth checkpoints ``dpt_beit_{large,base}_384.pt`` and ``dpt_swin*.pt`` (a bare state dict of the
 MiDaS model; the Swin encoder's entries are in ``midas_swin_table.py``).
 
-Key sets follow the released files (``../shared/reference/official_checkpoint_keys.json``): the MiDaS model
+Key sets follow the released files (``tests/fixtures/official_checkpoint_keys.json``): the MiDaS model
 lives under ``core.core.`` in ZoeDepth files and at the top level in MiDaS files; ZoeDepth's metric head is
 at the top level. A MiDaS table has no metric-head entries: the head is initialised fresh.
 """
