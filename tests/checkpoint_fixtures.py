@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from zoejax.models.beit import relative_position_index
+from zoejax.models.backbones.beit import relative_position_index
 
 # Every key, shape and dtype of the released files (recorded from them; nothing is downloaded).
 REFERENCE = os.path.join(os.path.dirname(__file__), "fixtures")

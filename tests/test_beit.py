@@ -7,7 +7,7 @@ from numerics import rel_l2
 from transformers import BeitConfig
 from transformers.models.beit.modeling_beit import BeitRelativePositionBias
 
-from zoejax.models.beit import relative_position_bias, relative_position_index
+from zoejax.models.backbones.beit import relative_position_bias, relative_position_index
 
 
 @pytest.mark.parametrize("window", [(4, 4), (2, 3), (24, 24), (24, 32), (30, 40)])

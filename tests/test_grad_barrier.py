@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.models.beit import BeitEncoder
+from zoejax.models.backbones.beit import BeitEncoder
 from zoejax.ops.grad_barrier import gradient_barrier
 
 

@@ -17,10 +17,10 @@ from swin_reference import zoed_n_shapes
 from zoejax.cli.config_loading import model_config
 from zoejax.cli.info import summary_lines
 from zoejax.models import presets
+from zoejax.models.backbones.swin_encoder import SwinEncoder
 from zoejax.models.config import BeitConfig, RematPolicy, SwinConfig, ZoeDepthConfig
 from zoejax.models.forward import make_forward
 from zoejax.models.init import count_params, logical_axes, param_shapes
-from zoejax.models.swin_encoder import SwinEncoder
 
 FULL_SIZE = ("swin2_t256", "swin2_b384", "swin2_l384", "swin_l384")
 # MiDaS v3.1 DPT_* relative-depth models, every tensor of the release files (architecture spec section 10).
@@ -247,7 +247,7 @@ def test_full_size_encoder_parity(name, size):
 def test_window_attention_by_slabs_matches_all_windows_at_once(monkeypatch, with_mask, with_scale):
     """The CPU loop (head groups, then windows) against the batched form, values and gradients, with a slab
     limit small enough that the heads split into groups."""
-    from zoejax.models import swin
+    from zoejax.models.backbones import swin
 
     rng = np.random.default_rng(0)
     b, nw, n, heads, d = 2, 3, 16, 6, 8
@@ -274,7 +274,7 @@ def test_window_attention_by_slabs_matches_all_windows_at_once(monkeypatch, with
 
 
 def test_only_large_windows_take_the_cpu_loop():
-    from zoejax.models import swin
+    from zoejax.models.backbones import swin
     from zoejax.ops.trace_choice import lowering_for
 
     def lowered(window):

@@ -22,8 +22,8 @@ import numpy as np
 
 from zoejax.conversion.table import Table
 from zoejax.conversion.transforms import IDENTITY, LINEAR
+from zoejax.models.backbones.swin import log_spaced_coords, shifted_window_mask, window_relative_index
 from zoejax.models.config import SwinConfig, ZoeDepthConfig
-from zoejax.models.swin import log_spaced_coords, shifted_window_mask, window_relative_index
 
 
 def swin_encoder_entries(t: Table, config: SwinConfig, prefix: str) -> None:

@@ -14,7 +14,7 @@ import numpy as np
 from zoejax.conversion.midas_swin_table import swin_encoder_entries
 from zoejax.conversion.table import Table
 from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY, LINEAR
-from zoejax.models.beit import relative_position_index
+from zoejax.models.backbones.beit import relative_position_index
 from zoejax.models.config import SwinConfig, ZoeDepthConfig
 
 

@@ -9,20 +9,12 @@ ignored by the code (attractor alpha 1000 -> 300 effective).
 from __future__ import annotations
 
 import dataclasses
-import enum
 from collections.abc import Mapping
 from typing import Any
 
 import jax.numpy as jnp
 
-
-class RematPolicy(enum.Enum):
-    """Activation rematerialisation per BEiT block (a checked enum, never a free-form string)."""
-
-    NONE = "none"  # keep every activation
-    FULL = "full"  # recompute the whole block in the backward pass
-    DOTS = "dots"  # save matmul outputs, recompute the rest (jax.checkpoint_policies.dots_saveable)
-
+from zoejax.models.layers import RematPolicy
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zoejax.models.beit import BeitEncoder
+from zoejax.models.backbones.beit import BeitEncoder
+from zoejax.models.backbones.swin_encoder import SwinEncoder
 from zoejax.models.config import SwinConfig, ZoeDepthConfig, parse_dtype
 from zoejax.models.dpt import RESAMPLE, ReassembleStage, Scratch
 from zoejax.models.heads import MetricBinsHead, NaiveHead, RoutedMetricBinsHead
-from zoejax.models.swin_encoder import SwinEncoder
 from zoejax.models.validation import check_image_shape
 
 

@@ -2,7 +2,7 @@
 
 Mesh axes: ``data`` (pure data parallelism), ``fsdp`` (batch *and* parameter sharding, ZeRO-3 style) and
 ``tensor`` (Megatron-style splits of attention heads and MLP width). The model annotates its large kernels
-with logical names (``embed``, ``qkv``, ``heads``, ``mlp``; ``zoejax/models/beit.py``, ``dpt.py``); everything
+with logical names (``embed``, ``qkv``, ``heads``, ``mlp``; ``zoejax/models/backbones/beit.py``, ``dpt.py``); everything
 else is replicated. Pure data parallel, FSDP and FSDP + tensor parallel are chosen by the mesh shape alone.
 """
 

@@ -18,9 +18,9 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zoejax.models.beit import _REMAT_POLICIES
-from zoejax.models.config import RematPolicy, SwinConfig
-from zoejax.models.swin import PatchMerging, SwinBlock
+from zoejax.models.backbones.swin import PatchMerging, SwinBlock
+from zoejax.models.config import SwinConfig
+from zoejax.models.layers import REMAT_POLICIES, RematPolicy
 from zoejax.ops.conv import conv_general_dilated
 from zoejax.ops.grad_barrier import gradient_barrier
 
@@ -66,7 +66,7 @@ class SwinStage(nn.Module):
         pretrained = c.pretrained_window_sizes[s] if c.version == 2 else 0
         block_cls = SwinBlock
         if self.remat is not RematPolicy.NONE:
-            block_cls = nn.remat(SwinBlock, policy=_REMAT_POLICIES[self.remat])
+            block_cls = nn.remat(SwinBlock, policy=REMAT_POLICIES[self.remat])
         block = functools.partial(block_cls, c.stage_dims[s], c.num_heads[s], window, version=c.version,
                                   mlp_ratio=c.mlp_ratio, pretrained_window=(pretrained, pretrained),
                                   cpb_hidden=c.cpb_hidden, layer_norm_eps=c.layer_norm_eps, dtype=self.dtype,

@@ -16,25 +16,16 @@ import functools
 from typing import Any
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.models.config import RematPolicy
+from zoejax.models.layers import REMAT_POLICIES, Mlp, RematPolicy, dense_init
 from zoejax.ops.attention import attention
 from zoejax.ops.conv import conv_general_dilated
-from zoejax.ops.gelu import gelu_exact
 from zoejax.ops.grad_barrier import gradient_barrier
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
-_trunc = nn.initializers.truncated_normal(stddev=0.02)
-
-
-def dense_init(*logical_axes: str | None):
-    """timm's truncated-normal(0.02) kernel init, annotated with logical axis names for sharding
-    (mapped to mesh axes by the one rules table in ``zoejax/training/sharding.py``)."""
-    return nn.with_logical_partitioning(_trunc, logical_axes)
 
 
 @functools.lru_cache(maxsize=64)
@@ -146,23 +137,6 @@ class Attention(nn.Module):
                         kernel_init=dense_init("heads", "embed"), name="proj")(out)
 
 
-class Mlp(nn.Module):
-    """fc1 -> exact GELU -> fc2."""
-
-    hidden: int
-    dtype: Dtype = jnp.float32
-    param_dtype: Dtype = jnp.float32
-
-    @nn.compact
-    def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
-        dim = x.shape[-1]
-        x = nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.param_dtype,
-                     kernel_init=dense_init("embed", "mlp"), name="fc1")(x)
-        x = gelu_exact(x)
-        return nn.Dense(dim, dtype=self.dtype, param_dtype=self.param_dtype,
-                        kernel_init=dense_init("mlp", "embed"), name="fc2")(x)
-
-
 class Block(nn.Module):
     """Pre-norm transformer block with LayerScale: x += g1*attn(ln1 x); x += g2*mlp(ln2 x)."""
 
@@ -194,12 +168,6 @@ class Block(nn.Module):
         x = gradient_barrier(x + gamma_1.astype(self.dtype) * h)
         h = Mlp(self.mlp_hidden, self.dtype, self.param_dtype, name="mlp")(norm(name="norm2")(x))
         return (x + gamma_2.astype(self.dtype) * h).reshape(b, n, d)
-
-
-_REMAT_POLICIES = {
-    RematPolicy.FULL: None,
-    RematPolicy.DOTS: jax.checkpoint_policies.dots_saveable,
-}
 
 
 class BeitEncoder(nn.Module):
@@ -239,7 +207,7 @@ class BeitEncoder(nn.Module):
 
         block_cls = Block
         if self.remat is not RematPolicy.NONE:
-            block_cls = nn.remat(Block, policy=_REMAT_POLICIES[self.remat], static_argnums=(2,))
+            block_cls = nn.remat(Block, policy=REMAT_POLICIES[self.remat], static_argnums=(2,))
         taps = []
         for i in range(self.depth):
             x = gradient_barrier(x)  # keeps the residual-stream gradient from fusing across blocks (see there)

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.models.beit import Mlp, dense_init
+from zoejax.models.layers import Mlp, dense_init
 from zoejax.ops.trace_choice import target_platform
 
 Dtype = Any

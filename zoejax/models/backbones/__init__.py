@@ -1,0 +1,1 @@
+"""Encoder families (one module per family) and the registry that maps a backbone kind to them."""
