@@ -3,6 +3,8 @@
 * README.md is at most 300 lines and opens with ``make demo`` and ``make test``.
 * Every relative link (and every ``docs/<page>.md`` named in code) resolves inside the repository, anchors
   included; every docs page is reachable from the README.
+* Every repository path (``zoejax/ops/winograd.py``) and module (``zoejax.serving.stablehlo.load_exported``) a
+  page names exists.
 * Every ``--flag`` a page names exists in the command it belongs to: the command named before it on the same
   line or code span, else the page's own commands. ``--config.<field>`` must be a field of a shipped config.
 * Every flag of a command appears on that command's page (its ``--help`` summary, in prose).
@@ -245,6 +247,50 @@ def test_every_link_resolves_inside_the_repository():
                 problems.append(f"{where} does not exist")
             elif anchor and resolved.suffix == ".md" and anchor not in _anchors(resolved):
                 problems.append(f"{where}: no heading with anchor #{anchor}")
+    assert not problems, "\n".join(problems)
+
+
+PATH_MENTION = re.compile(r"(?<![\w/.-])((?:zoejax|data_pipelines|configs|benchmarks|tests|docs)/[\w/.-]*\w)")
+MODULE_MENTION = re.compile(r"(?<![\w/.-])((?:zoejax|data_pipelines)(?:\.\w+)+)")
+
+
+def _defines(source: str, name: str) -> bool:
+    return re.search(rf"^\s*(?:def|class|async def)\s+{name}\b|^\s*{name}\s*[:=]|^\s*(?:from|import)\b.*\b{name}\b",
+                     source, flags=re.M) is not None
+
+
+def _module_problem(dotted: str) -> str | None:
+    """A dotted name must be a package / module, optionally followed by a name that module defines."""
+    parts, base = dotted.split("."), REPO
+    for i, part in enumerate(parts):
+        if (base / part).is_dir():
+            base = base / part
+            continue
+        if (base / f"{part}.py").is_file():
+            base = base / f"{part}.py"
+            if i + 1 < len(parts) and not _defines(base.read_text(), parts[i + 1]):
+                return f"{dotted}: {base.relative_to(REPO)} defines no {parts[i + 1]!r}"
+            return None
+        init = base / "__init__.py"
+        if init.is_file() and _defines(init.read_text(), part):
+            return None
+        return f"{dotted}: no module or name {part!r} in {base.relative_to(REPO)}"
+    return None
+
+
+def test_every_file_and_module_a_page_names_exists():
+    """Paths such as ``zoejax/ops/winograd.py`` and modules such as ``zoejax.serving.stablehlo.load_exported``
+    named by the README or docs/ exist in this checkout (code moves; the docs must follow)."""
+    problems = []
+    for page in pages():
+        for number, line in enumerate(page.read_text().splitlines(), 1):
+            for path in PATH_MENTION.findall(line):
+                if not (REPO / path).exists():
+                    problems.append(f"{page.relative_to(REPO)}:{number}: {path} does not exist")
+            for dotted in MODULE_MENTION.findall(line):
+                problem = _module_problem(dotted)
+                if problem:
+                    problems.append(f"{page.relative_to(REPO)}:{number}: {problem}")
     assert not problems, "\n".join(problems)
 
 
