@@ -32,9 +32,20 @@ def write_synthetic_dataset(out_dir: str, num: int, *, outdoor: bool = False, se
 
     Returns:
       Path of the list file (paths inside are relative to ``out_dir``).
+
+    Raises:
+      FileExistsError: ``out_dir`` already holds a dataset (a ``list.csv`` / ``list.jsonl``, or files in
+        ``rgb/`` or ``depth/``): its list and frames are never cut or overwritten.
     """
     if list_format not in ("csv", "jsonl") or image_format not in ("png", "jpg"):
         raise ValueError("list_format must be csv|jsonl and image_format png|jpg")
+    existing = [name for name in ("list.csv", "list.jsonl") if os.path.lexists(os.path.join(out_dir, name))]
+    existing += [f"{name}/" for name in ("rgb", "depth")
+                 if os.path.isdir(os.path.join(out_dir, name)) and os.listdir(os.path.join(out_dir, name))]
+    if existing or (os.path.lexists(out_dir) and not os.path.isdir(out_dir)):
+        held = f"already holds a dataset ({', '.join(existing)})" if existing else "is a file"
+        raise FileExistsError(f"{out_dir} {held}; synth writes only into a new or empty folder: choose another "
+                              "one (or delete it yourself)")
     domain = OUTDOOR if outdoor else INDOOR
     scale = DEPTH_SCALE[domain]
     os.makedirs(os.path.join(out_dir, "rgb"), exist_ok=True)
@@ -49,7 +60,7 @@ def write_synthetic_dataset(out_dir: str, num: int, *, outdoor: bool = False, se
         write_depth_png(os.path.join(out_dir, depth_rel), depth, scale)
         rows.append({"image": rgb_rel, "depth": depth_rel, "depth_scale": scale, "focal": round(focal, 4)})
     list_path = os.path.join(out_dir, f"list.{list_format}")
-    with open(list_path, "w", encoding="utf-8", newline="") as f:
+    with open(list_path, "x", encoding="utf-8", newline="") as f:  # "x": never replaces a list
         if list_format == "csv":
             writer = csv.DictWriter(f, fieldnames=["image", "depth", "depth_scale", "focal"])
             writer.writeheader()

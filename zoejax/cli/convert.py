@@ -20,6 +20,7 @@ from zoejax.conversion.apply import ConversionError
 from zoejax.conversion.detect import FORMATS, VARIANTS
 from zoejax.conversion.readers import CheckpointReadError
 from zoejax.conversion.table import EXTRA_REASONS, extra_group
+from zoejax.io.safe_output import UnsafeOutputError
 from zoejax.models.init import count_params
 
 
@@ -49,7 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ZoeD_K's bin range upper bound in metres: 10 = the released model (default), 80 = the "
                         "paper's KITTI protocol")
     p.add_argument("--seed", type=int, default=0, help="seed of a freshly initialised metric head (MiDaS input)")
-    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output: a file, or a folder zoejax wrote (never one holding other "
+                        "files or the input)")
     return p
 
 
@@ -62,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.to:
             from zoejax.conversion.convert import export_checkpoint
 
-            out = export_checkpoint(args.input, args.output, args.to)
+            out = export_checkpoint(args.input, args.output, args.to, overwrite=args.overwrite)
             print(f"exported {args.input} to {args.to} layout: {out} ({time.perf_counter() - t0:.1f}s)")
             return 0
         from zoejax.conversion.convert import convert_file
@@ -70,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         out, detected, converted = convert_file(args.input, args.output, format=args.format,
                                                 variant=args.variant, max_depth=args.max_depth,
                                                 overwrite=args.overwrite, seed=args.seed)
-    except (ConversionError, CheckpointReadError, FileExistsError, FileNotFoundError, IsADirectoryError,
-            ValueError, argparse.ArgumentTypeError) as e:
+    except (ConversionError, CheckpointReadError, UnsafeOutputError, OSError, ValueError,
+            argparse.ArgumentTypeError) as e:  # OSError: missing or unreadable input, an existing output, disk full
         print(f"zoejax-convert: error: {e}", file=sys.stderr)
         return 1
     print(f"source: {args.input} ({detected.format} layout, ZoeD_{detected.variant.upper()}, {detected.backbone})")
@@ -87,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 def _export_stablehlo(args: argparse.Namespace, t0: float) -> int:
     import zoejax
     from zoejax.cli.predict import parse_size
+    from zoejax.io.safe_output import check_dir_output
     from zoejax.serving.stablehlo import export_predict
 
     if not args.size:
@@ -95,8 +99,9 @@ def _export_stablehlo(args: argparse.Namespace, t0: float) -> int:
     if args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
     input_size = parse_size(args.input_size) if args.input_size else None
-    model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant, input_size=input_size)
     platforms = [p.strip() for p in args.platforms.split(",")] if args.platforms else None
+    check_dir_output(args.output, overwrite=args.overwrite, inputs=[args.input])  # before loading and lowering
+    model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant, input_size=input_size)
     out = export_predict(model, args.output, height, width, args.batch_size, flip_tta=not args.no_flip_tta,
                          platforms=platforms, overwrite=args.overwrite)
     print(f"exported predict for {args.batch_size}x{height}x{width} images to {out} "

@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     synth = sub.add_parser("synth", help="write a synthetic RGB-D dataset in the custom layout",
                            description="Renders procedural rooms or streets with exact metric depth into "
                            "OUT_DIR/rgb, OUT_DIR/depth (16-bit PNG) and OUT_DIR/list.csv (or .jsonl).")
-    synth.add_argument("out_dir", help="output directory (created)")
+    synth.add_argument("out_dir", help="output directory (created; one holding a dataset is refused, never "
+                       "overwritten)")
     synth.add_argument("--num", type=int, required=True, help="number of frames")
     synth.add_argument("--outdoor", action="store_true",
                        help="streets up to 80 m instead of rooms up to 10 m")
@@ -101,9 +102,13 @@ def _synth(args: argparse.Namespace) -> int:
         print("error: --num must be >= 1", file=sys.stderr)
         return 2
     size = args.size or DEFAULT_SIZE[1 if args.outdoor else 0]
-    path = write_synthetic_dataset(args.out_dir, args.num, outdoor=args.outdoor, seed=args.seed, size=size,
-                                   list_format=args.format, image_format=args.image_format,
-                                   progress=not args.no_progress)
+    try:
+        path = write_synthetic_dataset(args.out_dir, args.num, outdoor=args.outdoor, seed=args.seed, size=size,
+                                       list_format=args.format, image_format=args.image_format,
+                                       progress=not args.no_progress)
+    except OSError as e:  # an existing dataset (never overwritten), a full disk
+        print(f"error: {e}", file=sys.stderr)
+        return 2 if isinstance(e, FileExistsError) else 1
     print(f"wrote {args.num} frames of {size[0]}x{size[1]} and {path}")
     return 0
 

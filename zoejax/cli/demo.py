@@ -18,7 +18,8 @@ from pathlib import Path
 from PIL import Image
 
 from zoejax.host_memory import apply_from_environment
-from zoejax.io.depth_files import atomic_path, write_depth
+from zoejax.io.depth_files import write_depth
+from zoejax.io.safe_output import atomic_path
 
 CONFIG_FILE = Path(__file__).resolve().parents[2] / "configs" / "demo.py"
 

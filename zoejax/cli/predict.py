@@ -9,6 +9,11 @@ coloured point cloud ``OUT/<name>.ply``; ``OUT/predictions.json`` lists every in
 range and, for ZoeD_NK, the head the router chose. The depth has the input's size (the official ``infer``:
 reflect padding, resize to the network size, flip averaging). A file that cannot be used is reported and
 skipped; the exit status is then 1 (also for a missing checkpoint or no input), 2 for bad usage.
+
+Nothing you own is overwritten: an OUT that holds an input image (however spelled: symlinks, "..") is refused;
+inputs whose outputs would share a name (``x.png``'s ``x_color.png`` preview and ``x_color.png``'s depth) get
+``<name>_1`` and a note; each image's files are replaced as one set, so a failure (a full disk) stops the run
+with the image's old files untouched.
 """
 
 from __future__ import annotations
@@ -24,9 +29,12 @@ import numpy as np
 from tqdm import tqdm
 
 from zoejax.host_memory import apply_from_environment
-from zoejax.io.depth_files import atomic_path, write_depth
+from zoejax.io.depth_files import depth_output_paths, write_depth
 from zoejax.io.images import ImageInputError, expand_inputs, output_stems, read_image
 from zoejax.io.ply import DEFAULT_FOV_DEGREES, Intrinsics, write_ply
+from zoejax.io.safe_output import atomic_path, holds_directly
+
+SUMMARY_FILE = "predictions.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,19 +110,21 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.output)
     try:
         files = expand_inputs(args.inputs)
-        stems = output_stems(files, out)
-        clash = {str(f) for f in files} & {str(s) + ext for s in stems for ext in (".png", ".npy", "_color.png")}
-        if clash:
-            raise ImageInputError(f"outputs would overwrite inputs ({', '.join(sorted(clash))}); choose another "
-                                  "--output")
+        _check_output_folder(out, files)
+        stems, renamed = collision_free_stems(files, output_stems(files, out), npy=not args.no_npy,
+                                              color=not args.no_color, ply=args.ply)
     except ImageInputError as e:
         print(f"zoejax-predict: error: {e}", file=sys.stderr)
         return 1
+    for src, stem in renamed:
+        print(f"note: the outputs of {src} are named {stem.name}.* (another input's outputs take its own name)",
+              file=sys.stderr)
     model = _load_model(args.checkpoint, args.max_depth, input_size)
     if model is None:
         return 1
 
     failures: dict[str, str] = {}
+    write_error = ""
     records = []
     compiled: set[tuple] = set()
     t0 = time.perf_counter()
@@ -132,24 +142,35 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for k, (src, stem, image) in enumerate(group):
                 depth = pred.depth[k]
-                written = write_depth(stem, depth, npy=not args.no_npy, color=not args.no_color)
-                record = {"input": str(src), "outputs": [str(p) for p in written], "height": depth.shape[0],
-                          "width": depth.shape[1], "min_depth_m": float(depth.min()),
-                          "max_depth_m": float(depth.max())}
-                if args.ply:
-                    ply = stem.with_name(stem.name + ".ply")
-                    k_ = intrinsics or Intrinsics.from_fov(*depth.shape, args.fov)
-                    record["ply_points"] = write_ply(ply, depth, image, k_)
-                    record["outputs"].append(str(ply))
+                record = {"input": str(src), "outputs": [], "height": depth.shape[0], "width": depth.shape[1],
+                          "min_depth_m": float(depth.min()), "max_depth_m": float(depth.max())}
+                try:
+                    written = _write_outputs(stem, depth, image, args, intrinsics, record)
+                except OSError as e:  # disk full, permissions: the next image would fail alike
+                    write_error = f"{src}: writing its outputs into {out} failed ({e}); its outputs of any " \
+                                  "earlier run are unchanged"
+                    failures[str(src)] = write_error
+                    break
+                record["outputs"] = [str(p) for p in written]
                 if pred.domain is not None:
                     record["domain"] = pred.domain_names[int(pred.domain[k])]
                 records.append(record)
             bar.update(len(group))
+            if write_error:
+                break
     bar_time = time.perf_counter() - t0
     summary = {"checkpoint": args.checkpoint, "flip_tta": not args.no_flip_tta, "predictions": records,
                "failures": failures}
-    with atomic_path(out / "predictions.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=1))
+    try:
+        with atomic_path(out / SUMMARY_FILE) as tmp:
+            tmp.write_text(json.dumps(summary, indent=1))
+    except OSError as e:
+        print(f"zoejax-predict: error: writing {out / SUMMARY_FILE} failed ({e})", file=sys.stderr)
+        write_error = write_error or str(e)
+    if write_error:
+        print(f"zoejax-predict: error: {write_error}; stopped after {len(records)} of {len(files)} image(s)",
+              file=sys.stderr)
+        return 1
     print(f"wrote depth for {len(records)} image(s) to {out}/ in {bar_time:.1f}s "
           f"(<name>.png: uint16 mm, <name>.npy: float32 m)")
     if failures:
@@ -158,6 +179,52 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {message}", file=sys.stderr)
         return 1
     return 0
+
+
+def _write_outputs(stem: Path, depth: np.ndarray, image: np.ndarray, args: argparse.Namespace,
+                   intrinsics: Intrinsics | None, record: dict) -> list[Path]:
+    """One image's files as one set: all new or, on failure, all as they were. Adds ``ply_points`` to
+    ``record`` with ``--ply``."""
+    extra = []
+    if args.ply:
+        k = intrinsics or Intrinsics.from_fov(*depth.shape, args.fov)
+
+        def ply(tmp: Path) -> None:
+            record["ply_points"] = write_ply(tmp, depth, image, k)
+        extra.append((stem.with_name(stem.name + ".ply"), ply))
+    return write_depth(stem, depth, npy=not args.no_npy, color=not args.no_color, extra=extra)
+
+
+def _check_output_folder(out: Path, files: list[Path]) -> None:
+    """Refuse an ``--output`` that is a file or holds an input directly (however either is spelled: symlinks,
+    ``..``, case on a case-insensitive filesystem), where an output could replace it."""
+    if out.exists() and not out.is_dir():
+        raise ImageInputError(f"--output {out} is a file; give a folder (it is created if missing)")
+    held = [f for f in files if holds_directly(out, f)]
+    if held:
+        raise ImageInputError(f"--output {out} holds the input {held[0]}" + (f" and {len(held) - 1} more"
+                              if len(held) > 1 else "") + "; choose an output folder without inputs in it")
+
+
+def collision_free_stems(files: list[Path], stems: list[Path], *, npy: bool, color: bool, ply: bool
+                         ) -> tuple[list[Path], list[tuple[Path, Path]]]:
+    """Stems whose output files are all distinct, also ignoring case (``x.png``'s preview ``x_color.png`` is
+    ``x_color.png``'s depth PNG): a stem whose outputs would collide with an earlier input's gets ``_1``, ``_2``,
+    ... Returns the stems and the (input, stem) pairs that were renamed."""
+    def names(stem: Path) -> list[str]:
+        paths = depth_output_paths(stem, npy=npy, color=color) + ([stem.with_name(stem.name + ".ply")] * ply)
+        return [p.name.casefold() for p in paths]
+
+    used, result, renamed = {SUMMARY_FILE.casefold()}, [], []
+    for f, stem in zip(files, stems, strict=True):
+        candidate, k = stem, 1
+        while used.intersection(names(candidate)):
+            candidate, k = stem.with_name(f"{stem.name}_{k}"), k + 1
+        if candidate != stem:
+            renamed.append((f, candidate))
+        used.update(names(candidate))
+        result.append(candidate)
+    return result, renamed
 
 
 def _load_model(checkpoint: str, max_depth: float | None, input_size):

@@ -20,7 +20,7 @@ from zoejax.conversion.official_table import midas_table, official_table
 from zoejax.conversion.readers import read_checkpoint
 from zoejax.conversion.store import is_converted_dir, save_converted, sha256_file
 from zoejax.conversion.table import Table, default_extras
-from zoejax.io.depth_files import atomic_dir, atomic_path
+from zoejax.io.safe_output import atomic_dir, atomic_path, check_dir_output, check_file_output
 from zoejax.models.config import SwinConfig, ZoeDepthConfig
 from zoejax.models.init import init_params, param_shapes
 
@@ -52,6 +52,7 @@ def convert_file(input_path: str | os.PathLike, output_dir: str | os.PathLike, *
                  variant: str | None = None, max_depth: float | None = None, overwrite: bool = False,
                  seed: int = 0) -> tuple[Path, Detected, Converted]:
     """Convert an official / MiDaS / HF checkpoint into a zoejax folder (orbax + config + provenance)."""
+    check_dir_output(output_dir, overwrite=overwrite, inputs=[input_path])  # before minutes of reading
     state, hf_config = read_checkpoint(input_path)
     detected, converted = convert_state_dict(state, hf_config, source=str(input_path), format=format,
                                              variant=variant, max_depth=max_depth, seed=seed)
@@ -86,30 +87,37 @@ def export_state_dict(config: ZoeDepthConfig, params: Any, extras: dict[str, np.
     return params_to_state_dict(jax.device_get(params), table, extras, defaults)
 
 
-def _load_folder(path: Path) -> tuple[ZoeDepthConfig, Any, dict[str, np.ndarray]]:
-    """(config, params, extras) of a ``zoejax-convert`` folder or of a training work directory (its latest
-    readable checkpoint, and the extras of its ``init_from`` if it had any; otherwise export regenerates them)."""
+def _load_folder(path: Path) -> Any:
+    """The ``ZoeDepthModel`` of a ``zoejax-convert`` folder or of a training work directory (its latest readable
+    checkpoint, and the extras of its ``init_from`` if it had any; otherwise export regenerates them)."""
     from zoejax.api import is_workdir, load
 
     if not (is_converted_dir(path) or is_workdir(path)):
         raise FileNotFoundError(f"{path} is neither a zoejax-convert folder (model_config.json and state/ inside) "
                                 f"nor a training work directory (model_config.json and checkpoints/ inside)")
-    model = load(path)
-    return model.config, model.params, model.extras
+    return load(path)
 
 
-def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike, to: str) -> Path:
+def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike, to: str,
+                      overwrite: bool = False) -> Path:
     """Export a converted (or trained) zoejax folder: ``to="official"`` writes a ``.pt`` file loadable with
     the official code's strict ``load_state_dict``; ``to="hf"`` writes ``model.safetensors`` + ``config.json``
-    into the folder ``out``. Writes are atomic."""
+    into the folder ``out``. Writes are atomic. An existing output is replaced only with ``overwrite``, and
+    never when it is (or holds) the input folder or the file it was converted from, or, for ``hf``, a folder
+    holding files zoejax did not write."""
     import torch  # the edge: only export and import need torch
 
-    config, params, extras = _load_folder(Path(checkpoint_dir))
-    state = export_state_dict(config, params, extras, to)
-    out = Path(out)
+    if to not in ("official", "hf"):
+        raise ValueError(f"export target must be 'official' or 'hf', got {to!r}")
+    checkpoint_dir, out = Path(checkpoint_dir), Path(out)
+    check = check_file_output if to == "official" else check_dir_output
+    check(out, overwrite=overwrite, inputs=[checkpoint_dir])  # before loading the weights
+    model = _load_folder(checkpoint_dir)
+    source = model.provenance.get("source")
+    inputs = [checkpoint_dir] + ([source] if isinstance(source, str) else [])
+    check(out, overwrite=overwrite, inputs=inputs)
+    state = export_state_dict(model.config, model.params, model.extras, to)
     if to == "official":
-        if out.is_dir():
-            raise IsADirectoryError(f"{out} is a folder; --to official writes one .pt file")
         with warnings.catch_warnings():  # read-only host arrays: torch.save only reads them, so no copy is made
             warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
             tensors = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}
@@ -120,10 +128,10 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike,
     from transformers import BeitConfig
     from transformers import ZoeDepthConfig as HFZoeDepthConfig
 
-    kwargs = hf_config_kwargs(config)
+    kwargs = hf_config_kwargs(model.config)
     hf_cfg = HFZoeDepthConfig(backbone_config=BeitConfig(**kwargs.pop("backbone_config")), **kwargs)
     hf_cfg.architectures = ["ZoeDepthForDepthEstimation"]
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "model.safetensors"),
                   metadata={"format": "pt"})
         (tmp / "config.json").write_text(hf_cfg.to_json_string())

@@ -22,7 +22,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from zoejax import __version__
-from zoejax.io.depth_files import atomic_dir
+from zoejax.io.safe_output import atomic_dir
 from zoejax.models.config import ZoeDepthConfig
 
 CONFIG_FILE, PROVENANCE_FILE, STATE_DIR = "model_config.json", "provenance.json", "state"
@@ -43,9 +43,11 @@ def is_converted_dir(path: str | os.PathLike) -> bool:
 
 def save_converted(output_dir: str | os.PathLike, config: ZoeDepthConfig, params: Any,
                    extras: dict[str, np.ndarray], provenance: dict[str, Any], overwrite: bool = False) -> Path:
-    """Write a converted checkpoint atomically; refuses a non-empty ``output_dir`` unless ``overwrite``."""
+    """Write a converted checkpoint atomically. Refuses a non-empty ``output_dir`` unless ``overwrite``, and even
+    then one holding ``provenance["source"]`` or files zoejax did not write (``zoejax.io.safe_output``)."""
     out = Path(output_dir).absolute()
-    with atomic_dir(out, overwrite=overwrite) as tmp:
+    source = provenance.get("source")
+    with atomic_dir(out, overwrite=overwrite, inputs=[source] if isinstance(source, str) else []) as tmp:
         state = {"params": params, "extras": dict(extras)}
         ocp.PyTreeCheckpointer().save(tmp / STATE_DIR, state)
         (tmp / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))

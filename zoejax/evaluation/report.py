@@ -10,7 +10,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 
-from zoejax.io.depth_files import atomic_path
+from zoejax.io.safe_output import atomic_path
 
 # (metric key, column title, higher is better)
 COLUMNS: tuple[tuple[str, str, bool], ...] = (

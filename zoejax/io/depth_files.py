@@ -1,64 +1,25 @@
 """Writing depth maps: 16-bit PNG in millimetres, float32 .npy in metres, and a colourised preview.
 
-Every file is written to a temporary name in the target folder and renamed into place, so a crash never
-leaves a half-written output.
+The files of one depth map are written as a set (``zoejax.io.safe_output.atomic_files``): temporary names in
+the target folder, renamed into place once all are complete, so a failure never leaves a half-written file or
+a new PNG next to an old NPY.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from zoejax.io.safe_output import atomic_files
+
 # Anchors of a perceptual dark-to-bright map (near = bright, far = dark after inversion in ``colorize``).
 _ANCHORS = np.array([
     [0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39],
     [252, 255, 164]], dtype=np.float32)
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it is renamed to ``path``, on error removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
-
-
-@contextlib.contextmanager
-def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary folder beside ``path``; on success it replaces ``path``, on error it is removed.
-    Refuses a non-empty ``path`` unless ``overwrite``."""
-    path = Path(path).absolute()
-    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
-        raise FileExistsError(f"{path} exists and is not empty (pass overwrite=True / --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.partial-", dir=path.parent))
-    try:
-        yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def depth_to_uint16_mm(depth_m: np.ndarray) -> np.ndarray:
@@ -84,26 +45,36 @@ def colorize(depth_m: np.ndarray, vmin: float | None = None, vmax: float | None 
     return np.round(rgb).astype(np.uint8)
 
 
-def write_depth(stem: str | os.PathLike, depth_m: np.ndarray, *, npy: bool = True, color: bool = True
-                ) -> list[Path]:
-    """Write ``<stem>.png`` (uint16 mm), optionally ``<stem>.npy`` (float32 m) and ``<stem>_color.png``."""
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with open(path, "wb") as f:  # an open file: np.save would append ".npy" to a name without it
+        np.save(f, array)
+
+
+def depth_output_paths(stem: str | os.PathLike, *, npy: bool = True, color: bool = True) -> list[Path]:
+    """The files ``write_depth`` writes for ``stem``: ``<stem>.png`` [, ``<stem>.npy``] [, ``<stem>_color.png``]."""
     stem = Path(stem)
+    suffixes = [".png"] + [".npy"] * npy + ["_color.png"] * color
+    return [stem.with_name(stem.name + s) for s in suffixes]
+
+
+def write_depth(stem: str | os.PathLike, depth_m: np.ndarray, *, npy: bool = True, color: bool = True,
+                extra: Sequence[tuple[Path, Callable[[Path], object]]] = ()) -> list[Path]:
+    """Write ``<stem>.png`` (uint16 mm), optionally ``<stem>.npy`` (float32 m) and ``<stem>_color.png``, and
+    each ``(path, write)`` of ``extra`` (``write`` fills the temporary path it is given), all as one set.
+    Returns the paths written."""
     depth_m = np.asarray(depth_m, np.float32)
     if depth_m.ndim != 2:
         raise ValueError(f"depth must be (H, W), got shape {depth_m.shape}")
-    written = []
-    png = stem.with_name(stem.name + ".png")
-    with atomic_path(png) as tmp:
-        Image.fromarray(depth_to_uint16_mm(depth_m)).save(tmp, format="PNG")
-    written.append(png)
+    paths = depth_output_paths(stem, npy=npy, color=color)
+    writers: list[Callable[[Path], object]] = [
+        lambda tmp: Image.fromarray(depth_to_uint16_mm(depth_m)).save(tmp, format="PNG")]
     if npy:
-        path = stem.with_name(stem.name + ".npy")
-        with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.save(f, depth_m)
-        written.append(path)
+        writers.append(lambda tmp: _save_npy(tmp, depth_m))
     if color:
-        path = stem.with_name(stem.name + "_color.png")
-        with atomic_path(path) as tmp:
-            Image.fromarray(colorize(depth_m)).save(tmp, format="PNG")
-        written.append(path)
-    return written
+        writers.append(lambda tmp: Image.fromarray(colorize(depth_m)).save(tmp, format="PNG"))
+    paths += [Path(p) for p, _ in extra]
+    writers += [w for _, w in extra]
+    with atomic_files(paths) as temps:
+        for write, tmp in zip(writers, temps, strict=True):
+            write(tmp)
+    return paths

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from zoejax.io.depth_files import atomic_path
+from zoejax.io.safe_output import atomic_path
 
 DEFAULT_FOV_DEGREES = 60.0
 

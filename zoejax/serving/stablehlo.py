@@ -39,12 +39,16 @@ def export_predict(model: Any, out_dir: str | os.PathLike, height: int, width: i
       platforms: lowering targets ("cpu", "cuda", "rocm", "tpu"); default: this machine's backend. The graph is
         traced for them, not for this machine (``zoejax.ops.trace_choice.lowering_for``): an export for GPU/TPU
         made on a CPU host gets batched attention and plain convolutions, not the CPU forms.
-    Returns the folder (written atomically).
+    Returns the folder (written atomically, with zoejax's owner manifest). An existing non-empty ``out_dir`` is
+    replaced only with ``overwrite``, and never when it holds the model's source or files zoejax did not write.
     """
     from zoejax.api import _predict, check_predictable_size
-    from zoejax.io.depth_files import atomic_dir
+    from zoejax.io.safe_output import atomic_dir, check_dir_output
     from zoejax.preprocess import infer_padding
 
+    source = model.provenance.get("source")
+    inputs = [source] if isinstance(source, str) else []
+    check_dir_output(out_dir, overwrite=overwrite, inputs=inputs)  # before the lowering, which takes a while
     pad = infer_padding(height, width) if pad_input else (0, 0)
     check_predictable_size(height, width, pad)
     size = model.network_size(height + 2 * pad[0], width + 2 * pad[1])
@@ -70,7 +74,7 @@ def export_predict(model: Any, out_dir: str | os.PathLike, height: int, width: i
         "num_param_arrays": len(leaves), "platforms": list(exported.platforms),
         "jax_version": jax.__version__, "provenance": model.provenance,
     }
-    with atomic_dir(out_dir, overwrite=overwrite) as tmp:
+    with atomic_dir(out_dir, overwrite=overwrite, inputs=inputs) as tmp:
         (tmp / PROGRAM_FILE).write_bytes(exported.serialize())
         with open(tmp / PARAMS_FILE, "wb") as f:
             np.savez(f, **{f"p{i:05d}": np.asarray(a) for i, a in enumerate(leaves)})
