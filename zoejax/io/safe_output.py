@@ -112,15 +112,14 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 def check_file_output(path: str | os.PathLike, *, overwrite: bool, inputs: Iterable[str | os.PathLike] = ()
                       ) -> Path:
-    """Refuse a single-file output that is a folder, exists without ``overwrite``, or is (or lies inside) one of
-    ``inputs``; returns ``path``."""
+    """Refuse a single-file output that is a folder, exists without ``overwrite``, or is an existing file of
+    ``inputs`` (one of them, or a file inside one); returns ``path``. A new file inside an input folder is fine."""
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"{path} is a folder; this output is one file")
     for item in inputs:
-        if os.path.lexists(item) and is_within(path, item):
-            raise UnsafeOutputError(f"{path} is the input {item} (or inside it); write to a path outside the "
-                                    "inputs")
+        if os.path.lexists(path) and os.path.lexists(item) and is_within(path, item):
+            raise UnsafeOutputError(f"{path} is the input {item} (or a file of it); write to another path")
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (pass --overwrite / overwrite=True to replace it)")
     return path
