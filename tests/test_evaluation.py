@@ -18,7 +18,7 @@ from zoejax.evaluation.evaluator import Evaluator, predict_depth
 from zoejax.evaluation.metrics import MetricAverager, compute_metrics
 from zoejax.evaluation.protocols import GROUPS, PROTOCOLS, resolve_datasets
 from zoejax.evaluation.report import COLUMNS, format_table, improvement_scores, relative_improvement
-from zoejax.evaluation.run import EvalDataSettings, evaluate_datasets
+from zoejax.evaluation.run import HELD_OUT_SCENE_SEED, EvalDataSettings, evaluate_datasets
 from zoejax.models import presets
 from zoejax.models.init import init_params
 from zoejax.models.zoedepth import ZoeDepth
@@ -68,7 +68,7 @@ def test_evaluator_equals_per_image_official_scoring(tiny_n):
     protocol = PROTOCOLS["synthetic_indoor"]
     forward = jax.jit(lambda p, x: ZoeDepth(cfg).apply({"params": p}, x)["metric_depth"])
     for i in range(n):
-        image, depth, _ = render_frame(10**9, i, 0, *native)
+        image, depth, _ = render_frame(HELD_OUT_SCENE_SEED, i, 0, *native)
         x = resize_bilinear(image.astype(np.float32) / 255.0, SIZE, align_corners=True)[None]
         pred = forward(params, jnp.asarray(x))
         flipped = forward(params, jnp.asarray(x[:, :, ::-1]))[:, :, ::-1]

@@ -97,16 +97,34 @@ def test_help_and_train_cli_env_contract(monkeypatch):
     for script in ("launch_tpu.sh", "launch_gpu.sh"):
         r = run(script, "--help")
         assert r.returncode == 0 and r.stdout.startswith("Usage:") and "--dry-run" in r.stdout
-    # What launch_gpu.sh's explicit mode sets is exactly what zoejax-train reads.
+    # What launch_gpu.sh's explicit mode sets is exactly what zoejax-train and zoejax-eval read.
     import jax
 
-    from zoejax.cli import train
+    from zoejax.cli import distributed
 
     calls = []
     monkeypatch.setattr(jax.distributed, "initialize", lambda **kw: calls.append(kw))
     env = {"ZOEJAX_DISTRIBUTED": "1", "ZOEJAX_COORDINATOR": "10.0.0.1:8476", "ZOEJAX_NUM_PROCESSES": "2",
            "ZOEJAX_PROCESS_ID": "1"}
-    assert train.initialize_distributed(env)
+    assert distributed.initialize_distributed(env)
     assert calls == [{"coordinator_address": "10.0.0.1:8476", "num_processes": 2, "process_id": 1}]
-    assert train.initialize_distributed({"ZOEJAX_DISTRIBUTED": "1"}) and calls[-1] == {}  # TPU / SLURM auto
-    assert not train.initialize_distributed({}) and len(calls) == 2
+    assert distributed.initialize_distributed({"ZOEJAX_DISTRIBUTED": "1"}) and calls[-1] == {}  # TPU / SLURM auto
+    assert not distributed.initialize_distributed({}) and len(calls) == 2
+    with pytest.raises(ValueError, match="ZOEJAX_PROCESS_ID is not"):
+        distributed.initialize_distributed({**env, "ZOEJAX_PROCESS_ID": ""})
+    # zoejax-eval sets up with the same variables (it once called initialize() without them).
+    from zoejax.cli import evaluate
+
+    class Started(Exception):
+        pass
+
+    def start(**kw):
+        calls.append(kw)
+        raise Started
+
+    monkeypatch.setattr(jax.distributed, "initialize", start)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    with pytest.raises(Started):
+        evaluate.main(["--checkpoint", "runs/none", "--datasets", "synthetic_indoor"])
+    assert calls[-1] == {"coordinator_address": "10.0.0.1:8476", "num_processes": 2, "process_id": 1}

@@ -203,9 +203,16 @@ def test_peak_table():
         TrainConfig(num_train_steps=1, best_mode="lowest")
 
 
+def eval_sources(config) -> list:
+    """(protocol, source) of each periodic-evaluation dataset of a run config, as the run builds them."""
+    from zoejax.cli.train import eval_datasets, eval_settings
+    from zoejax.evaluation.run import eval_sets
+
+    return [(s.protocol, s.data.sources[0]) for s in eval_sets(eval_datasets(config), eval_settings(config, 1))]
+
+
 def test_recipes():
     from zoejax.cli.config_loading import run_configs
-    from zoejax.cli.train import eval_sources
 
     finetune = _config_file("finetune_custom")
     config = finetune.get_config("train=/d/train.csv,val=/d/val.csv,variant=nk,domain=1,size=352:1216")
@@ -217,7 +224,8 @@ def test_recipes():
         "custom", "/d/train.csv", 1, (352, 1216))
     ((protocol, eval_source),) = eval_sources(config)
     assert (protocol.dataset, protocol.domain, protocol.max_depth) == ("custom", 1, 80.0)
-    assert (eval_source.list_file, eval_source.domain, eval_source.split) == ("/d/val.csv", 1, "test")
+    assert (eval_source.list_file, eval_source.domain, eval_source.split, eval_source.size) == (
+        "/d/val.csv", 1, "test", (352, 1216))
     plain = finetune.get_config("train=/d/train.csv")
     assert plain.eval_every_steps == 0 and plain.init_from == "ZoeD_M12_N.pt" and eval_sources(plain) == []
     with pytest.raises(ValueError, match="train="):

@@ -27,6 +27,7 @@ from data_pipelines.errors import ListFormatError, MissingFileError
 from data_pipelines.files import read_depth_any, read_mask, read_rgb
 from data_pipelines.sources.base import (
     DATASET_INFO,
+    DatasetInfo,
     Example,
     Row,
     RowSource,
@@ -136,15 +137,21 @@ def load_row(row: Row, domain: int) -> Example:
     return make_example(image, np.where(valid, depth, 0.0), valid, row.focal, domain)
 
 
+def custom_info(domain: int | None) -> DatasetInfo:
+    """The constants of a custom dataset of ``domain`` (None = 0): indoor data are valid on 1e-3..10 m, outdoor
+    data on 1e-3..80 m, in training and in evaluation (the NYU / KITTI ranges)."""
+    domain = 0 if domain is None else int(domain)
+    depth_range = (1e-3, 10.0) if domain == 0 else (1e-3, 80.0)
+    return dataclasses.replace(DATASET_INFO["custom"], domain=domain, train_range=depth_range,
+                               eval_range=depth_range)
+
+
 class CustomSource(RowSource):
     """A user dataset described by one CSV/JSONL list (module docstring)."""
 
     def __init__(self, list_file: str, root: str = "", domain: int | None = None):
-        domain = 0 if domain is None else int(domain)
-        base = DATASET_INFO["custom"]
-        depth_range = (1e-3, 10.0) if domain == 0 else (1e-3, 80.0)
-        self.info = dataclasses.replace(base, domain=domain, train_range=depth_range, eval_range=depth_range)
-        super().__init__(domain)
+        self.info = custom_info(domain)
+        super().__init__(self.info.domain)
         self.rows = parse_custom_list(list_file, root)
         if not self.rows:
             raise ListFormatError(f"{list_file}: the list has no rows")

@@ -64,9 +64,10 @@ def main(argv: list[str] | None = None) -> None:
 
     import zoejax
     from data_pipelines.synthetic.scenes import INDOOR, render_frame
-    from zoejax.cli.train import HELD_OUT_SCENE_SEED, build_run, eval_sources
+    from zoejax.cli.train import build_run, eval_datasets, eval_settings
     from zoejax.evaluation.evaluator import Evaluator
     from zoejax.evaluation.report import format_table
+    from zoejax.evaluation.run import HELD_OUT_SCENE_SEED, DatasetEvaluation
     from zoejax.models.init import count_params, init_params
     from zoejax.models.zoedepth import ZoeDepth
     from zoejax.training.loop import train
@@ -77,17 +78,12 @@ def main(argv: list[str] | None = None) -> None:
     config = _load_config(args)
     model, run, optim, loss, batches, _ = build_run(config, 0, 1)
     size = tuple(config.input_size)
-    (protocol, source), = eval_sources(config)
-
-    mesh = make_mesh(run.mesh_shape)
-    evaluator = Evaluator(ZoeDepth(model), mesh)
+    # The held-out set exactly as the run's periodic evaluation and zoejax-eval build it.
+    evaluation = DatasetEvaluation(eval_datasets(config), eval_settings(config, 1), 0, 1)
+    evaluator = Evaluator(ZoeDepth(model), make_mesh(run.mesh_shape))
 
     def score(params, name):
-        from data_pipelines.config import DataConfig
-        from data_pipelines.pipeline import build_eval
-
-        data = DataConfig(sources=(source,), batch_size=config.eval.batch_size, image_size=size)
-        result = evaluator.evaluate(params, iter(build_eval(data, 0, 1)), protocol, progress=False)
+        (result,) = evaluation(evaluator, params, flip_tta=config.eval.flip_tta, progress=False)
         return {**result.to_dict(), "dataset": name}
 
     untrained_params = init_params(model, run.seed)  # the loop's initialisation
@@ -101,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     trained = zoejax.load(out / "run", input_size=size)
     after = score(trained.params, "trained")
     files = []
-    for i in range(min(3, source.num_examples)):
+    for i in range(min(3, config.eval.num_examples)):
         image, depth, _ = render_frame(HELD_OUT_SCENE_SEED, i, INDOOR, *size)
         stem = out / f"scene{i}"
         with atomic_path(out / f"scene{i}.png") as tmp:
@@ -112,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
 
     rel_before, rel_after = before["metrics"]["abs_rel"], after["metrics"]["abs_rel"]
     print(f"\nheld-out synthetic rooms ({after['num_images']} images, scene seed {HELD_OUT_SCENE_SEED}), "
-          f"official metrics, flip TTA:")
+          f"official metrics{', flip TTA' if config.eval.flip_tta else ''}:")
     print(format_table([before, after]))
     print(f"\nabs_rel: untrained {rel_before:.3f} -> trained {rel_after:.3f} "
           f"({100 * (rel_after - rel_before) / rel_before:+.0f}%)")

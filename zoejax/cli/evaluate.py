@@ -11,14 +11,17 @@ test-time augmentation as one batch of 2B), and scored with the official per-ima
 images. The table prints in the paper's column order; --output writes JSON; --reference adds mRID / mRItheta
 against a reference results file or a row of the paper's tables (paper:table4:newcrfs, the baseline of its
 zero-shot mRItheta; --list-references). Exit status 1 on missing data or checkpoint, 2 on bad usage.
-Multi-host: run the same command on every host with ZOEJAX_DISTRIBUTED=1.
+Datasets are built as zoejax-train's periodic evaluation builds them (zoejax.evaluation.run): the same
+held-out synthetic scenes, a custom list scored indoor or outdoor (--custom-domain), so a run's logged
+evaluation at step S equals zoejax-eval on step S's checkpoint. Multi-host: run the same command on every
+host with ZOEJAX_DISTRIBUTED=1 (and ZOEJAX_COORDINATOR / ZOEJAX_NUM_PROCESSES / ZOEJAX_PROCESS_ID where
+JAX cannot find the coordinator itself), as zoejax-train.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -55,7 +58,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ZoeD_K only: bin range upper bound, 10 (released model) or 80 (paper's KITTI protocol)")
     p.add_argument("--input-size", default=None, metavar="HxW",
                    help="network input size (default the model's: 384x512, ZoeD_K 384x768)")
-    p.add_argument("--synthetic-examples", type=int, default=64, help="frames per synthetic dataset (default 64)")
+    p.add_argument("--synthetic-examples", type=int, default=64,
+                   help="held-out frames per synthetic dataset (default 64; rendered at the input size)")
+    p.add_argument("--custom-domain", type=int, choices=(0, 1), default=0,
+                   help="the custom dataset (--list custom=VAL.csv): 0 indoor, scored on 1e-3..10 m (default), "
+                        "or 1 outdoor, 1e-3..80 m (ZoeD_NK: the KITTI head)")
+    p.add_argument("--custom-size", default=None, metavar="HxW",
+                   help="centre-crop / zero-pad the custom dataset's frames to HxW (when their sizes vary)")
     p.add_argument("--max-examples", type=int, default=0, help="at most N examples per dataset per host (0 = all)")
     p.add_argument("--num-workers", type=int, default=0, help="grain worker processes (default 0)")
     p.add_argument("--output", default=None, help="write the results as JSON here")
@@ -114,16 +123,23 @@ def main(argv: list[str] | None = None) -> int:
         from zoejax.cli.predict import parse_size
 
         input_size = parse_size(args.input_size) if args.input_size else None
+        custom_size = parse_size(args.custom_size) if args.custom_size else None
         if args.reference and args.reference.startswith("paper:"):
             paper_reference(args.reference)  # a mistyped row is bad usage, reported before the model loads
     except (ValueError, argparse.ArgumentTypeError) as e:
         parser.error(str(e))
     overrides = parse_layout(args, parser)
+    if custom_size:
+        overrides.setdefault("custom", {})["size"] = custom_size
 
     import jax
 
-    if os.environ.get("ZOEJAX_DISTRIBUTED") == "1":
-        jax.distributed.initialize()
+    from zoejax.cli.distributed import initialize_distributed
+
+    try:
+        initialize_distributed()
+    except ValueError as e:
+        parser.error(str(e))
     lead = jax.process_index() == 0
     try:
         reference = load_reference(args.reference) if args.reference else None
@@ -187,7 +203,8 @@ def run(args: argparse.Namespace, datasets: list[str], overrides: dict, mesh_sha
                           route_by_label=args.route_by_label)
     settings = EvalDataSettings(data_root=args.data_root, overrides=overrides, batch_size=args.batch_size,
                                 image_size=tuple(model.input_size), synthetic_examples=args.synthetic_examples,
-                                max_examples=args.max_examples, num_workers=args.num_workers)
+                                custom_domain=args.custom_domain, max_batches=-(-args.max_examples // args.batch_size),
+                                num_workers=args.num_workers)
     return evaluate_datasets(evaluator, model.params, datasets, settings,
                              flip_tta=False if args.no_flip_tta else None, progress=not args.no_progress)
 

@@ -18,8 +18,6 @@ explicit multi-node runs). The work directory is itself a checkpoint for ``zoeja
 
 from __future__ import annotations
 
-import dataclasses
-import itertools
 import json
 import os
 import sys
@@ -29,28 +27,12 @@ from absl import app, flags, logging
 
 from data_pipelines.errors import DataError
 from zoejax.cli.config_loading import check_config_file, define_config_flag, run_configs
+from zoejax.cli.distributed import initialize_distributed
 from zoejax.host_memory import apply_from_environment
 
 define_config_flag()
 flags.DEFINE_string("workdir", None, "Work directory: checkpoints, metrics.jsonl, tensorboard/, model_config.json.")
 FLAGS = flags.FLAGS
-
-HELD_OUT_SCENE_SEED = 1_000_003  # synthetic evaluation scenes: a seed no training config uses
-
-
-def initialize_distributed(environ=os.environ) -> bool:
-    """``jax.distributed.initialize`` when ZOEJAX_DISTRIBUTED=1: explicit coordinator from ZOEJAX_COORDINATOR /
-    ZOEJAX_NUM_PROCESSES / ZOEJAX_PROCESS_ID when set, else JAX's auto-detection (Cloud TPU, SLURM)."""
-    if environ.get("ZOEJAX_DISTRIBUTED") != "1":
-        return False
-    coordinator = environ.get("ZOEJAX_COORDINATOR")
-    if coordinator:
-        jax.distributed.initialize(coordinator_address=coordinator,
-                                   num_processes=int(environ["ZOEJAX_NUM_PROCESSES"]),
-                                   process_id=int(environ["ZOEJAX_PROCESS_ID"]))
-    else:
-        jax.distributed.initialize()
-    return True
 
 
 def make_input(config, process_index: int, process_count: int):
@@ -72,64 +54,56 @@ def _per_host(global_batch: int, process_count: int, name: str) -> int:
     return per_host
 
 
-def eval_sources(config) -> list:
-    """(protocol, SourceConfig) of each dataset in ``config.eval.datasets``."""
-    from data_pipelines.config import SourceConfig
-    from zoejax.evaluation.protocols import PROTOCOLS, resolve_datasets
+def eval_datasets(config) -> list[str]:
+    """The dataset keys of ``config.eval.datasets`` ("" = none), groups expanded."""
+    from zoejax.evaluation.protocols import resolve_datasets
 
     spec = config.eval.datasets.strip()
-    if not spec:
-        return []
-    sources = config.data.to_dict()["sources"]
-    train_sizes = [s.get("size") for s in sources]
-    out = []
-    for name in resolve_datasets(spec):
-        protocol = PROTOCOLS[name]
-        if name.startswith("synthetic"):
-            size = next((tuple(s) for s in train_sizes if s), None)
-            source = SourceConfig(name, split="test", num_examples=config.eval.num_examples,
-                                  seed=HELD_OUT_SCENE_SEED, size=size)
-        elif name == "custom":
-            if not config.eval.list_file:
-                raise ValueError("eval.datasets has custom but eval.list_file is empty: set "
-                                 "--config.eval.list_file=VAL.csv (or --config.eval.datasets='')")
-            domain = int(config.eval.custom_domain)
-            protocol = dataclasses.replace(protocol, domain=domain, max_depth=10.0 if domain == 0 else 80.0)
-            size = next((tuple(s["size"]) for s in sources if s["name"] == "custom" and s.get("size")), None)
-            source = SourceConfig("custom", root=config.eval.data_root, list_file=config.eval.list_file,
-                                  split="test", domain=domain, size=size)
-        else:
-            source = protocol.source(config.eval.data_root)
-        out.append((protocol, source))
-    return out
+    return resolve_datasets(spec) if spec else []
+
+
+def eval_settings(config, process_count: int):
+    """``config.eval`` as the ``EvalDataSettings`` of ``zoejax.evaluation.run``, the builder ``zoejax-eval``
+    uses: ``eval.data_root`` is its --data-root, ``eval.list_file`` / ``eval.custom_domain`` its --list custom=
+    / --custom-domain (the list relative to the working directory, its rows to ``eval.data_root`` when set), and
+    a custom training source's ``size`` crops the custom evaluation frames too (--custom-size)."""
+    from zoejax.evaluation.run import EvalDataSettings
+
+    data_root = config.eval.data_root
+    custom = {}
+    if config.eval.list_file:
+        custom["list_file"] = os.path.abspath(config.eval.list_file)
+        custom["root"] = os.path.abspath(data_root) if data_root else ""
+    size = next((tuple(s["size"]) for s in config.data.to_dict()["sources"] if s["name"] == "custom"
+                 and s.get("size")), None)
+    if size:
+        custom["size"] = size
+    return EvalDataSettings(
+        data_root=data_root, overrides={"custom": custom} if custom else {},
+        batch_size=_per_host(config.eval.batch_size, process_count, "eval.batch_size"),
+        image_size=tuple(config.input_size), synthetic_examples=config.eval.num_examples,
+        custom_domain=int(config.eval.custom_domain), max_batches=config.eval.max_batches)
 
 
 def make_evaluate(config, model_config, param_shardings, mesh, process_index: int, process_count: int):
     """The loop's ``evaluate(params) -> metrics``: every dataset of ``config.eval`` through
-    ``zoejax.evaluation.Evaluator`` with the train state's parameter shardings. Keys are
-    ``<dataset>/<metric>``, plus the first dataset's metrics unprefixed. None when no dataset is configured."""
-    from data_pipelines.config import DataConfig
-    from data_pipelines.pipeline import build_eval
+    ``zoejax.evaluation.run`` (the pipelines ``zoejax-eval`` builds) with the train state's parameter shardings.
+    Keys are ``<dataset>/<metric>``, plus the first dataset's metrics unprefixed. None when no dataset is
+    configured."""
     from zoejax.evaluation.evaluator import Evaluator
+    from zoejax.evaluation.run import DatasetEvaluation
     from zoejax.models.zoedepth import ZoeDepth
 
-    sets = eval_sources(config)
-    if not sets:
+    datasets = eval_datasets(config)
+    if not datasets:
         return None
-    per_host = _per_host(config.eval.batch_size, process_count, "eval.batch_size")
+    evaluation = DatasetEvaluation(datasets, eval_settings(config, process_count), process_index, process_count)
     evaluator = Evaluator(ZoeDepth(model_config), mesh, param_shardings)
-    pipelines = [(protocol, build_eval(DataConfig(sources=(source,), batch_size=per_host,
-                                                  image_size=tuple(config.input_size), num_workers=0),
-                                       process_index, process_count)) for protocol, source in sets]
 
     def evaluate(params) -> dict[str, float]:
         metrics: dict[str, float] = {}
-        for i, (protocol, dataset) in enumerate(pipelines):
-            batches = iter(dataset)
-            if config.eval.max_batches:
-                batches = itertools.islice(batches, config.eval.max_batches)
-            result = evaluator.evaluate(params, batches, protocol, flip_tta=config.eval.flip_tta, progress=False)
-            metrics.update({f"{protocol.dataset}/{k}": v for k, v in result.metrics.items()})
+        for i, result in enumerate(evaluation(evaluator, params, flip_tta=config.eval.flip_tta, progress=False)):
+            metrics.update({f"{result.dataset}/{k}": v for k, v in result.metrics.items()})
             if i == 0:
                 metrics.update(result.metrics)
         return metrics
@@ -163,7 +137,10 @@ def main_(argv) -> None:
     del argv
     apply_from_environment()  # ZOEJAX_KEEP_HOST_MEMORY=1: before the first computation (zoejax/host_memory.py)
     logging.set_verbosity(logging.WARNING)
-    initialize_distributed()
+    try:
+        initialize_distributed()
+    except ValueError as e:
+        raise app.UsageError(str(e)) from None
     if FLAGS.config is None or FLAGS.workdir is None:
         raise app.UsageError("--config and --workdir are required (see --help)")
     try:

@@ -13,7 +13,8 @@ import dataclasses
 import os
 
 from data_pipelines.config import SourceConfig
-from data_pipelines.sources.base import DATASET_INFO
+from data_pipelines.sources.base import DATASET_INFO, DatasetInfo
+from data_pipelines.sources.custom import custom_info
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,7 +42,7 @@ class EvalProtocol:
         """The evaluation ``SourceConfig``: the default layout under ``data_root``, then ``overrides``
         (absolute paths, or paths relative to ``data_root``)."""
         fields = dict(self.layout)
-        fields.update({k: v for k, v in overrides.items() if v})
+        fields.update({k: v for k, v in overrides.items() if v not in (None, "")})
         # Absolute, so that the source does not resolve the list file against the (already joined) image root.
         paths = {k: os.path.abspath(os.path.join(data_root, v)) if data_root and not os.path.isabs(v) else v
                  for k, v in fields.items() if k in ("root", "list_file", "depth_root")}
@@ -49,10 +50,19 @@ class EvalProtocol:
         return SourceConfig(self.dataset, split="test", **paths, **rest)
 
 
-def _protocol(dataset: str, crop: str | None, **layout: str) -> EvalProtocol:
-    info = DATASET_INFO[dataset]
+def _from_info(info: DatasetInfo, crop: str | None, layout: tuple[tuple[str, str], ...] = ()) -> EvalProtocol:
     lo, hi = info.eval_range
-    return EvalProtocol(dataset, crop, lo, hi, info.domain, layout=tuple(layout.items()))
+    return EvalProtocol(info.name, crop, lo, hi, info.domain, layout=layout)
+
+
+def _protocol(dataset: str, crop: str | None, **layout: str) -> EvalProtocol:
+    return _from_info(DATASET_INFO[dataset], crop, tuple(layout.items()))
+
+
+def custom_protocol(domain: int) -> EvalProtocol:
+    """The custom dataset's protocol for ``domain`` 0 (indoor, 1e-3..10 m) or 1 (outdoor, 1e-3..80 m): the range
+    and head its source uses (``data_pipelines.sources.custom.custom_info``)."""
+    return _from_info(custom_info(domain), PROTOCOLS["custom"].crop)
 
 
 PROTOCOLS: dict[str, EvalProtocol] = {p.dataset: p for p in (
