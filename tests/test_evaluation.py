@@ -15,9 +15,9 @@ from fast_compile import fast_compile_env
 from data_pipelines.resize import resize_bilinear
 from data_pipelines.synthetic.scenes import render_frame
 from zoejax.evaluation.evaluator import Evaluator, predict_depth
-from zoejax.evaluation.metrics import MetricAverager, compute_metrics
+from zoejax.evaluation.metrics import METRIC_TABLE, MetricAverager, compute_metrics
 from zoejax.evaluation.protocols import GROUPS, PROTOCOLS, resolve_datasets
-from zoejax.evaluation.report import COLUMNS, format_table, improvement_scores, relative_improvement
+from zoejax.evaluation.report import format_table, improvement_scores, relative_improvement
 from zoejax.evaluation.run import HELD_OUT_SCENE_SEED, EvalDataSettings, evaluate_datasets
 from zoejax.models import presets
 from zoejax.models.init import init_params
@@ -129,5 +129,5 @@ def test_relative_improvement_scores_hand_computed():
     assert s["undefined"] == ["nyu/a1"] and s["mRI_theta"]["nyu"] == pytest.approx((0.1 + 0.25) / 2)
     table = format_table([{"dataset": "nyu", "metrics": ours["nyu"], "num_images": 654}])
     header = table.splitlines()[0].split()
-    assert header == ["dataset"] + [title for _, title, _ in COLUMNS] + ["images"]
+    assert header == ["dataset"] + [m.column for m in METRIC_TABLE] + ["images"]
     assert "0.900" in table and table.splitlines()[2].split()[-1] == "654"

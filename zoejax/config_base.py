@@ -8,11 +8,14 @@ dataclasses (``ZoeDepthConfig``, ``TrainConfig``, ``OptimConfig``, ``LossConfig`
 
 from __future__ import annotations
 
+import dataclasses
+
 import ml_collections
 
 from data_pipelines.config import DataConfig
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.presets import BACKBONES
+from zoejax.training.config import TrainConfig
 
 # Network input per backbone preset (H, W); the BEiT presets use the official sizes given by each config file.
 SMALL_INPUT = {"small": (128, 160), "tiny": (64, 96)}
@@ -36,34 +39,22 @@ def base_config(model: ZoeDepthConfig, input_size: tuple[int, int], *, lr: float
     config.model = ml_collections.ConfigDict(model.to_dict())
     config.input_size = tuple(input_size)  # network (H, W), multiples of 32
 
-    config.num_train_steps = num_train_steps
-    config.global_batch_size = 16
-    config.log_every_steps = 50
-    config.checkpoint_every_steps = 500
-    config.keep_checkpoints = 3
-    config.seed = 0
-    config.init_from = ""  # converted folder, official / MiDaS / HF checkpoint; "" = random init
-    config.mesh_shape = (-1, 1, 1)  # (data, fsdp, tensor); -1 takes the remaining devices
-    config.halt_on_nonfinite = False
-    config.async_checkpoints = True
-    config.tensorboard = True  # WORKDIR/tensorboard event files (host 0)
-    config.peak_flops_per_device = 0.0  # for the MFU estimate; 0 = look up the device kind (unknown: no MFU)
-    config.log_dir = ""  # metrics.jsonl and tensorboard/; "" = the work directory
+    # The run fields, named and defaulted once (zoejax/training/config.py TrainConfig). Periodic evaluation follows
+    # the official recipe: every quarter epoch, no flip TTA, the checkpoint best by abs_rel kept.
+    run = TrainConfig(num_train_steps=num_train_steps, eval_every_steps=eval_every_steps)
+    for name, value in dataclasses.asdict(run).items():
+        config[name] = value
 
-    # Periodic evaluation with zoejax.evaluation (official: every quarter epoch, no flip TTA, the checkpoint
-    # best by abs_rel kept). eval.datasets: protocol names (zoejax-eval --list-protocols), comma separated;
-    # the first one's metrics are the unprefixed ones best_metric refers to. "" = no evaluation.
-    config.eval_every_steps = eval_every_steps
-    config.best_metric = "abs_rel"
-    config.best_mode = "min"
-    config.keep_best_checkpoints = 1
+    # eval.datasets: protocol names (zoejax-eval --list-protocols), comma separated; the first one's metrics are
+    # the unprefixed ones best_metric refers to. "" = no evaluation. The datasets are built as zoejax-eval builds
+    # them (zoejax.evaluation.run; zoejax-train's eval_settings maps these fields to its flags).
     config.eval = ml_collections.ConfigDict()
     config.eval.datasets = eval_datasets
     config.eval.data_root = ""  # root of the protocols' default layouts (as zoejax-eval --data-root)
     config.eval.list_file = ""  # the custom dataset's CSV/JSONL list (eval.datasets=custom)
     config.eval.custom_domain = 0  # the custom dataset's domain: 0 indoor (<= 10 m), 1 outdoor (<= 80 m)
     config.eval.batch_size = 8  # global
-    config.eval.num_examples = 64  # synthetic datasets: held-out frames (a scene seed training never uses)
+    config.eval.num_examples = 64  # synthetic datasets: held-out frames, rendered at input_size
     config.eval.max_batches = 0  # 0 = the whole set
     config.eval.flip_tta = False  # in-training validation of the official code has no flip TTA
 

@@ -93,16 +93,12 @@ def model_config(config: ml_collections.ConfigDict) -> ZoeDepthConfig:
 
 def run_configs(config: ml_collections.ConfigDict):
     """(model, train, optim, loss) typed configs of a full run ConfigDict (see ``zoejax/config_base.py``)."""
-    from zoejax.training.loop import TrainConfig
+    from zoejax.training.config import RUN_FIELDS, TrainConfig
     from zoejax.training.optim import OptimConfig
     from zoejax.training.step import LossConfig
 
     d = config.to_dict()
-    run_keys = ("num_train_steps", "global_batch_size", "log_every_steps", "checkpoint_every_steps",
-                "keep_checkpoints", "seed", "init_from", "mesh_shape", "halt_on_nonfinite", "async_checkpoints",
-                "eval_every_steps", "best_metric", "best_mode", "keep_best_checkpoints", "tensorboard",
-                "peak_flops_per_device", "log_dir")
-    train = build_dataclass(TrainConfig, {k: d[k] for k in run_keys if k in d}, "config")
+    train = build_dataclass(TrainConfig, {k: d[k] for k in RUN_FIELDS if k in d}, "config")
     optim = dict(d["optim"])
     if optim.get("total_steps") == 0:  # the default: the schedule spans the run
         optim["total_steps"] = train.num_train_steps

@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not lead:
         return 0
-    from zoejax.evaluation.report import COLUMNS, format_table, improvement_scores, write_json
+    from zoejax.evaluation.metrics import METRIC_TABLE
+    from zoejax.evaluation.report import format_table, improvement_scores, write_json
 
     rows = [r.to_dict() for r in results]
     print(format_table(rows))
@@ -166,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"zoejax-eval: error: --reference {args.reference}: {e}", file=sys.stderr)
             return 1
         payload["improvement"] = scores
-        titles = {key: title for key, title, _ in COLUMNS}
+        titles = {m.name: m.column for m in METRIC_TABLE}
         print(f"\nrelative improvement over {args.reference} (positive = better; mRItheta over "
               f"{', '.join(titles[m] for m in scores['compared'])}):")
         for dataset, value in scores["mRI_theta"].items():

@@ -10,11 +10,28 @@ threshold); the other metrics are accumulated in float64. Datasets average the p
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from zoejax.ops.resize import resize_bilinear
 
-METRICS = ("a1", "a2", "a3", "abs_rel", "rmse", "log_10", "rmse_log", "silog", "sq_rel")
+
+class Metric(NamedTuple):
+    """One official metric: its key in results, its column title in the paper's tables, and its direction."""
+
+    name: str
+    column: str
+    higher_is_better: bool
+
+
+# The one table of metrics, in the paper's column order (δ1 δ2 δ3 REL RMSE log10, then the other official ones).
+METRIC_TABLE: tuple[Metric, ...] = (
+    Metric("a1", "d1", True), Metric("a2", "d2", True), Metric("a3", "d3", True),
+    Metric("abs_rel", "REL", False), Metric("rmse", "RMSE", False), Metric("log_10", "log10", False),
+    Metric("rmse_log", "RMSElog", False), Metric("silog", "SILog", False), Metric("sq_rel", "SqRel", False),
+)
+METRICS = tuple(m.name for m in METRIC_TABLE)
 
 
 def eigen_crop_mask(shape: tuple[int, int]) -> np.ndarray:

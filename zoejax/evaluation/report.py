@@ -1,7 +1,7 @@
 """Reporting evaluation results: the paper's table, JSON, and the relative-improvement scores mRIθ / mRID.
 
-Column order follows the paper's tables (δ1 δ2 δ3 REL RMSE log10), then the other official metrics. Values
-print rounded to 3 decimals as the official ``evaluate.py`` does; the JSON keeps full precision.
+Columns are ``metrics.METRIC_TABLE``'s, in the paper's order (δ1 δ2 δ3 REL RMSE log10, then the other official
+metrics). Values print rounded to 3 decimals as the official ``evaluate.py`` does; the JSON keeps full precision.
 """
 
 from __future__ import annotations
@@ -10,26 +10,21 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 
+from zoejax.evaluation.metrics import METRIC_TABLE
 from zoejax.io.safe_output import atomic_path
 
-# (metric key, column title, higher is better)
-COLUMNS: tuple[tuple[str, str, bool], ...] = (
-    ("a1", "d1", True), ("a2", "d2", True), ("a3", "d3", True), ("abs_rel", "REL", False),
-    ("rmse", "RMSE", False), ("log_10", "log10", False), ("rmse_log", "RMSElog", False),
-    ("silog", "SILog", False), ("sq_rel", "SqRel", False),
-)
-HIGHER_IS_BETTER = {key: up for key, _, up in COLUMNS}
+HIGHER_IS_BETTER = {m.name: m.higher_is_better for m in METRIC_TABLE}
 # The metrics of the paper's zero-shot tables, over which mRIθ averages.
 PAPER_METRICS = ("a1", "abs_rel", "rmse")
 
 
 def format_table(results: Sequence[Mapping]) -> str:
     """Rows of ``{"dataset", "metrics", "num_images"}`` (``EvalResult.to_dict()``) as a fixed-width table."""
-    head = f"{'dataset':<16}" + "".join(f"{title:>9}" for _, title, _ in COLUMNS) + f"{'images':>8}"
+    head = f"{'dataset':<16}" + "".join(f"{m.column:>9}" for m in METRIC_TABLE) + f"{'images':>8}"
     lines = [head, "-" * len(head)]
     for r in results:
         m = r["metrics"]
-        cells = "".join(f"{m[key]:>9.3f}" if key in m else f"{'-':>9}" for key, _, _ in COLUMNS)
+        cells = "".join(f"{m[c.name]:>9.3f}" if c.name in m else f"{'-':>9}" for c in METRIC_TABLE)
         lines.append(f"{r['dataset']:<16}{cells}{r['num_images']:>8}")
     return "\n".join(lines)
 
@@ -37,6 +32,8 @@ def format_table(results: Sequence[Mapping]) -> str:
 def relative_improvement(target: float, reference: float, metric: str) -> float:
     """The paper's RI of ``target`` over ``reference``: (r - t) / r for lower-is-better metrics, (t - r) / r for
     higher-is-better ones (positive = better than the reference)."""
+    if metric not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(HIGHER_IS_BETTER)}")
     if reference == 0:
         raise ValueError(f"reference {metric} is 0: relative improvement undefined")
     sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0

@@ -34,6 +34,7 @@ from zoejax.conversion.store import CONFIG_FILE
 from zoejax.models.config import ZoeDepthConfig, backbone_summary
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.training import checkpointing, monitoring
+from zoejax.training.config import TrainConfig
 from zoejax.training.optim import OptimConfig, lr_schedules, make_optimizer
 from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, shard_batch
 from zoejax.training.state import TrainState, abstract_train_state, create_sharded_state, key_path, state_shardings
@@ -43,48 +44,6 @@ METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
 
 EvaluateFn = Callable[[Any], dict[str, float]]
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """Run settings (the model and optimizer have their own configs).
-
-    eval_every_steps: run ``evaluate`` every this many steps and after the last (0 = never).
-    best_metric, best_mode: the evaluation metric whose best ``keep_best_checkpoints`` checkpoints are kept
-      besides the ``keep_checkpoints`` latest ("" = latest only).
-    peak_flops_per_device: peak FLOP/s of one device for the MFU estimate; 0 = look the device kind up in
-      ``monitoring.PEAK_FLOPS`` (unknown kinds: no MFU).
-    log_dir: where ``metrics.jsonl`` and ``tensorboard/`` go; "" = the work directory (a local folder is used
-      instead when the work directory is a remote URL such as gs://, which cannot be appended to).
-    """
-
-    num_train_steps: int
-    global_batch_size: int = 16
-    log_every_steps: int = 50
-    checkpoint_every_steps: int = 500
-    keep_checkpoints: int = 3
-    seed: int = 0
-    init_from: str = ""  # a converted folder, an official / MiDaS / HF checkpoint, or "" for random init
-    mesh_shape: tuple[int, int, int] = (-1, 1, 1)
-    halt_on_nonfinite: bool = False
-    async_checkpoints: bool = True
-    eval_every_steps: int = 0
-    best_metric: str = "abs_rel"
-    best_mode: str = "min"
-    keep_best_checkpoints: int = 1
-    tensorboard: bool = True
-    peak_flops_per_device: float = 0.0
-    log_dir: str = ""
-
-    def __post_init__(self):
-        for name in ("num_train_steps", "global_batch_size", "log_every_steps", "checkpoint_every_steps",
-                     "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.eval_every_steps < 0:
-            raise ValueError(f"eval_every_steps must be >= 0, got {self.eval_every_steps}")
-        if self.best_mode not in ("min", "max"):
-            raise ValueError(f"best_mode must be 'min' or 'max', got {self.best_mode!r}")
 
 
 class _Preemption:
