@@ -19,11 +19,10 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-# Every dataset a SourceConfig may name; the loaders live in data_pipelines/sources/.
-DATASET_NAMES = (
-    "nyu", "nyu_tfds", "kitti", "sunrgbd", "ibims", "diode_indoor", "diode_outdoor", "hypersim", "vkitti2",
-    "ddad", "diml_indoor", "diml_outdoor", "custom", "synthetic_indoor", "synthetic_outdoor",
-)
+from data_pipelines.sources import DATASETS
+
+# Every dataset a SourceConfig may name: the rows of the dataset table (data_pipelines/sources/__init__.py).
+DATASET_NAMES = tuple(DATASETS)
 BAD_EXAMPLE_POLICIES = ("skip", "raise")
 
 

@@ -1,14 +1,21 @@
-"""Random-access sources, one per dataset layout, and :func:`make_source` to build one from a SourceConfig."""
+"""The table of datasets: one row per dataset a ``SourceConfig`` may name, with its kind, its evaluation
+protocol (crop and default layout) and its source builder; :func:`make_source` builds a source from it.
+
+Each dataset's constants (``DatasetInfo``: name, domain, depth ranges, crops) are written once, next to its
+loader; this table refers to them, ``SourceConfig`` takes its names from it and ``zoejax.evaluation.protocols``
+derives the protocols from it. Adding a dataset is one loader and one row.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from typing import Any
 
-from data_pipelines.config import SourceConfig
-from data_pipelines.sources.base import DATASET_INFO, DatasetInfo, Example
+from data_pipelines.sources.base import DatasetInfo, Example
 from data_pipelines.sources.bts import KITTISource, NYUSource
-from data_pipelines.sources.custom import CustomSource
-from data_pipelines.sources.synthetic import SyntheticSource
+from data_pipelines.sources.custom import CUSTOM_INFO, CustomSource
+from data_pipelines.sources.synthetic import INDOOR_INFO, OUTDOOR_INFO, SyntheticSource
 from data_pipelines.sources.tfds_nyu import TFDSNYUSource
 from data_pipelines.sources.zero_shot import (
     DDADSource,
@@ -22,54 +29,130 @@ from data_pipelines.sources.zero_shot import (
 )
 
 __all__ = [
-    "DATASET_INFO", "CustomSource", "DDADSource", "DIMLIndoorSource", "DIMLOutdoorSource", "DIODESource",
-    "DatasetInfo", "Example", "HyperSimSource", "IBimsSource", "KITTISource", "NYUSource", "SUNRGBDSource",
-    "SyntheticSource", "TFDSNYUSource", "VKITTI2Source", "make_source",
+    "DATASETS", "CustomSource", "DDADSource", "DIMLIndoorSource", "DIMLOutdoorSource", "DIODESource", "Dataset",
+    "DatasetInfo", "EvalLayout", "Example", "HyperSimSource", "IBimsSource", "KITTISource", "NYUSource",
+    "SUNRGBDSource", "SyntheticSource", "TFDSNYUSource", "VKITTI2Source", "make_source",
 ]
 
+KINDS = {
+    "list": "a BTS list file of image / depth pairs under a root",
+    "folder": "the dataset's own folder layout (found by globbing)",
+    "tfds": "a prepared tensorflow-datasets split",
+    "custom": "your CSV / JSONL list (data_pipelines/sources/custom.py)",
+    "synthetic": "procedural scenes rendered on the fly (nothing on disk)",
+}
 
-def _require(cfg: SourceConfig, *fields: str) -> None:
+
+@dataclasses.dataclass(frozen=True)
+class EvalLayout:
+    """How a dataset is evaluated (zoedepth-training-eval.md 5.4): the metric mask's crop ("eigen": the fixed
+    NYU box, "garg": fractions of the ground truth's size, None) and its default ``SourceConfig`` fields relative
+    to ``zoejax-eval --data-root`` (root, list_file, depth_root)."""
+
+    crop: str | None
+    layout: tuple[tuple[str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """One row of the table.
+
+    Attributes:
+      info: the dataset's constants (its ``name``, domain, training / evaluation depth ranges, crops).
+      kind: how it is stored, a key of ``KINDS``.
+      build: (SourceConfig, training) -> the grain RandomAccessDataSource of raw examples (sources/base.py);
+        training drops rows without ground truth (KITTI ``None``), evaluation keeps them.
+      protocol: how it is evaluated; None = a training set only.
+    """
+
+    info: DatasetInfo
+    kind: str
+    build: Callable[[Any, bool], Any]
+    protocol: EvalLayout | None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+
+def _require(cfg: Any, *fields: str) -> None:
     missing = [f for f in fields if not getattr(cfg, f)]
     if missing:
         raise ValueError(f"source {cfg.name!r} needs {', '.join(missing)} to be set")
 
 
-def make_source(cfg: SourceConfig, *, training: bool) -> Any:
-    """The source for ``cfg``: a grain RandomAccessDataSource of raw examples (see sources/base.py).
-
-    Args:
-      cfg: which dataset and where it lives.
-      training: training drops rows without ground truth (KITTI ``None``); evaluation keeps them.
-    """
-    name, dom = cfg.name, cfg.domain
-    if name in ("nyu", "kitti"):
+def _bts(cls: type) -> Callable[[Any, bool], Any]:
+    def build(cfg: Any, training: bool) -> Any:
         _require(cfg, "root", "list_file")
-        cls = NYUSource if name == "nyu" else KITTISource
-        return cls(cfg.root, cfg.list_file, cfg.depth_root, keep_missing_depth=not training, domain=dom)
-    if name == "nyu_tfds":
+        return cls(cfg.root, cfg.list_file, cfg.depth_root, keep_missing_depth=not training, domain=cfg.domain)
+    return build
+
+
+def _folder(make: Callable[[Any], Any]) -> Callable[[Any, bool], Any]:
+    def build(cfg: Any, training: bool) -> Any:
         _require(cfg, "root")
-        return TFDSNYUSource(cfg.root, cfg.split, domain=dom)
-    if name == "custom":
-        _require(cfg, "list_file")
-        return CustomSource(cfg.list_file, cfg.root, domain=dom)
-    if name in ("synthetic_indoor", "synthetic_outdoor"):
-        return SyntheticSource(cfg.num_examples, outdoor=name == "synthetic_outdoor", seed=cfg.seed,
-                               size=cfg.size, domain=dom)
+        return make(cfg)
+    return build
+
+
+def _tfds(cfg: Any, training: bool) -> Any:
     _require(cfg, "root")
-    if name == "sunrgbd":
-        return SUNRGBDSource(cfg.root, domain=dom)
-    if name == "ibims":
-        return IBimsSource(cfg.root, cfg.list_file, domain=dom)
-    if name in ("diode_indoor", "diode_outdoor"):
-        return DIODESource(cfg.root, outdoor=name == "diode_outdoor", domain=dom)
-    if name == "hypersim":
-        return HyperSimSource(cfg.root, domain=dom)
-    if name == "vkitti2":
-        return VKITTI2Source(cfg.root, cfg.split, cfg.list_file, domain=dom)
-    if name == "ddad":
-        return DDADSource(cfg.root, domain=dom)
-    if name == "diml_indoor":
-        return DIMLIndoorSource(cfg.root, domain=dom)
-    if name == "diml_outdoor":
-        return DIMLOutdoorSource(cfg.root, domain=dom)
-    raise ValueError(f"no source for dataset {name!r}")  # unreachable: SourceConfig validates the name
+    return TFDSNYUSource(cfg.root, cfg.split, domain=cfg.domain)
+
+
+def _custom(cfg: Any, training: bool) -> Any:
+    _require(cfg, "list_file")
+    return CustomSource(cfg.list_file, cfg.root, domain=cfg.domain)
+
+
+def _synthetic(outdoor: bool) -> Callable[[Any, bool], Any]:
+    def build(cfg: Any, training: bool) -> Any:
+        return SyntheticSource(cfg.num_examples, outdoor=outdoor, seed=cfg.seed, size=cfg.size, domain=cfg.domain)
+    return build
+
+
+def _eval(crop: str | None, **layout: str) -> EvalLayout:
+    return EvalLayout(crop, tuple(layout.items()))
+
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (
+    Dataset(NYUSource.info, "list", _bts(NYUSource),
+            _eval("eigen", root="nyu/official_splits/test", list_file="nyu/nyudepthv2_test_files_with_gt.txt")),
+    Dataset(TFDSNYUSource.info, "tfds", _tfds, None),
+    Dataset(KITTISource.info, "list", _bts(KITTISource),
+            _eval("garg", root="kitti/raw", depth_root="kitti/gts",
+                  list_file="kitti/kitti_eigen_test_files_with_gt.txt")),
+    Dataset(SUNRGBDSource.info, "folder", _folder(lambda c: SUNRGBDSource(c.root, domain=c.domain)),
+            _eval("eigen", root="sunrgbd")),
+    Dataset(IBimsSource.info, "folder", _folder(lambda c: IBimsSource(c.root, c.list_file, domain=c.domain)),
+            _eval("eigen", root="ibims")),
+    Dataset(DIODESource.INDOOR_INFO, "folder",
+            _folder(lambda c: DIODESource(c.root, outdoor=False, domain=c.domain)),
+            _eval("eigen", root="diode_indoor")),
+    Dataset(DIODESource.OUTDOOR_INFO, "folder",
+            _folder(lambda c: DIODESource(c.root, outdoor=True, domain=c.domain)),
+            _eval("garg", root="diode_outdoor")),
+    Dataset(HyperSimSource.info, "folder", _folder(lambda c: HyperSimSource(c.root, domain=c.domain)),
+            _eval("eigen", root="hypersim")),
+    Dataset(VKITTI2Source.info, "folder",
+            _folder(lambda c: VKITTI2Source(c.root, c.split, c.list_file, domain=c.domain)),
+            _eval("garg", root="vkitti2")),
+    Dataset(DDADSource.info, "folder", _folder(lambda c: DDADSource(c.root, domain=c.domain)),
+            _eval("garg", root="ddad")),
+    Dataset(DIMLIndoorSource.info, "folder", _folder(lambda c: DIMLIndoorSource(c.root, domain=c.domain)),
+            _eval("eigen", root="diml_indoor")),
+    Dataset(DIMLOutdoorSource.info, "folder", _folder(lambda c: DIMLOutdoorSource(c.root, domain=c.domain)),
+            _eval("garg", root="diml_outdoor")),
+    Dataset(CUSTOM_INFO, "custom", _custom, _eval(None)),
+    Dataset(INDOOR_INFO, "synthetic", _synthetic(False), _eval(None)),
+    Dataset(OUTDOOR_INFO, "synthetic", _synthetic(True), _eval(None)),
+)}
+
+
+def make_source(cfg: Any, *, training: bool) -> Any:
+    """The source of ``cfg`` (a ``data_pipelines.config.SourceConfig``): a grain RandomAccessDataSource of raw
+    examples (see sources/base.py). ``training`` drops rows without ground truth (KITTI ``None``); evaluation
+    keeps them."""
+    if cfg.name not in DATASETS:  # SourceConfig validates the name; this guards direct callers
+        raise ValueError(f"no source for dataset {cfg.name!r}; choose one of {', '.join(DATASETS)}")
+    return DATASETS[cfg.name].build(cfg, training)

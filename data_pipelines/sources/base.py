@@ -53,27 +53,10 @@ class DatasetInfo:
     eval_image_size: tuple[int, int] | None = None
 
 
-_IN, _OUT = (1e-3, 10.0), (1e-3, 80.0)
-_NYU_BRIGHTNESS = (0.75, 1.25)
-
-DATASET_INFO: dict[str, DatasetInfo] = {
-    "nyu": DatasetInfo("nyu", 0, _IN, _IN, _NYU_BRIGHTNESS),
-    "nyu_tfds": DatasetInfo("nyu_tfds", 0, _IN, _IN, _NYU_BRIGHTNESS),
-    "kitti": DatasetInfo("kitti", 1, _OUT, _OUT, kb_crop=True),
-    "sunrgbd": DatasetInfo("sunrgbd", 0, (0.0, 8.0), (0.0, 8.0)),
-    "ibims": DatasetInfo("ibims", 0, (0.0, 10.0), (0.0, 10.0)),
-    "diode_indoor": DatasetInfo("diode_indoor", 0, _IN, _IN, eval_image_size=(480, 640)),
-    "diode_outdoor": DatasetInfo("diode_outdoor", 1, _OUT, _OUT, eval_image_size=(480, 640)),
-    "hypersim": DatasetInfo("hypersim", 0, _OUT, _OUT, eval_image_size=(480, 640)),
-    "vkitti2": DatasetInfo("vkitti2", 1, _OUT, _OUT, kb_crop=True),
-    # DDAD's config asks for the KB crop but the official loader ignores it; the loader's resize wins.
-    "ddad": DatasetInfo("ddad", 1, _OUT, _OUT, eval_image_size=(352, 1216)),
-    "diml_indoor": DatasetInfo("diml_indoor", 0, (0.0, 10.0), (0.0, 10.0), eval_image_size=(480, 640)),
-    "diml_outdoor": DatasetInfo("diml_outdoor", 1, (2.0, 80.0), (2.0, 80.0)),
-    "custom": DatasetInfo("custom", 0, _IN, _IN),
-    "synthetic_indoor": DatasetInfo("synthetic_indoor", 0, _IN, _IN, _NYU_BRIGHTNESS),
-    "synthetic_outdoor": DatasetInfo("synthetic_outdoor", 1, _OUT, _OUT),
-}
+# Depth ranges (metres) and the brightness augmentation range shared by several datasets' constants; each
+# dataset's DatasetInfo is written once, next to its loader (the table of datasets: data_pipelines/sources/__init__).
+INDOOR_RANGE, OUTDOOR_RANGE = (1e-3, 10.0), (1e-3, 80.0)
+NYU_BRIGHTNESS = (0.75, 1.25)
 
 
 def make_example(image: np.ndarray, depth: np.ndarray, valid: np.ndarray, focal: float, domain: int,

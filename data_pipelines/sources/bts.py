@@ -16,7 +16,10 @@ import numpy as np
 from data_pipelines.errors import ListFormatError
 from data_pipelines.files import read_depth_png, read_rgb
 from data_pipelines.sources.base import (
-    DATASET_INFO,
+    INDOOR_RANGE,
+    NYU_BRIGHTNESS,
+    OUTDOOR_RANGE,
+    DatasetInfo,
     Example,
     Row,
     RowSource,
@@ -80,12 +83,12 @@ class _BTSSource(RowSource):
 class NYUSource(_BTSSource):
     """NYU Depth v2 in the BTS layout (metres = PNG / 1000)."""
 
-    info = DATASET_INFO["nyu"]
+    info = DatasetInfo("nyu", 0, INDOOR_RANGE, INDOOR_RANGE, NYU_BRIGHTNESS)
     depth_scale = 1000.0
 
 
 class KITTISource(_BTSSource):
     """KITTI Eigen split in the BTS layout (metres = PNG / 256; ``None`` depth rows kept only for eval)."""
 
-    info = DATASET_INFO["kitti"]
+    info = DatasetInfo("kitti", 1, OUTDOOR_RANGE, OUTDOOR_RANGE, kb_crop=True)
     depth_scale = 256.0

@@ -26,7 +26,8 @@ import numpy as np
 from data_pipelines.errors import ListFormatError, MissingFileError
 from data_pipelines.files import read_depth_any, read_mask, read_rgb
 from data_pipelines.sources.base import (
-    DATASET_INFO,
+    INDOOR_RANGE,
+    OUTDOOR_RANGE,
     DatasetInfo,
     Example,
     Row,
@@ -35,6 +36,8 @@ from data_pipelines.sources.base import (
     make_example,
 )
 
+# Indoor by default; ``custom_info`` gives the constants of either domain.
+CUSTOM_INFO = DatasetInfo("custom", 0, INDOOR_RANGE, INDOOR_RANGE)
 REQUIRED_COLUMNS = ("image", "depth", "depth_scale")
 OPTIONAL_COLUMNS = ("focal", "fx", "fy", "cx", "cy", "valid_mask")
 
@@ -141,8 +144,8 @@ def custom_info(domain: int | None) -> DatasetInfo:
     """The constants of a custom dataset of ``domain`` (None = 0): indoor data are valid on 1e-3..10 m, outdoor
     data on 1e-3..80 m, in training and in evaluation (the NYU / KITTI ranges)."""
     domain = 0 if domain is None else int(domain)
-    depth_range = (1e-3, 10.0) if domain == 0 else (1e-3, 80.0)
-    return dataclasses.replace(DATASET_INFO["custom"], domain=domain, train_range=depth_range,
+    depth_range = INDOOR_RANGE if domain == 0 else OUTDOOR_RANGE
+    return dataclasses.replace(CUSTOM_INFO, domain=domain, train_range=depth_range,
                                eval_range=depth_range)
 
 

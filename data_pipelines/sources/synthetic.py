@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import dataclasses
 
-from data_pipelines.sources.base import DATASET_INFO, Example, make_example
+from data_pipelines.sources.base import (
+    INDOOR_RANGE,
+    NYU_BRIGHTNESS,
+    OUTDOOR_RANGE,
+    DatasetInfo,
+    Example,
+    make_example,
+)
 from data_pipelines.synthetic.scenes import INDOOR, OUTDOOR, render_frame
 
 DEFAULT_SIZE = {INDOOR: (480, 640), OUTDOOR: (352, 1216)}
+INDOOR_INFO = DatasetInfo("synthetic_indoor", 0, INDOOR_RANGE, INDOOR_RANGE, NYU_BRIGHTNESS)
+OUTDOOR_INFO = DatasetInfo("synthetic_outdoor", 1, OUTDOOR_RANGE, OUTDOOR_RANGE)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,7 +39,7 @@ class SyntheticSource:
 
     @property
     def info(self):
-        return DATASET_INFO["synthetic_outdoor" if self.outdoor else "synthetic_indoor"]
+        return OUTDOOR_INFO if self.outdoor else INDOOR_INFO
 
     def __len__(self) -> int:
         return self.num_examples

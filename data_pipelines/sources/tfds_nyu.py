@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from data_pipelines.errors import CorruptFileError, DataError
-from data_pipelines.sources.base import DATASET_INFO, Example, check_depth_shape, make_example
+from data_pipelines.sources.base import (
+    INDOOR_RANGE,
+    NYU_BRIGHTNESS,
+    DatasetInfo,
+    Example,
+    check_depth_shape,
+    make_example,
+)
 from data_pipelines.sources.bts import NYU_FOCAL
 
 TFDS_NAME = "nyu_depth_v2"
@@ -37,7 +44,7 @@ class TFDSNYUSource:
         from ``data_dir`` in worker processes.
     """
 
-    info = DATASET_INFO["nyu_tfds"]
+    info = DatasetInfo("nyu_tfds", 0, INDOOR_RANGE, INDOOR_RANGE, NYU_BRIGHTNESS)
 
     def __init__(self, data_dir: str, split: str = "train", domain: int | None = None, builder: Any = None):
         self.data_dir = data_dir

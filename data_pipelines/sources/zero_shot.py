@@ -16,7 +16,9 @@ import numpy as np
 from data_pipelines.errors import BadDepthError, ListFormatError, MissingFileError
 from data_pipelines.files import read_depth_any, read_depth_png, read_mask, read_rgb, require_file
 from data_pipelines.sources.base import (
-    DATASET_INFO,
+    INDOOR_RANGE,
+    OUTDOOR_RANGE,
+    DatasetInfo,
     Example,
     Row,
     RowSource,
@@ -71,7 +73,7 @@ class SUNRGBDSource(_PairSource):
     converted first, as for the official loader).
     """
 
-    info = DATASET_INFO["sunrgbd"]
+    info = DatasetInfo("sunrgbd", 0, (0.0, 8.0), (0.0, 8.0))
 
     def __init__(self, root: str, domain: int | None = None):
         super().__init__(domain)
@@ -92,7 +94,7 @@ class IBimsSource(_PairSource):
     metres = uint16 * 50 / 65535; invalid wherever mask_invalid * mask_transp == 0.
     """
 
-    info = DATASET_INFO["ibims"]
+    info = DatasetInfo("ibims", 0, (0.0, 10.0), (0.0, 10.0))
 
     def __init__(self, root: str, list_file: str = "", domain: int | None = None):
         super().__init__(domain)
@@ -129,8 +131,11 @@ class DIODESource(_PairSource):
     The ``_depth_mask.npy`` files are ignored, as by the official evaluation (trap 14).
     """
 
+    INDOOR_INFO = DatasetInfo("diode_indoor", 0, INDOOR_RANGE, INDOOR_RANGE, eval_image_size=(480, 640))
+    OUTDOOR_INFO = DatasetInfo("diode_outdoor", 1, OUTDOOR_RANGE, OUTDOOR_RANGE, eval_image_size=(480, 640))
+
     def __init__(self, root: str, outdoor: bool, domain: int | None = None):
-        self.info = DATASET_INFO["diode_outdoor" if outdoor else "diode_indoor"]
+        self.info = self.OUTDOOR_INFO if outdoor else self.INDOOR_INFO
         super().__init__(domain)
         self.rows = _glob_rows(root, os.path.join("**", "*.png"), lambda p: p[:-4] + "_depth.npy")
 
@@ -170,7 +175,7 @@ class HyperSimSource(_PairSource):
       depth_reader: path -> (H, W) distance array; default :func:`read_hypersim_hdf5` (h5py).
     """
 
-    info = DATASET_INFO["hypersim"]
+    info = DatasetInfo("hypersim", 0, OUTDOOR_RANGE, OUTDOOR_RANGE, eval_image_size=(480, 640))
 
     def __init__(self, root: str, domain: int | None = None,
                  depth_reader: Callable[[str], np.ndarray] | None = None):
@@ -200,7 +205,7 @@ class VKITTI2Source(_PairSource):
     frame.
     """
 
-    info = DATASET_INFO["vkitti2"]
+    info = DatasetInfo("vkitti2", 1, OUTDOOR_RANGE, OUTDOOR_RANGE, kb_crop=True)
 
     def __init__(self, root: str, split: str = "test", list_file: str = "", domain: int | None = None):
         super().__init__(domain)
@@ -230,7 +235,8 @@ class VKITTI2Source(_PairSource):
 class DDADSource(_PairSource):
     """DDAD (flat directory): ``*_rgb.png`` <-> ``*_depth.npy`` metres; 0 invalid."""
 
-    info = DATASET_INFO["ddad"]
+    # DDAD's config asks for the KB crop but the official loader ignores it; the loader's resize wins.
+    info = DatasetInfo("ddad", 1, OUTDOOR_RANGE, OUTDOOR_RANGE, eval_image_size=(352, 1216))
 
     def __init__(self, root: str, domain: int | None = None):
         super().__init__(domain)
@@ -245,7 +251,7 @@ class DIMLIndoorSource(_PairSource):
     """DIML indoor: ``LR/<scene>/color/*_c.png`` <-> ``LR/<scene>/depth_filled/*_depth_filled.png``;
     metres = uint16 / 1000."""
 
-    info = DATASET_INFO["diml_indoor"]
+    info = DatasetInfo("diml_indoor", 0, (0.0, 10.0), (0.0, 10.0), eval_image_size=(480, 640))
 
     def __init__(self, root: str, domain: int | None = None):
         super().__init__(domain)
@@ -264,7 +270,7 @@ class DIMLIndoorSource(_PairSource):
 class DIMLOutdoorSource(_PairSource):
     """DIML outdoor: ``<scene>/outleft/*.png`` <-> ``<scene>/depthmap/*.png``, metres = uint16 / 1000."""
 
-    info = DATASET_INFO["diml_outdoor"]
+    info = DatasetInfo("diml_outdoor", 1, (2.0, 80.0), (2.0, 80.0))
 
     def __init__(self, root: str, domain: int | None = None):
         super().__init__(domain)

@@ -9,9 +9,11 @@ import os
 import numpy as np
 import pytest
 
-from data_pipelines.config import SourceConfig
+from data_pipelines.config import DATASET_NAMES, SourceConfig
 from data_pipelines.errors import CorruptFileError, ListFormatError, MissingFileError
 from data_pipelines.sources import (
+    DATASETS,
+    KINDS,
     DDADSource,
     DIMLIndoorSource,
     DIMLOutdoorSource,
@@ -25,6 +27,7 @@ from data_pipelines.sources import (
     make_source,
 )
 from data_pipelines.sources.zero_shot import HYPERSIM_FOCAL, hypersim_distance_to_depth
+from zoejax.evaluation.protocols import PROTOCOLS
 
 H, W = 48, 64
 KITTI_H, KITTI_W = 375, 1242
@@ -184,12 +187,42 @@ def test_diml_indoor_and_outdoor(zero_shot_roots):
     assert out.info.eval_range == (2.0, 80.0)  # the 1.5 m pixel at (3, 3) is masked by the range later
 
 
-def test_make_source_covers_every_layout(zero_shot_roots):
-    for name, root in zero_shot_roots.items():
-        src = make_source(SourceConfig(name, root=root, split="test"), training=False)
-        assert len(src) == 2, name
-        if name != "hypersim":  # needs the injected reader (h5py absent)
-            assert src[0]["depth"].shape == src[0]["image"].shape[:2]
+class _PreparedSplit:
+    """Stands in for a prepared tfds builder: two NYU-sized records."""
+
+    def is_prepared(self):
+        return True
+
+    def as_data_source(self, split):
+        return [{"image": np.zeros((480, 640, 3), np.uint8), "depth": np.ones((480, 640), np.float32)}] * 2
+
+
+def test_every_dataset_row_builds_its_source(nyu_root, kitti_root, zero_shot_roots, custom_root, monkeypatch):
+    """Each row of the one dataset table builds, through make_source, a source carrying that row's constants."""
+    monkeypatch.setattr("data_pipelines.sources.tfds_nyu._default_builder", lambda data_dir: _PreparedSplit())
+    custom_list = os.path.join(custom_root, "list.csv")
+    with open(custom_list, "w") as f:
+        f.write("image,depth,depth_scale\nimg/a.png,dep/a.png,1000\n")
+    configs = {name: SourceConfig(name, root=root, split="test") for name, root in zero_shot_roots.items()}
+    configs.update({
+        "nyu": SourceConfig("nyu", root=nyu_root + "/sync", list_file=nyu_root + "/train.txt"),
+        "nyu_tfds": SourceConfig("nyu_tfds", root=nyu_root, split="validation"),
+        "kitti": SourceConfig("kitti", root=kitti_root + "/raw", depth_root=kitti_root + "/gts",
+                              list_file=kitti_root + "/eigen.txt"),
+        "custom": SourceConfig("custom", list_file=custom_list),
+        "synthetic_indoor": SourceConfig("synthetic_indoor", num_examples=2, size=(32, 48)),
+        "synthetic_outdoor": SourceConfig("synthetic_outdoor", num_examples=2, size=(32, 48)),
+    })
+    assert set(configs) == set(DATASETS) == set(DATASET_NAMES) and set(PROTOCOLS) <= set(DATASETS)
+    for name, row in DATASETS.items():
+        assert row.name == name and row.kind in KINDS, name
+        src = make_source(configs[name], training=False)
+        assert src.info == row.info and len(src) >= 1, name
+        if name not in ("hypersim", "nyu_tfds"):  # hypersim needs the injected reader (h5py absent)
+            example = src[0]
+            assert example["dataset"] == name and example["depth"].shape == example["image"].shape[:2], name
+        if row.protocol is not None:  # the evaluation protocol is the row's, with the row's depth range
+            assert (PROTOCOLS[name].crop, PROTOCOLS[name].max_depth) == (row.protocol.crop, row.info.eval_range[1])
 
 
 def test_missing_root_and_corrupt_file(tmp_path, zero_shot_roots):

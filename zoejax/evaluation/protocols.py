@@ -1,10 +1,11 @@
-"""The evaluation protocol of every dataset: one table (the paper's Table 7 as the official code runs it).
+"""The evaluation protocol of every dataset (the paper's Table 7 as the official code runs it), derived from the
+one table of datasets (``data_pipelines.sources.DATASETS``).
 
 Per dataset: the crop of the metric mask, the evaluation depth range (metres; predictions are clamped to it and
 ground truth is valid strictly inside it), whether flip test-time augmentation is used, the domain label
 (ZoeD_NK's head when routing by label), and where the data lives under ``--data-root`` by default.
-The depth ranges and domains are the input pipeline's (``data_pipelines.sources.base.DATASET_INFO``) so the
-mask the pipeline builds and the clamp the metrics apply can never disagree.
+The depth ranges and domains are the input pipeline's own (each dataset's ``DatasetInfo``) so the mask the
+pipeline builds and the clamp the metrics apply can never disagree.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import dataclasses
 import os
 
 from data_pipelines.config import SourceConfig
-from data_pipelines.sources.base import DATASET_INFO, DatasetInfo
+from data_pipelines.sources import DATASETS, DatasetInfo
 from data_pipelines.sources.custom import custom_info
 
 
@@ -55,8 +56,9 @@ def _from_info(info: DatasetInfo, crop: str | None, layout: tuple[tuple[str, str
     return EvalProtocol(info.name, crop, lo, hi, info.domain, layout=layout)
 
 
-def _protocol(dataset: str, crop: str | None, **layout: str) -> EvalProtocol:
-    return _from_info(DATASET_INFO[dataset], crop, tuple(layout.items()))
+# Every dataset of the table that has an evaluation protocol, in the table's order.
+PROTOCOLS: dict[str, EvalProtocol] = {name: _from_info(d.info, d.protocol.crop, d.protocol.layout)
+                                      for name, d in DATASETS.items() if d.protocol is not None}
 
 
 def custom_protocol(domain: int) -> EvalProtocol:
@@ -64,25 +66,6 @@ def custom_protocol(domain: int) -> EvalProtocol:
     and head its source uses (``data_pipelines.sources.custom.custom_info``)."""
     return _from_info(custom_info(domain), PROTOCOLS["custom"].crop)
 
-
-PROTOCOLS: dict[str, EvalProtocol] = {p.dataset: p for p in (
-    _protocol("nyu", "eigen", root="nyu/official_splits/test",
-              list_file="nyu/nyudepthv2_test_files_with_gt.txt"),
-    _protocol("kitti", "garg", root="kitti/raw", depth_root="kitti/gts",
-              list_file="kitti/kitti_eigen_test_files_with_gt.txt"),
-    _protocol("sunrgbd", "eigen", root="sunrgbd"),
-    _protocol("ibims", "eigen", root="ibims"),
-    _protocol("diode_indoor", "eigen", root="diode_indoor"),
-    _protocol("diode_outdoor", "garg", root="diode_outdoor"),
-    _protocol("hypersim", "eigen", root="hypersim"),
-    _protocol("vkitti2", "garg", root="vkitti2"),
-    _protocol("ddad", "garg", root="ddad"),
-    _protocol("diml_indoor", "eigen", root="diml_indoor"),
-    _protocol("diml_outdoor", "garg", root="diml_outdoor"),
-    _protocol("custom", None),
-    _protocol("synthetic_indoor", None),
-    _protocol("synthetic_outdoor", None),
-)}
 
 # The paper's zero-shot groups (official ALL_INDOOR / ALL_OUTDOOR; diml_indoor is in neither).
 GROUPS: dict[str, tuple[str, ...]] = {
