@@ -86,6 +86,23 @@ def test_predict_refuses_an_output_folder_holding_its_inputs_however_spelled(stu
     assert (tmp_path / "other" / "x.npy").is_file()
 
 
+def test_an_output_that_is_or_lies_under_a_file_is_refused_before_the_model_loads(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(predict_cli, "_load_model", lambda *a: pytest.fail("the model was loaded"))
+    _rgb(tmp_path / "x.png", 0)
+    (tmp_path / "notes").write_text("keep me")
+    for out in (tmp_path / "notes", tmp_path / "notes" / "depth"):
+        assert _predict(out, tmp_path / "x.png") == 1
+        assert "notes is a file; give a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes").read_text() == "keep me"
+
+
+def test_stablehlo_export_refuses_an_unknown_platform(converted, tmp_path, capsys):
+    assert _convert("--to", "stablehlo", converted[0], tmp_path / "s", "--size", "32x32", "--platforms",
+                    "cpu,gpu") == 1
+    assert "--platforms: unknown gpu; choose from cpu, cuda, rocm, tpu" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+
+
 # --- item 14 -----------------------------------------------------------------------------------------------------
 
 def test_outputs_of_inputs_with_colliding_names_stay_apart(stub, tmp_path, capsys):

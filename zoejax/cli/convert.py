@@ -23,6 +23,8 @@ from zoejax.conversion.table import EXTRA_REASONS, extra_group
 from zoejax.io.safe_output import UnsafeOutputError
 from zoejax.models.init import count_params
 
+PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # the lowering targets jax.export knows
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zoejax-convert", description=__doc__.split("\n\n")[0],
@@ -100,6 +102,9 @@ def _export_stablehlo(args: argparse.Namespace, t0: float) -> int:
         raise ValueError("--batch-size must be >= 1")
     input_size = parse_size(args.input_size) if args.input_size else None
     platforms = [p.strip() for p in args.platforms.split(",")] if args.platforms else None
+    unknown = sorted(set(platforms or ()) - set(PLATFORMS))
+    if unknown:  # jax.export would write an artefact for a platform nothing runs
+        raise ValueError(f"--platforms: unknown {', '.join(unknown)}; choose from {', '.join(PLATFORMS)}")
     check_dir_output(args.output, overwrite=args.overwrite, inputs=[args.input])  # before loading and lowering
     model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant, input_size=input_size)
     out = export_predict(model, args.output, height, width, args.batch_size, flip_tta=not args.no_flip_tta,

@@ -198,8 +198,9 @@ def _write_outputs(stem: Path, depth: np.ndarray, image: np.ndarray, args: argpa
 def _check_output_folder(out: Path, files: list[Path]) -> None:
     """Refuse an ``--output`` that is a file or holds an input directly (however either is spelled: symlinks,
     ``..``, case on a case-insensitive filesystem), where an output could replace it."""
-    if out.exists() and not out.is_dir():
-        raise ImageInputError(f"--output {out} is a file; give a folder (it is created if missing)")
+    existing = next(p for p in (out.absolute(), *out.absolute().parents) if p.exists())
+    if not existing.is_dir():
+        raise ImageInputError(f"--output {out}: {existing} is a file; give a folder (it is created if missing)")
     held = [f for f in files if holds_directly(out, f)]
     if held:
         raise ImageInputError(f"--output {out} holds the input {held[0]}" + (f" and {len(held) - 1} more"
