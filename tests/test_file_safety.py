@@ -235,25 +235,33 @@ def test_a_full_disk_during_export_or_convert_leaves_no_temporary_and_the_old_ou
                                                                                        monkeypatch, capsys):
     import orbax.checkpoint as ocp
     import safetensors.numpy
+    from safetensors import SafetensorError
 
     zoe, _ = converted
     assert _convert("--to", "hf", zoe, tmp_path / "hf") == 0
     assert _convert("--to", "official", zoe, tmp_path / "back.pt") == 0
     assert _convert(tmp_path / "hf", tmp_path / "zoe2") == 0
+
+    assert _convert("--to", "stablehlo", zoe, tmp_path / "serve", "--size", "32x32") == 0
     before = {p.relative_to(tmp_path): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
 
-    def half_then_full(path, size=1000):
+    def half_then_full(path, size=1000, error=None):
         with open(path, "wb") as f:
             f.write(b"\0" * size)
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        raise error or OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))  # as write() raises it: no file name
 
-    monkeypatch.setattr(safetensors.numpy, "save_file", lambda tensors, path, metadata=None: half_then_full(path))
+    # Each writer fails as it does on a full disk (tried on a full tmpfs): safetensors with its own error type,
+    # orbax with a ValueError naming the file.
+    monkeypatch.setattr(safetensors.numpy, "save_file", lambda tensors, path, metadata=None: half_then_full(
+        path, error=SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")))
     monkeypatch.setattr(torch, "save", lambda obj, path: half_then_full(path))
-    monkeypatch.setattr(ocp.PyTreeCheckpointer, "save", lambda self, path, state: (
-        os.makedirs(path), half_then_full(os.path.join(path, "d"))))
+    monkeypatch.setattr(ocp.PyTreeCheckpointer, "save", lambda self, path, state: (os.makedirs(path), half_then_full(
+        os.path.join(path, "d"), error=ValueError(f"RESOURCE_EXHAUSTED: {path}/d: No space left on device"))))
+    monkeypatch.setattr(np, "savez", lambda f, **arrays: (f.write(b"PK half"), half_then_full(f.name)))
     runs = [("--to", "hf", zoe, tmp_path / "hf", "--overwrite"),
             ("--to", "official", zoe, tmp_path / "back.pt", "--overwrite"),
-            (tmp_path / "hf", tmp_path / "zoe2", "--overwrite")]
+            (tmp_path / "hf", tmp_path / "zoe2", "--overwrite"),
+            ("--to", "stablehlo", zoe, tmp_path / "serve", "--size", "32x32", "--overwrite")]
     for args in runs:
         assert _convert(*args) == 1
         err = capsys.readouterr().err

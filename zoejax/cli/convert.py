@@ -77,7 +77,8 @@ def main(argv: list[str] | None = None) -> int:
                                                 overwrite=args.overwrite, seed=args.seed)
     except (ConversionError, CheckpointReadError, UnsafeOutputError, OSError, ValueError,
             argparse.ArgumentTypeError) as e:  # OSError: missing or unreadable input, an existing output, disk full
-        print(f"zoejax-convert: error: {e}", file=sys.stderr)
+        where = f"{args.output}: " if isinstance(e, OSError) and e.errno and not e.filename else ""
+        print(f"zoejax-convert: error: {where}{e}", file=sys.stderr)  # a bare "[Errno 28]" names the output
         return 1
     print(f"source: {args.input} ({detected.format} layout, ZoeD_{detected.variant.upper()}, {detected.backbone})")
     print(f"params: {count_params(converted.params):,}")

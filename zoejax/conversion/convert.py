@@ -124,6 +124,7 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike,
         with atomic_path(out) as tmp:
             torch.save({"model": tensors, "optimizer": None, "epoch": 0}, tmp)
         return out
+    from safetensors import SafetensorError
     from safetensors.numpy import save_file
     from transformers import BeitConfig
     from transformers import ZoeDepthConfig as HFZoeDepthConfig
@@ -132,7 +133,10 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike,
     hf_cfg = HFZoeDepthConfig(backbone_config=BeitConfig(**kwargs.pop("backbone_config")), **kwargs)
     hf_cfg.architectures = ["ZoeDepthForDepthEstimation"]
     with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "model.safetensors"),
-                  metadata={"format": "pt"})
+        try:
+            save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "model.safetensors"),
+                      metadata={"format": "pt"})
+        except SafetensorError as e:  # its I/O errors (a full disk) are not OSErrors
+            raise OSError(f"writing {out / 'model.safetensors'} failed: {e}") from e
         (tmp / "config.json").write_text(hf_cfg.to_json_string())
     return out
