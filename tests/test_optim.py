@@ -12,6 +12,7 @@ from zoejax.models.init import param_shapes
 from zoejax.training.optim import (
     OptimConfig,
     b1_schedule,
+    consecutive_nonfinite_count,
     group_labels,
     lr_schedules,
     make_optimizer,
@@ -80,7 +81,8 @@ def _optax_composition(cfg: OptimConfig) -> optax.GradientTransformation:
                                                           eps=cfg.eps, weight_decay=cfg.weight_decay)
                  for g, lr in lr_schedules(cfg).items()}
     chain = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), optax.multi_transform(per_group, group_labels))
-    return optax.apply_if_finite(chain, cfg.max_consecutive_nonfinite)
+    # Never past max_consecutive_errors here: optax would then apply the non-finite update, the fused one never does.
+    return optax.apply_if_finite(chain, 1000)
 
 
 def _moments(state, which: str) -> dict:
@@ -92,9 +94,10 @@ def _moments(state, which: str) -> dict:
 
 
 def test_fused_adamw_matches_the_optax_composition_step_by_step():
-    """Clipped and unclipped steps, NaN/inf gradients in and out of a row and past max_consecutive_nonfinite (where
-    the update goes through): the same updates, moments, counts and skip counters as optax's composition. Values
-    agree to an ulp, not bitwise: XLA fuses the two programs differently."""
+    """Clipped and unclipped steps, NaN/inf gradients in and out of a row: the same updates, moments, counts and
+    skip counters as optax's composition. Values agree to an ulp, not bitwise: XLA fuses the two programs
+    differently. (optax applies a non-finite update after max_consecutive_errors in a row; the fused one never
+    does: the next test.)"""
     cfg = OptimConfig(total_steps=12, lr=1e-2, midas_lr_factor=10.0, pct_start=0.3, max_consecutive_nonfinite=2,
                       grad_clip_norm=0.5)
     params = {"core": {"pretrained": {"w": jnp.linspace(-1.0, 1.0, 6).reshape(2, 3),
@@ -126,4 +129,23 @@ def test_fused_adamw_matches_the_optax_composition_step_by_step():
         for field in ("notfinite_count", "last_finite", "total_notfinite"):
             assert int(getattr(s_ours, field)) == int(getattr(s_theirs, field)), f"{field}, {msg}"
         params = optax.apply_updates(params, u_ours)
-    assert int(nonfinite_count(s_ours)) == 4 and not np.all(np.isfinite(np.asarray(params["core"]["scratch"]["w"])))
+    assert int(nonfinite_count(s_ours)) == 4
+    assert all(np.all(np.isfinite(np.asarray(x))) for x in jax.tree.leaves(params))
+
+
+def test_nonfinite_gradients_are_never_applied_however_many_in_a_row():
+    """Past max_consecutive_nonfinite the update stays zero and the params finite (optax's apply_if_finite would
+    apply it, making every parameter NaN, which a run would then save): the loop stops the run instead."""
+    cfg = OptimConfig(total_steps=12, max_consecutive_nonfinite=2)
+    params = {"metric_head": {"w": jnp.ones(3)}}
+    tx = make_optimizer(cfg)
+    state = tx.init(params)
+    update = jax.jit(tx.update)
+    for i in range(5):
+        updates, state = update({"metric_head": {"w": jnp.array([1.0, jnp.nan, 0.0])}}, state, params)
+        assert np.all(np.asarray(updates["metric_head"]["w"]) == 0), i
+        assert int(consecutive_nonfinite_count(state)) == i + 1
+    assert int(nonfinite_count(state)) == 5 and int(state.count) == 0
+    updates, state = update({"metric_head": {"w": jnp.ones(3)}}, state, params)
+    assert np.all(np.isfinite(np.asarray(updates["metric_head"]["w"])))
+    assert int(consecutive_nonfinite_count(state)) == 0 and int(nonfinite_count(state)) == 5

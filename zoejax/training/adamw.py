@@ -9,9 +9,12 @@ to ~4700 fusions and ~1000 copies (both moments of every parameter) and takes ~2
 one copy, ~0.9 s. The state is not optax's (``FusedAdamWState``), so a checkpoint written with the composition's
 state does not restore into it (``zoejax.training.checkpointing`` names the differing entries).
 
-One difference: the gradient counts as non-finite when its global norm is (optax checks every element). The two
-differ only for finite gradients whose squared norm overflows float32 (norm > ~1.8e19), which are skipped here
-(optax would apply a zero clipped gradient).
+Two differences. A non-finite gradient is always skipped: optax applies it after ``max_consecutive_errors`` in a
+row, which turns every parameter into NaN (a diverged run would then save NaN checkpoints over its good ones);
+here the training loop stops the run instead (``zoejax.training.divergence``). And the gradient counts as
+non-finite when its global norm is (optax checks every element): the two differ only for finite gradients whose
+squared norm overflows float32 (norm > ~1.8e19), which are skipped here (optax would apply a zero clipped
+gradient).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ def _value(schedule: Schedule | float, count: jax.Array) -> jax.Array:
 
 def fused_adamw(labels: Callable[[Any], Any], learning_rates: Mapping[str, Schedule | float],
                 weight_decays: Mapping[str, float], b1: Schedule | float, b2: float, eps: float,
-                clip_norm: float | None, max_consecutive_errors: int) -> optax.GradientTransformation:
+                clip_norm: float | None) -> optax.GradientTransformation:
     """AdamW (decoupled decay, eps outside the square root) on global-norm-clipped gradients.
 
     Args:
@@ -59,8 +62,8 @@ def fused_adamw(labels: Callable[[Any], Any], learning_rates: Mapping[str, Sched
       weight_decays: per group, the decoupled decay coefficient (multiplied by the learning rate).
       b1: Adam's first-moment decay, a schedule (cycled momentum) or a constant; b2, eps as in Adam.
       clip_norm: gradients whose global L2 norm exceeds it are scaled down to it; None: no clipping.
-      max_consecutive_errors: a non-finite gradient gives a zero update and leaves the state (counts, moments)
-        as it was, unless more than this many came in a row; then the update goes through, as optax does.
+    A non-finite gradient gives a zero update and leaves the state (counts, moments) as it was, however many
+    come in a row (``notfinite_count`` counts them; the caller decides when to give up).
     """
 
     def init(params):
@@ -77,7 +80,7 @@ def fused_adamw(labels: Callable[[Any], Any], learning_rates: Mapping[str, Sched
         norm = optax.tree.norm(grads)
         finite = jnp.isfinite(norm)
         notfinite_count = jnp.where(finite, 0, _increment(state.notfinite_count))
-        accept = jnp.logical_or(finite, notfinite_count > max_consecutive_errors)
+        accept = finite
         count_inc = _increment(state.count)
         beta1, beta2 = _value(b1, state.count), jnp.asarray(b2, jnp.float32)
         eps_ = jnp.asarray(eps, jnp.float32)

@@ -7,7 +7,8 @@ Groups (by parameter path, an explicit function, no string registry):
   head     everything else (metric head, router)             lr
 OneCycle follows PyTorch's ``OneCycleLR`` exactly (phase ends at pct*T - 1 and T - 1, cosine annealing) and,
 with ``cycle_momentum``, schedules Adam's b1 between 0.95 and 0.85 as PyTorch does. Gradients are clipped by
-global norm (0.1); a non-finite gradient skips the update (counted in the optimizer state).
+global norm (0.1); a non-finite gradient skips the update (counted in the optimizer state), and the training loop
+stops the run after ``max_consecutive_nonfinite`` of them in a row.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class OptimConfig:
     eps: float = 1e-8
     grad_clip_norm: float | None = 0.1
     accumulate_steps: int = 1
-    max_consecutive_nonfinite: int = 100
+    max_consecutive_nonfinite: int = 100  # skipped (non-finite) updates in a row after which the run stops
 
 
 def param_group(path: tuple[str, ...]) -> str:
@@ -107,13 +108,21 @@ def make_optimizer(cfg: OptimConfig) -> optax.GradientTransformation:
         raise ValueError(f"total_steps must be positive, got {cfg.total_steps}")
     decays = {g: 0.0 if (g == "rel_pos" and not cfg.rel_pos_weight_decay) else cfg.weight_decay for g in GROUPS}
     tx = fused_adamw(group_labels, lr_schedules(cfg), decays, b1=b1_schedule(cfg), b2=cfg.b2, eps=cfg.eps,
-                     clip_norm=cfg.grad_clip_norm or None, max_consecutive_errors=cfg.max_consecutive_nonfinite)
+                     clip_norm=cfg.grad_clip_norm or None)
     if cfg.accumulate_steps > 1:
         tx = optax.MultiSteps(tx, every_k_schedule=cfg.accumulate_steps)
     return tx
 
 
+def _adamw_state(opt_state):
+    return opt_state.inner_opt_state if isinstance(opt_state, optax.MultiStepsState) else opt_state
+
+
 def nonfinite_count(opt_state) -> jax.Array:
     """Total skipped (non-finite) updates recorded in an optimizer state from ``make_optimizer``."""
-    state = opt_state.inner_opt_state if isinstance(opt_state, optax.MultiStepsState) else opt_state
-    return state.total_notfinite
+    return _adamw_state(opt_state).total_notfinite
+
+
+def consecutive_nonfinite_count(opt_state) -> jax.Array:
+    """Skipped (non-finite) updates in a row up to now, in an optimizer state from ``make_optimizer``."""
+    return _adamw_state(opt_state).notfinite_count
