@@ -14,10 +14,18 @@ WORKDIR/tensorboard. Multi-host: set ZOEJAX_DISTRIBUTED=1 and every host runs th
 ZOEJAX_COORDINATOR (host:port), ZOEJAX_NUM_PROCESSES and ZOEJAX_PROCESS_ID (what ``launch_gpu.sh`` sets for
 explicit multi-node runs). The work directory is itself a checkpoint for ``zoejax.load``, ``zoejax-eval`` and
 ``zoejax-predict``.
+
+Exit codes: 0 finished (the last line on stdout is the result JSON); 1 bad input or a fault, one line on stderr
+naming the file or step and the fix (missing or malformed data, a work directory in use by another trainer or
+holding another model, a checkpoint of another architecture, every checkpoint damaged, disk full, ...); 2 a bad
+flag or config field; 3 diverged (``optim.max_consecutive_nonfinite`` non-finite steps in a row, or
+``halt_on_nonfinite``): the checkpoints hold the last finite weights; 75 preempted (SIGTERM): a checkpoint was
+saved and the result line says ``"preempted": true``; rerun the same command to resume.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -33,6 +41,10 @@ from zoejax.host_memory import apply_from_environment
 define_config_flag()
 flags.DEFINE_string("workdir", None, "Work directory: checkpoints, metrics.jsonl, tensorboard/, model_config.json.")
 FLAGS = flags.FLAGS
+
+EXIT_ERROR, EXIT_USAGE, EXIT_DIVERGED = 1, 2, 3
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL (sysexits.h): try again, which resumes
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
 
 
 def make_input(config, process_index: int, process_count: int):
@@ -133,6 +145,51 @@ def build_run(config, process_index: int, process_count: int):
     return model, train_cfg, optim, loss, batches, evaluate
 
 
+def failure(error: BaseException, workdir: str) -> tuple[str, int] | None:
+    """(one-line message, exit code) for an error of bad input or a fault; None for anything else (a bug, whose
+    traceback is then shown)."""
+    from zoejax.training.checkpointing import CheckpointLayoutError, NoRestorableCheckpointError
+    from zoejax.training.loop import InitFromError
+    from zoejax.training.resume import ResumeMismatchError
+    from zoejax.training.workdir import WorkdirLockedError, WorkdirMismatchError
+
+    full = _no_space(error)
+    if full is not None:
+        return (f"disk full writing {full.filename or workdir} ({full.strerror}): free space (or move --workdir) "
+                "and rerun the same command; it resumes from the latest complete checkpoint and deletes the "
+                "unfinished save", EXIT_ERROR)
+    if isinstance(error, FloatingPointError):  # DivergedError, a non-finite state refused, halt_on_nonfinite
+        return str(error), EXIT_DIVERGED
+    if isinstance(error, (DataError, InitFromError, CheckpointLayoutError, NoRestorableCheckpointError,
+                          ResumeMismatchError, WorkdirLockedError, WorkdirMismatchError)):
+        return str(error), EXIT_ERROR
+    if isinstance(error, ValueError) and str(error).startswith("Expected all input elements to have the same"):
+        # grain's batching of frames of different sizes: the message names neither the files nor the fix.
+        return ("training frames of different sizes cannot be batched: give each training source of varying "
+                "frame size a size=(height, width) in --config.data.sources (frames are centre-cropped or padded "
+                "to it), or resize the files; `zoejax-data check` lists the sizes", EXIT_ERROR)
+    if isinstance(error, OSError):  # an unreadable or unwritable file, a lost mount
+        return str(error), EXIT_ERROR
+    return None
+
+
+def _no_space(error: BaseException | None) -> OSError | None:
+    """The disk-full OSError behind ``error`` (itself, or what it was raised from), if any."""
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, OSError) and error.errno in NO_SPACE:
+            return error
+        if "No space left on device" in str(error):
+            return OSError(errno.ENOSPC, "No space left on device")
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
+
+
+def _fail(message: str, code: int) -> None:
+    print(f"zoejax-train: error: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
 def main_(argv) -> None:
     del argv
     apply_from_environment()  # ZOEJAX_KEEP_HOST_MEMORY=1: before the first computation (zoejax/host_memory.py)
@@ -147,19 +204,24 @@ def main_(argv) -> None:
         model, train_cfg, optim, loss, batches, evaluate = build_run(FLAGS.config, jax.process_index(),
                                                                      jax.process_count())
     except DataError as e:  # a dataset on disk is missing or malformed: say which, without a traceback
-        print(f"zoejax-train: error: {e}", file=sys.stderr)
-        sys.exit(1)
+        _fail(str(e), EXIT_ERROR)
     except ValueError as e:
-        raise app.UsageError(str(e)) from None
-    from zoejax.training.loop import InitFromError, train
+        raise app.UsageError(str(e), exitcode=EXIT_USAGE) from None
+    from zoejax.training.loop import train
 
     try:
         result = train(model, train_cfg, optim, loss, FLAGS.workdir, batches, evaluate)
-    except InitFromError as e:
-        print(f"zoejax-train: error: {e}", file=sys.stderr)
-        sys.exit(1)
+    except Exception as e:
+        known = failure(e, FLAGS.workdir)
+        if known is None:
+            raise
+        _fail(*known)
     if jax.process_index() == 0:
         print(json.dumps(result))
+    if result.get("preempted"):
+        print(f"zoejax-train: preempted (SIGTERM) after saving step {result['step']}; rerun the same command to "
+              "resume", file=sys.stderr)
+        sys.exit(EXIT_PREEMPTED)
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import os
 import signal
 import time
@@ -29,13 +30,14 @@ import optax
 from jax.sharding import Mesh
 from tqdm import tqdm
 
-from zoejax.api import EXTRAS_FILE, INFERENCE_FILE
-from zoejax.conversion.store import CONFIG_FILE
 from zoejax.models.config import ZoeDepthConfig, backbone_summary
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.training import checkpointing, monitoring
+from zoejax.training import workdir as run_files
 from zoejax.training.config import TrainConfig
+from zoejax.training.divergence import check_divergence
 from zoejax.training.optim import OptimConfig, lr_schedules, make_optimizer
+from zoejax.training.resume import check_resume
 from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, shard_batch
 from zoejax.training.state import TrainState, abstract_train_state, create_sharded_state, key_path, state_shardings
 from zoejax.training.step import LossConfig, make_steps
@@ -110,35 +112,6 @@ def log_dir_of(workdir: str, train_config: TrainConfig) -> str:
     return workdir
 
 
-def _write_model_config(workdir: str, model_config: ZoeDepthConfig) -> None:
-    from etils import epath
-
-    path = epath.Path(workdir)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / CONFIG_FILE).write_text(json.dumps(model_config.to_dict(), indent=2))
-
-
-def _write_extras(workdir: str, extras: dict[str, np.ndarray]) -> None:
-    import io
-
-    from etils import epath
-
-    buffer = io.BytesIO()
-    np.savez(buffer, **{k: np.asarray(v) for k, v in extras.items()})
-    path = epath.Path(workdir)
-    path.mkdir(parents=True, exist_ok=True)
-    tmp = path / (EXTRAS_FILE + ".tmp")
-    tmp.write_bytes(buffer.getvalue())
-    tmp.rename(path / EXTRAS_FILE)  # never a half-written file under the final name
-
-
-def _write_inference_info(workdir: str, image_shape: tuple[int, ...]) -> None:
-    """The network input size the model trains at, which ``zoejax.load(workdir)`` then predicts at."""
-    from etils import epath
-
-    (epath.Path(workdir) / INFERENCE_FILE).write_text(json.dumps({"input_size": list(image_shape[1:3])}))
-
-
 @functools.lru_cache(maxsize=4)
 def _jitted_train_step(model_config: ZoeDepthConfig, optim_config: OptimConfig, loss_config: LossConfig,
                        mesh: Mesh) -> tuple[optax.GradientTransformation, TrainState, Callable]:
@@ -161,13 +134,25 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
     Args:
       evaluate: ``params -> {metric: float}``, called on every host (it may be collective) every
         ``train_config.eval_every_steps`` steps and after the last step.
-    Returns the last logged metrics (host floats) plus ``step``, ``resumed_from`` and, when evaluation ran,
-    ``eval`` (the last evaluation's metrics).
+    Returns the last logged metrics (host floats) plus ``step``, ``resumed_from``, ``preempted`` (SIGTERM stopped
+    the run early, after saving a checkpoint) and, when evaluation ran, ``eval`` (the last evaluation's metrics).
+    Raises WorkdirLockedError while another trainer uses ``workdir``, WorkdirMismatchError when its
+    model_config.json is another model's, ResumeMismatchError when its checkpoint cannot be continued with
+    these settings, and DivergedError (a FloatingPointError) when no step was finite for
+    ``optim_config.max_consecutive_nonfinite`` steps in a row; non-finite weights are never saved.
     """
     workdir = os.fspath(workdir)
-    is_host0 = jax.process_index() == 0
     log_dir = log_dir_of(workdir, train_config)
     os.makedirs(log_dir, exist_ok=True)
+    with run_files.lock_for_run(workdir, log_dir):
+        return _train(model_config, train_config, optim_config, loss_config, workdir, log_dir, batches, evaluate)
+
+
+def _train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config: OptimConfig,
+           loss_config: LossConfig, workdir: str, log_dir: str, batches: Iterator[dict[str, np.ndarray]],
+           evaluate: EvaluateFn | None) -> dict[str, Any]:
+    is_host0 = jax.process_index() == 0
+    run_files.write_model_config(workdir, model_config, write=is_host0)  # refuses another model's folder first
     mesh = make_mesh(train_config.mesh_shape)
     check_batch_divisible(train_config.global_batch_size, mesh)
     tx, shardings, step_fn = _jitted_train_step(model_config, optim_config, loss_config, mesh)
@@ -176,25 +161,36 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
     manager = checkpointing.make_manager(
         workdir, train_config.keep_checkpoints, train_config.best_metric if evaluating else None,
         train_config.best_mode, async_save=train_config.async_checkpoints,
-        keep_best=train_config.keep_best_checkpoints)
+        keep_best=train_config.keep_best_checkpoints, cleanup_tmp=True)  # the lock: no other writer
+    try:
+        return _run(manager, model_config, train_config, optim_config, workdir, log_dir, batches, evaluate,
+                    mesh, tx, shardings, step_fn, rng, evaluating)
+    finally:
+        manager.wait_until_finished()
+        manager.close()
+
+
+def _run(manager, model_config, train_config, optim_config, workdir, log_dir, batches, evaluate, mesh, tx, shardings,
+         step_fn, rng, evaluating) -> dict[str, Any]:
+    """The body of ``train`` once the work directory is locked and its checkpoint manager open."""
+    is_host0 = jax.process_index() == 0
     resumed_from = None
     if manager.all_steps():
         # Resuming: restore straight into the sharded layout. Neither a fresh init nor init_from (a converted
         # .pt may take a minute, and may be gone by now) is built just to be overwritten.
         restored = checkpointing.restore_latest(manager, abstract_train_state(model_config, tx, shardings))
-        state, _, data_state, resumed_from = restored
-        if data_state and hasattr(batches, "set_state"):
+        state, saved_meta, data_state, resumed_from = restored
+        restoring_input = bool(data_state) and hasattr(batches, "set_state")
+        check_resume(saved_meta, resumed_from, train_config.global_batch_size, train_config.init_from, workdir,
+                     restoring_input)
+        if restoring_input:
             batches.set_state(data_state)
     else:
         init = load_init_from(train_config.init_from, model_config)
         state, shardings = create_sharded_state(model_config, tx, mesh, rng,
                                                 None if init is None else jax.device_get(init.params))
         if is_host0 and init is not None and init.extras:
-            # The official file's never-used tensors (ImageNet head, ...), so that exporting the trained model
-            # gives them back unchanged instead of re-initialised.
-            _write_extras(workdir, init.extras)
-    if is_host0:
-        _write_model_config(workdir, model_config)
+            run_files.write_extras(workdir, init.extras)
 
     head_lr = lr_schedules(optim_config)["head"]
     peak = train_config.peak_flops_per_device or monitoring.peak_flops_per_device(
@@ -204,11 +200,26 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
     start = int(jax.device_get(state.step))
     last: dict[str, Any] = {}
     last_eval: dict[str, float] | None = None
+    latest_saved = resumed_from
+    preempted = False
+    metrics_path = os.path.join(log_dir, METRICS_FILE)
+    torn = run_files.repair_jsonl(metrics_path) if is_host0 else None
+    if torn is not None:
+        logging.warning("%s: removed a torn last record left by a killed run (%r)", metrics_path, torn[:80])
     board = monitoring.TensorBoard(os.path.join(log_dir, TENSORBOARD_DIR), train_config.tensorboard)
     window_start, window_steps = time.perf_counter(), 0
     unfinished = None  # the loss of the latest dispatched step that the progress bar has not counted yet
+
+    def save(done: int, eval_metrics: dict[str, float] | None) -> None:
+        nonlocal latest_saved
+        check_divergence(state.opt_state, done, optim_config.max_consecutive_nonfinite, latest_saved)
+        data_state = batches.get_state() if hasattr(batches, "get_state") else None
+        checkpointing.save(manager, done, state, {**meta, "step": done}, data_state, metrics=eval_metrics,
+                           force=True)
+        latest_saved = done
+
     try:
-        with _Preemption() as preemption, open(os.path.join(log_dir, METRICS_FILE), "a") as log:
+        with _Preemption() as preemption, open(metrics_path, "a") as log:
             bar = tqdm(total=train_config.num_train_steps, initial=start, disable=not is_host0, desc="train")
             for step in range(start, train_config.num_train_steps):
                 batch = shard_batch(next(batches), mesh)
@@ -219,7 +230,7 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
                                                                         mesh.size)
                                       or monitoring.step_flops(compiled))
                     if is_host0:
-                        _write_inference_info(workdir, batch["image"].shape)
+                        run_files.write_inference_info(workdir, batch["image"].shape)
                     window_start = time.perf_counter()
                 state, metrics = step_fn(state, batch, rng)
                 window_steps += 1
@@ -241,34 +252,42 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
                     utilisation = monitoring.mfu(flops_per_step, step_time, peak)
                     if utilisation is not None:
                         host["mfu"] = utilisation
-                    if not host.pop("finite") and train_config.halt_on_nonfinite:
-                        raise FloatingPointError(f"non-finite loss at step {done}; stopping (halt_on_nonfinite)")
+                    finite = host.pop("finite")
                     if is_host0:
                         log.write(json.dumps(host) + "\n")
                         log.flush()
                         board.scalars(done, {k: v for k, v in host.items() if k != "step"}, "train/")
                         bar.set_postfix(loss=f"{host['loss']:.4f}", img_s=f"{host['images_per_s']:.1f}")
+                    if not finite and train_config.halt_on_nonfinite:
+                        raise FloatingPointError(f"non-finite loss at step {done}; stopping (halt_on_nonfinite)")
+                    check_divergence(state.opt_state, done, optim_config.max_consecutive_nonfinite, latest_saved)
                     last = host
                     window_start, window_steps = time.perf_counter(), 0
                     bar.update(1)  # this step's metrics are on the host: it has finished
                     unfinished = None
                 eval_metrics = None
                 if evaluating and (done % train_config.eval_every_steps == 0 or final):
-                    eval_metrics = _run_evaluation(evaluate, state.params, train_config, done)
+                    try:
+                        eval_metrics = _run_evaluation(evaluate, state.params, train_config, done)
+                    except Exception:
+                        _save_before_raising(save, done)
+                        raise
                     last_eval = eval_metrics
                     if is_host0:
-                        log.write(json.dumps({"step": done, **{f"eval/{k}": v for k, v in eval_metrics.items()}})
-                                  + "\n")
+                        record = {"step": done, **{f"eval/{k}": v for k, v in eval_metrics.items()}}
+                        if _is_empty(eval_metrics, train_config):
+                            record["eval/empty"] = True
+                        log.write(json.dumps(record) + "\n")
                         log.flush()
                         board.scalars(done, eval_metrics, "eval/")
                         board.flush()
                     window_start = time.perf_counter()  # evaluation time is not step time
                 if (done % train_config.checkpoint_every_steps == 0 or final or preemption.requested
                         or eval_metrics is not None):
-                    data_state = batches.get_state() if hasattr(batches, "get_state") else None
-                    checkpointing.save(manager, done, state, {**meta, "step": done}, data_state,
-                                       metrics=eval_metrics, force=True)
+                    ranked = eval_metrics is not None and not _is_empty(eval_metrics, train_config)
+                    save(done, eval_metrics if ranked else None)
                 if preemption.requested:
+                    preempted = not final
                     break
             if unfinished is not None:
                 unfinished.block_until_ready()
@@ -276,17 +295,32 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
             bar.close()
     finally:
         board.close()
-        manager.wait_until_finished()
-        manager.close()
-    result = {**last, "step": int(jax.device_get(state.step)), "resumed_from": resumed_from}
+    result = {**last, "step": int(jax.device_get(state.step)), "resumed_from": resumed_from,
+              "preempted": preempted}
     if last_eval is not None:
         result["eval"] = last_eval
     return result
 
 
+def _save_before_raising(save: Callable[[int, Any], None], done: int) -> None:
+    """Keeps the steps since the last checkpoint when the evaluation fails; the evaluation's error is raised."""
+    try:
+        save(done, None)
+        logging.warning("the evaluation at step %d failed; step %d was saved first", done, done)
+    except Exception as e:  # the evaluation's error is the one to report
+        logging.warning("the evaluation at step %d failed and saving step %d failed too (%s)", done, done, e)
+
+
+def _is_empty(metrics: dict[str, float], train_config: TrainConfig) -> bool:
+    return not metrics or bool(train_config.best_metric and train_config.best_metric not in metrics)
+
+
 def _run_evaluation(evaluate: EvaluateFn, params: Any, train_config: TrainConfig, step: int) -> dict[str, float]:
     metrics = {k: float(v) for k, v in evaluate(params).items()}
-    if train_config.best_metric and train_config.best_metric not in metrics:
-        raise KeyError(f"best_metric {train_config.best_metric!r} is not among the evaluation metrics at step "
-                       f"{step}: {sorted(metrics)}")
+    if _is_empty(metrics, train_config):
+        # No scorable image (every ground truth invalid, a list of missing rows, ...): reported, not fatal; the
+        # step is saved without metrics, so it does not compete for keep_best_checkpoints.
+        what = f"no {train_config.best_metric!r} among {sorted(metrics)}" if metrics else "no metrics"
+        logging.warning("the evaluation at step %d scored no image (%s): check eval.datasets and the evaluation "
+                        "files; the step is saved without evaluation metrics", step, what)
     return metrics
