@@ -331,6 +331,8 @@ def test_architecture_mismatch_on_resume_is_named_not_taken_for_damage(four_step
     (CorruptFileError("/d/a.png (train.csv line 3): not an image"), 1, r"/d/a.png \(train.csv line 3\)"),
     (ValueError("Expected all input elements to have the same structure but got: ..."), 1,
      r"frames of different sizes cannot be batched: give each .* size=\(height, width\)"),
+    (jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory while trying to allocate 1.2G"), 1,
+     r"device out of memory \(RESOURCE_EXHAUSTED: .*\): lower --config.global_batch_size"),
     (KeyError("a bug"), None, None),
 ])
 def test_cli_failures_are_one_line_with_a_documented_code(error, code, message):
@@ -371,3 +373,35 @@ def test_cli_exits_75_after_a_preemption_save(tmp_path):
     result = json.loads(out.strip().splitlines()[-1])
     assert result["preempted"] is True and 0 < result["step"] < 1000
     assert _steps(workdir) == [result["step"]] and "rerun the same command to resume" in err
+
+
+def test_mixed_frame_sizes_are_one_line_naming_two_files(tmp_path):
+    """A custom list whose frames differ in size: grain's batching error ("the same structure", no file) becomes
+    one line naming a file of each size and the fix."""
+    import importlib.util
+
+    from PIL import Image
+
+    from zoejax.cli.train import failure, make_input
+
+    rows = ["image,depth,depth_scale"]
+    for name, (h, w) in (("small", (48, 64)), ("large", (64, 96))):
+        Image.fromarray(np.full((h, w, 3), 100, np.uint8)).save(tmp_path / f"{name}.png")
+        np.save(tmp_path / f"{name}.npy", np.full((h, w), 2.0, np.float32))
+        rows.append(f"{name}.png,{name}.npy,1")
+    (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
+    spec = importlib.util.spec_from_file_location("finetune_custom", os.path.join(ROOT, "configs",
+                                                                                  "finetune_custom.py"))
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    config = recipe.get_config(f"train={tmp_path / 'train.csv'},backbone=tiny")
+    with config.unlocked():
+        config.global_batch_size, config.input_size = 2, (64, 96)
+        config.data.num_workers = 0
+    with pytest.raises(ValueError) as info:
+        next(make_input(config, 0, 1))  # one batch of both frames
+    text, code = failure(info.value, "/w", config)
+    assert code == 1 and "\n" not in text
+    assert "frames of different sizes cannot be batched" in text and "size=(height, width)" in text
+    assert "small.png" in text and "large.png" in text and "64x48" in text and "96x64" in text
+

@@ -145,9 +145,9 @@ def build_run(config, process_index: int, process_count: int):
     return model, train_cfg, optim, loss, batches, evaluate
 
 
-def failure(error: BaseException, workdir: str) -> tuple[str, int] | None:
+def failure(error: BaseException, workdir: str, config=None) -> tuple[str, int] | None:
     """(one-line message, exit code) for an error of bad input or a fault; None for anything else (a bug, whose
-    traceback is then shown)."""
+    traceback is then shown). ``config`` (the run's ConfigDict) lets a batching error name the files."""
     from zoejax.training.checkpointing import CheckpointLayoutError, NoRestorableCheckpointError
     from zoejax.training.loop import InitFromError
     from zoejax.training.resume import ResumeMismatchError
@@ -164,13 +164,48 @@ def failure(error: BaseException, workdir: str) -> tuple[str, int] | None:
                           ResumeMismatchError, WorkdirLockedError, WorkdirMismatchError)):
         return str(error), EXIT_ERROR
     if isinstance(error, ValueError) and str(error).startswith("Expected all input elements to have the same"):
-        # grain's batching of frames of different sizes: the message names neither the files nor the fix.
-        return ("training frames of different sizes cannot be batched: give each training source of varying "
+        # grain's batching of frames of different sizes: its message names neither the files nor the fix.
+        found = f" ({mixed_frame_sizes(config)})" if config is not None else ""
+        return (f"training frames of different sizes cannot be batched{found}: give each training source of varying "
                 "frame size a size=(height, width) in --config.data.sources (frames are centre-cropped or padded "
-                "to it), or resize the files; `zoejax-data check` lists the sizes", EXIT_ERROR)
+                "to it), or resize the files", EXIT_ERROR)
+    if isinstance(error, jax.errors.JaxRuntimeError) and "RESOURCE_EXHAUSTED" in str(error):
+        return (f"device out of memory ({str(error).splitlines()[0][:200]}): lower --config.global_batch_size, "
+                "set --config.model.remat=full or --config.model.dtype=bfloat16, or shard over more devices "
+                "(--config.mesh_shape)", EXIT_ERROR)
     if isinstance(error, OSError):  # an unreadable or unwritable file, a lost mount
         return str(error), EXIT_ERROR
     return None
+
+
+def mixed_frame_sizes(config, limit: int = 100_000) -> str:
+    """The first two training files whose frames differ in size, e.g. "a.png is 640x480, b.png is 1242x375", read
+    from the image headers of the list-based sources (up to ``limit`` rows each); "" when none is found."""
+    from PIL import Image
+
+    from data_pipelines.config import DataConfig
+    from data_pipelines.sources import make_source
+
+    for source_config in DataConfig.from_dict(config.data.to_dict()).sources:
+        if source_config.size:
+            continue  # cropped or padded to one size
+        try:
+            source = make_source(source_config, training=True)
+        except Exception:  # only a hint for a message: the source opened fine for training
+            continue
+        first = None
+        for row in getattr(source, "rows", [])[:limit]:
+            try:
+                with Image.open(row.image) as image:
+                    size = image.size
+            except OSError:
+                continue
+            if first is None:
+                first = (row, size)
+            elif size != first[1]:
+                return (f"{first[0].where or first[0].image} is {first[1][0]}x{first[1][1]}, "
+                        f"{row.where or row.image} is {size[0]}x{size[1]}")
+    return ""
 
 
 def _no_space(error: BaseException | None) -> OSError | None:
@@ -197,7 +232,7 @@ def main_(argv) -> None:
     try:
         initialize_distributed()
     except ValueError as e:
-        raise app.UsageError(str(e)) from None
+        raise app.UsageError(str(e), exitcode=EXIT_USAGE) from None
     if FLAGS.config is None or FLAGS.workdir is None:
         raise app.UsageError("--config and --workdir are required (see --help)")
     try:
@@ -207,12 +242,17 @@ def main_(argv) -> None:
         _fail(str(e), EXIT_ERROR)
     except ValueError as e:
         raise app.UsageError(str(e), exitcode=EXIT_USAGE) from None
+    except Exception as e:
+        known = failure(e, FLAGS.workdir)
+        if known is None:
+            raise
+        _fail(*known)
     from zoejax.training.loop import train
 
     try:
         result = train(model, train_cfg, optim, loss, FLAGS.workdir, batches, evaluate)
     except Exception as e:
-        known = failure(e, FLAGS.workdir)
+        known = failure(e, FLAGS.workdir, FLAGS.config)
         if known is None:
             raise
         _fail(*known)
