@@ -208,10 +208,16 @@ def test_model_config_is_kept_when_only_compute_settings_differ_and_written_atom
 
     from etils import epath
 
+    # One left by a run that failed before its first checkpoint belongs to no weights: replaced.
+    run_files.write_model_config(str(tmp_path), presets.zoed_n("small"))
     run_files.write_model_config(str(tmp_path), MODEL)
     before = (tmp_path / "model_config.json").read_bytes()
+    assert json.loads(before)["backbone"]["depth"] == MODEL.backbone.depth
+    (tmp_path / "checkpoints" / "2").mkdir(parents=True)  # now it describes the checkpoints' weights
     run_files.write_model_config(str(tmp_path), dataclasses.replace(MODEL, dtype="bfloat16"))
     assert (tmp_path / "model_config.json").read_bytes() == before
+    with pytest.raises(run_files.WorkdirMismatchError):
+        run_files.write_model_config(str(tmp_path), presets.zoed_n("small"))
 
     # A write that fails half-way (disk full) leaves the previous file whole and no temporary behind.
     target = epath.Path(tmp_path) / "inference.json"
@@ -226,7 +232,7 @@ def test_model_config_is_kept_when_only_compute_settings_differ_and_written_atom
     with pytest.raises(OSError):
         run_files.write_inference_info(str(tmp_path), (2, 96, 128, 3))
     assert json.loads(target.read_text()) == {"input_size": [64, 96]}
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["inference.json", "model_config.json"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoints", "inference.json", "model_config.json"]
 
 
 # Item 9 ------------------------------------------------------------------------------------------------------

@@ -151,8 +151,7 @@ def train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config:
 def _train(model_config: ZoeDepthConfig, train_config: TrainConfig, optim_config: OptimConfig,
            loss_config: LossConfig, workdir: str, log_dir: str, batches: Iterator[dict[str, np.ndarray]],
            evaluate: EvaluateFn | None) -> dict[str, Any]:
-    is_host0 = jax.process_index() == 0
-    run_files.write_model_config(workdir, model_config, write=is_host0)  # refuses another model's folder first
+    run_files.write_model_config(workdir, model_config, write=False)  # refuses another model's folder first
     mesh = make_mesh(train_config.mesh_shape)
     check_batch_divisible(train_config.global_batch_size, mesh)
     tx, shardings, step_fn = _jitted_train_step(model_config, optim_config, loss_config, mesh)
@@ -191,6 +190,7 @@ def _run(manager, model_config, train_config, optim_config, workdir, log_dir, ba
                                                 None if init is None else jax.device_get(init.params))
         if is_host0 and init is not None and init.extras:
             run_files.write_extras(workdir, init.extras)
+    run_files.write_model_config(workdir, model_config, write=is_host0)
 
     head_lr = lr_schedules(optim_config)["head"]
     peak = train_config.peak_flops_per_device or monitoring.peak_flops_per_device(

@@ -116,16 +116,20 @@ def write_text_atomically(path: Any, text: str) -> None:
 
 
 def write_model_config(workdir: str, model_config: ZoeDepthConfig, write: bool = True) -> None:
-    """Writes ``model_config.json`` (when ``write``: process 0) unless the work directory (a previous run, or a
-    converted folder trained into) has one already; raises WorkdirMismatchError when that one describes another
-    model. Differences in ``COMPUTE_SETTINGS`` only are allowed, and the existing file is kept."""
+    """Writes ``model_config.json`` (when ``write``: process 0) unless the work directory already has one that
+    belongs to weights: its checkpoints, or a converted folder trained into. Raises WorkdirMismatchError when that
+    one describes another model; differences in ``COMPUTE_SETTINGS`` only are allowed, and the file is kept. (One
+    without weights, from a run that failed before its first checkpoint, is replaced.)"""
     from etils import epath
 
-    from zoejax.conversion.store import CONFIG_FILE
+    from zoejax.conversion.store import CONFIG_FILE, is_converted_dir
+    from zoejax.training.checkpointing import CHECKPOINT_DIR
 
     path = epath.Path(workdir) / CONFIG_FILE
     want = json.loads(json.dumps(model_config.to_dict()))
-    if path.exists():
+    checkpoints = path.parent / CHECKPOINT_DIR
+    has_steps = checkpoints.is_dir() and any(p.name.isdigit() for p in checkpoints.iterdir())
+    if path.exists() and (has_steps or is_converted_dir(os.fspath(path.parent))):
         try:
             have = json.loads(path.read_text())
         except ValueError as e:
