@@ -179,8 +179,9 @@ def failure(error: BaseException, workdir: str, config=None) -> tuple[str, int] 
 
 
 def mixed_frame_sizes(config, limit: int = 100_000) -> str:
-    """The first two training files whose frames differ in size, e.g. "a.png is 640x480, b.png is 1242x375", read
-    from the image headers of the list-based sources (up to ``limit`` rows each); "" when none is found."""
+    """The first two training files whose frames differ in size (width x height), e.g. "a.png (train.csv:2) is
+    640x480, b.png (train.csv:9) is 1242x375", read from the image headers of the list-based sources (up to
+    ``limit`` rows each); "" when none is found."""
     from PIL import Image
 
     from data_pipelines.config import DataConfig
@@ -203,8 +204,10 @@ def mixed_frame_sizes(config, limit: int = 100_000) -> str:
             if first is None:
                 first = (row, size)
             elif size != first[1]:
-                return (f"{first[0].where or first[0].image} is {first[1][0]}x{first[1][1]}, "
-                        f"{row.where or row.image} is {size[0]}x{size[1]}")
+                def named(r):
+                    return f"{r.image} ({r.where})" if r.where else r.image
+
+                return f"{named(first[0])} is {first[1][0]}x{first[1][1]}, {named(row)} is {size[0]}x{size[1]}"
     return ""
 
 
