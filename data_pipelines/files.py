@@ -7,15 +7,18 @@ Every reader raises :class:`MissingFileError` or :class:`CorruptFileError` namin
 from __future__ import annotations
 
 import os
+import struct
 
 import numpy as np
 from PIL import Image
 
 from data_pipelines.errors import CorruptFileError, MissingFileError
+from zoejax.io.images import ImageInputError, upright_rgb
 
 # Pillow raises a zoo of types for undecodable files (OSError for truncation, UnidentifiedImageError,
 # SyntaxError from some plugins, ValueError/struct errors on bad headers).
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, Image.DecompressionBombError)
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
+                  Image.DecompressionBombError)
 
 
 def _context(path: str, where: str) -> str:
@@ -29,15 +32,15 @@ def require_file(path: str, where: str = "") -> None:
 
 
 def read_rgb(path: str, where: str = "") -> np.ndarray:
-    """Any Pillow-readable image as uint8 (H, W, 3) RGB (grey and RGBA are converted)."""
+    """Any Pillow-readable image as uint8 (H, W, 3) RGB, upright by its EXIF orientation (grey, 16-bit grey
+    scaled to 8 bits, and RGBA are converted: ``zoejax.io.images.upright_rgb``)."""
     require_file(path, where)
     try:
         with Image.open(path) as img:
-            if img.mode != "RGB":
-                img = img.convert("RGB")
-            else:
-                img.load()
-            arr = np.asarray(img)
+            img.load()
+            arr = upright_rgb(img, path, convert=True)
+    except ImageInputError as e:
+        raise CorruptFileError(f"unusable image {_context(path, where)}: {str(e).removeprefix(f'{path}: ')}") from None
     except _DECODE_ERRORS as e:
         raise CorruptFileError(f"unreadable image {_context(path, where)}: {e}") from None
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.size == 0:
@@ -98,7 +101,31 @@ def read_mask(path: str, where: str = "") -> np.ndarray:
     return read_png_raw(path, where) != 0
 
 
+def integer_depth_bits(path: str) -> int | None:
+    """Bits per stored value of an integer depth image (8 for "L"/"1", 16, 32 for "I"), None for ``.npy`` and float
+    images. Reads the header only."""
+    if path.lower().endswith(".npy"):
+        return None
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+    except _DECODE_ERRORS:
+        return None  # reported by the reader
+    return {"1": 8, "L": 8, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32}.get(mode)
+
+
+PNG16_MAX = 65535
+
+
 def write_depth_png(path: str, depth_m: np.ndarray, scale: float) -> None:
-    """Writes float metres as a 16-bit PNG storing round(depth * scale); 0 = invalid; clips at 65535."""
-    stored = np.clip(np.round(np.nan_to_num(depth_m, nan=0.0) * scale), 0, 65535).astype(np.uint16)
-    Image.fromarray(stored).save(path)
+    """Writes float metres as a 16-bit PNG storing round(depth * scale); 0 (and NaN, inf, negative) = invalid.
+
+    Raises ValueError when a depth exceeds what 16 bits hold at this scale (65535 / ``scale`` metres: 65.535 m
+    for millimetres), instead of clipping it."""
+    depth = np.asarray(depth_m, np.float64)
+    depth = np.where(np.isfinite(depth) & (depth > 0), depth, 0.0)
+    stored = np.round(depth * scale)
+    if stored.max(initial=0) > PNG16_MAX:
+        raise ValueError(f"{path}: depth up to {depth.max():.3f} m does not fit a 16-bit PNG at depth_scale {scale:g} "
+                         f"(at most {PNG16_MAX / scale:.3f} m); use a smaller scale (256: up to 255.996 m)")
+    Image.fromarray(stored.astype(np.uint16)).save(path)

@@ -9,9 +9,11 @@ import numpy as np
 from tqdm import tqdm
 
 from data_pipelines.errors import BadDepthError, CorruptFileError, MissingFileError
+from data_pipelines.files import PNG16_MAX, integer_depth_bits
 from data_pipelines.sources.custom import load_row, parse_custom_list, row_paths
 
-PROBLEM_KINDS = ("format", "missing file", "unreadable", "size mismatch", "no valid depth")
+PROBLEM_KINDS = ("format", "missing file", "unreadable", "size mismatch", "no valid depth", "8-bit depth",
+                 "clipped depth")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -72,12 +74,32 @@ def validate_list(list_file: str, root: str = "", depth_range: tuple[float, floa
             problems.append(Problem(row.where, "size mismatch", _strip_where(str(e), row.where)))
             continue
         depth = example["depth"]
-        if not np.any(example["valid"] & (depth > lo) & (depth < hi)):
+        problem = _stored_range_problem(row.where, row.depth, row.get("depth_scale"), depth, hi)
+        if problem is not None:
+            problems.append(problem)
+        elif not np.any(example["valid"] & (depth > lo) & (depth < hi)):
             problems.append(Problem(row.where, "no valid depth",
                                     f"{row.depth} has no pixel in ({lo}, {hi}) m after scaling by 1/"
                                     f"{row.get('depth_scale')}"))
     problems.sort(key=lambda p: _line_number(p.where))
     return Report(len(rows) + len(format_errors), tuple(problems))
+
+
+def _stored_range_problem(where: str, path: str, scale: float, depth: np.ndarray, hi: float) -> Problem | None:
+    """An integer depth image that cannot hold the depth range: 8 bits reaching less than ``hi`` metres at this
+    scale (an 8-bit PNG at millimetres holds at most 0.255 m), or 16 bits saturated at 65535 (the depths beyond
+    65535 / scale were clipped when the file was written)."""
+    bits = integer_depth_bits(path)
+    if bits == 8 and 255 / scale < hi:
+        return Problem(where, "8-bit depth", f"{path} is an 8-bit image: at depth_scale {scale:g} it holds at most "
+                       f"{255 / scale:.3g} m in steps of {1 / scale:.3g} m (the range checked goes to {hi:g} m); "
+                       "save depth as a 16-bit PNG, a float TIFF or .npy")
+    saturated = int(np.sum(np.round(depth.astype(np.float64) * scale) >= PNG16_MAX)) if bits == 16 else 0
+    if saturated:
+        return Problem(where, "clipped depth", f"{path}: {saturated} pixel(s) at 65535, the 16-bit maximum "
+                       f"({PNG16_MAX / scale:.3f} m at depth_scale {scale:g}): farther depths were clipped when it "
+                       "was written; write it with a smaller depth_scale (256: up to 255.996 m) or as float TIFF/.npy")
+    return None
 
 
 def _strip_where(message: str, where: str) -> str:

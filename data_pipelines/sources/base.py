@@ -19,12 +19,13 @@ Sources must pickle (grain ships them to worker processes), so they hold paths, 
 from __future__ import annotations
 
 import dataclasses
+import io
 import os
 from typing import Any
 
 import numpy as np
 
-from data_pipelines.errors import BadDepthError, MissingFileError
+from data_pipelines.errors import BadDepthError, ListFormatError, MissingFileError
 
 Example = dict[str, Any]
 
@@ -156,10 +157,25 @@ class RowSource:
         return f"{type(self).__name__}(n={len(self)})"
 
 
-def read_list_lines(path: str) -> list[tuple[int, str]]:
-    """Non-empty, non-comment lines of a text list with their 1-based line numbers."""
+def read_list_text(path: str) -> str:
+    """A list file's text: UTF-8, with or without a byte-order mark (spreadsheet exports write one).
+
+    Raises MissingFileError, or ListFormatError naming the line of the first byte that is not UTF-8 (a list
+    saved as Latin-1 or Windows-1252): decoding it another way would name files that do not exist."""
     if not os.path.isfile(path):
         raise MissingFileError(f"missing list file: {path}")
-    with open(path, encoding="utf-8") as f:
-        lines = [(n, s.strip()) for n, s in enumerate(f, start=1)]
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ListFormatError(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at column {column}, "
+                              "e.g. Latin-1 or Windows-1252); save the list as UTF-8") from None
+
+
+def read_list_lines(path: str) -> list[tuple[int, str]]:
+    """Non-empty, non-comment lines of a text list with their 1-based line numbers."""
+    lines = [(n, s.strip()) for n, s in enumerate(io.StringIO(read_list_text(path)), start=1)]
     return [(n, s) for n, s in lines if s and not s.startswith("#")]

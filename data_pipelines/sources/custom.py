@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import json
 import math
 import os
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from data_pipelines.errors import ListFormatError, MissingFileError
+from data_pipelines.errors import ListFormatError
 from data_pipelines.files import read_depth_any, read_mask, read_rgb
 from data_pipelines.sources.base import (
     INDOOR_RANGE,
@@ -34,6 +35,7 @@ from data_pipelines.sources.base import (
     RowSource,
     check_depth_shape,
     make_example,
+    read_list_text,
 )
 
 # Indoor by default; ``custom_info`` gives the constants of either domain.
@@ -54,11 +56,10 @@ def _number(value: Any, name: str, where: str, positive: bool) -> float:
 
 def _records(path: str) -> list[tuple[str, dict[str, Any]]]:
     """(where, record) pairs of a .csv or .jsonl list; raises ListFormatError on structural problems."""
-    if not os.path.isfile(path):
-        raise MissingFileError(f"missing list file: {path}")
+    text = read_list_text(path)  # UTF-8, a byte-order mark dropped
     out = []
     if path.lower().endswith((".jsonl", ".json")):
-        with open(path, encoding="utf-8") as f:
+        with io.StringIO(text) as f:
             for n, line in enumerate(f, start=1):
                 if not line.strip():
                     continue
@@ -70,7 +71,7 @@ def _records(path: str) -> list[tuple[str, dict[str, Any]]]:
                     raise ListFormatError(f"{path}:{n}: expected a JSON object per line")
                 out.append((f"{path}:{n}", record))
         return out
-    with open(path, encoding="utf-8", newline="") as f:
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
         if reader.fieldnames is None:
             raise ListFormatError(f"{path}: empty list (a CSV header row is required)")

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from data_pipelines.errors import BadDepthError, ListFormatError, MissingFileError
+from data_pipelines.errors import BadDepthError, CorruptFileError, DataError, ListFormatError, MissingFileError
 from data_pipelines.files import read_depth_any, read_depth_png, read_mask, read_rgb, require_file
 from data_pipelines.sources.base import (
     INDOOR_RANGE,
@@ -180,6 +180,11 @@ class HyperSimSource(_PairSource):
     def __init__(self, root: str, domain: int | None = None,
                  depth_reader: Callable[[str], np.ndarray] | None = None):
         super().__init__(domain)
+        if depth_reader is None:
+            try:
+                import h5py  # noqa: F401
+            except ImportError:
+                raise DataError("reading HyperSim .hdf5 depth needs the h5py package (pip install h5py)") from None
         self.depth_reader = depth_reader or read_hypersim_hdf5
 
         def to_depth(p: str) -> str:
@@ -192,7 +197,15 @@ class HyperSimSource(_PairSource):
 
     def decode_depth(self, row):
         require_file(row.depth, row.where)
-        distance = np.asarray(self.depth_reader(row.depth), dtype=np.float32)
+        try:
+            distance = np.asarray(self.depth_reader(row.depth), dtype=np.float32)
+        except (OSError, KeyError, ValueError, TypeError) as e:  # h5py: OSError for a damaged file, KeyError without
+            # its "dataset"; counted and blanked by the bad-example policy instead of ending the evaluation
+            raise CorruptFileError(f"unreadable HyperSim depth {row.depth} ({row.where}): {type(e).__name__}: "
+                                   f"{str(e).splitlines()[0] if str(e) else ''}") from None
+        if distance.ndim != 2 or distance.size == 0:
+            raise CorruptFileError(f"HyperSim depth {row.depth} ({row.where}) holds shape {distance.shape}, "
+                                   "expected (H, W)")
         depth = hypersim_distance_to_depth(distance)
         return depth, np.isfinite(depth) & (depth > 0)
 

@@ -4,13 +4,14 @@ Fixture datasets come from tests/data/conftest.py: 48x64 frames (375x1242 for KI
 stored depth, 0 at (0, 0) and 65000 at (1, 1).
 """
 
+import importlib.util
 import os
 
 import numpy as np
 import pytest
 
 from data_pipelines.config import DATASET_NAMES, SourceConfig
-from data_pipelines.errors import CorruptFileError, ListFormatError, MissingFileError
+from data_pipelines.errors import CorruptFileError, DataError, ListFormatError, MissingFileError
 from data_pipelines.sources import (
     DATASETS,
     KINDS,
@@ -145,15 +146,14 @@ def _npy_reader(path):
 
 
 def test_hypersim_without_h5py_says_what_to_install(zero_shot_roots):
-    src = HyperSimSource(zero_shot_roots["hypersim"])
     try:
         import h5py  # noqa: F401
     except ImportError:
-        with pytest.raises(ImportError, match="h5py"):
-            src[0]
-    else:  # with h5py installed the fixture (an .npy under an .hdf5 name) is not valid HDF5
-        with pytest.raises(OSError):
-            src[0]
+        with pytest.raises(DataError, match="h5py"):  # said when the source is made, before any evaluation
+            HyperSimSource(zero_shot_roots["hypersim"])
+    else:  # with h5py installed the fixture (an .npy under an .hdf5 name) is not valid HDF5: a corrupt file
+        with pytest.raises(CorruptFileError, match="depth_meters.hdf5"):
+            HyperSimSource(zero_shot_roots["hypersim"])[0]
 
 
 def test_vkitti2_split_file_scale_and_sky(zero_shot_roots):
@@ -216,9 +216,13 @@ def test_every_dataset_row_builds_its_source(nyu_root, kitti_root, zero_shot_roo
     assert set(configs) == set(DATASETS) == set(DATASET_NAMES) and set(PROTOCOLS) <= set(DATASETS)
     for name, row in DATASETS.items():
         assert row.name == name and row.kind in KINDS, name
+        if name == "hypersim" and importlib.util.find_spec("h5py") is None:
+            with pytest.raises(DataError, match="h5py"):  # said when the source is made, before any reading
+                make_source(configs[name], training=False)
+            continue
         src = make_source(configs[name], training=False)
         assert src.info == row.info and len(src) >= 1, name
-        if name not in ("hypersim", "nyu_tfds"):  # hypersim needs the injected reader (h5py absent)
+        if name not in ("hypersim", "nyu_tfds"):  # hypersim's fixture is an .npy read by an injected reader
             example = src[0]
             assert example["dataset"] == name and example["depth"].shape == example["image"].shape[:2], name
         if row.protocol is not None:  # the evaluation protocol is the row's, with the row's depth range

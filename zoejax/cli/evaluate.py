@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 
-from data_pipelines.errors import DataError
+from data_pipelines.errors import DataError, bad_example_counts
 from zoejax.conversion.apply import ConversionError
 from zoejax.conversion.readers import CheckpointReadError
 from zoejax.evaluation.paper_results import describe as describe_references
@@ -90,6 +91,21 @@ def parse_layout(args: argparse.Namespace, parser: argparse.ArgumentParser) -> d
     return overrides
 
 
+def output_file_problem(path: str | os.PathLike) -> str | None:
+    """Why the JSON file ``path`` could not be written (a folder, under a file, a folder not writable), or None."""
+    path = Path(path)
+    if path.is_dir():
+        return "is a folder; give the JSON file to write, e.g. " + str(path / "results.json")
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent  # folders still to be created: the nearest existing one decides
+    if not parent.is_dir():
+        return f"{parent} is a file, not a folder"
+    if not os.access(parent, os.W_OK | os.X_OK):
+        return f"no permission to write in {parent}"
+    return None
+
+
 def load_reference(path: str) -> dict[str, dict[str, float]]:
     """{dataset: {metric: value}} from a JSON file or a zoejax-eval --output file, or the published row
     ``paper:TABLE:METHOD`` (``zoejax.evaluation.paper_results``)."""
@@ -131,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
     overrides = parse_layout(args, parser)
     if custom_size:
         overrides.setdefault("custom", {})["size"] = custom_size
+    if args.output:
+        problem = output_file_problem(args.output)
+        if problem:  # found now, not after the whole evaluation has run
+            parser.error(f"--output {args.output}: {problem}")
 
     import jax
 
@@ -176,6 +196,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  mRID     {metric:<16}{100 * value:+8.2f} %")
         if scores["undefined"]:
             print(f"  undefined (reference value 0): {', '.join(scores['undefined'])}")
+    unusable = bad_example_counts()
+    if unusable:
+        print(f"warning: {sum(unusable.values())} example(s) were left out of the scores "
+              f"({', '.join(f'{n} {kind}' for kind, n in sorted(unusable.items()))}; each is named above)",
+              file=sys.stderr)
     empty = [r["dataset"] for r in rows if not r["metrics"]]
     if empty:
         print(f"warning: no image with valid ground truth in {', '.join(empty)}", file=sys.stderr)

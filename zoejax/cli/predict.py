@@ -3,11 +3,12 @@
   zoejax-predict --checkpoint out/zoed_n --output depth/ photo.jpg more_photos/
   zoejax-predict --checkpoint ZoeD_M12_NK.pt --output depth/ --ply --fov 70 street/
 
-For every input ``IMAGE`` it writes ``OUT/<name>.png`` (16-bit depth in millimetres, 0 = invalid),
-``OUT/<name>.npy`` (float32 metres), ``OUT/<name>_color.png`` (near bright, far dark) and, with ``--ply``, a
-coloured point cloud ``OUT/<name>.ply``; ``OUT/predictions.json`` lists every input with its outputs, depth
-range and, for ZoeD_NK, the head the router chose. The depth has the input's size (the official ``infer``:
-reflect padding, resize to the network size, flip averaging). A file that cannot be used is reported and
+For every input ``IMAGE`` it writes ``OUT/<name>.png`` (16-bit depth in millimetres, 0 = invalid; it holds at
+most 65.535 m, and a warning names the images clipped there), ``OUT/<name>.npy`` (float32 metres),
+``OUT/<name>_color.png`` (near bright, far dark) and, with ``--ply``, a coloured point cloud ``OUT/<name>.ply``;
+``OUT/predictions.json`` lists every input with its outputs, depth range and, for ZoeD_NK, the head the router
+chose. The depth has the input's size (the official ``infer``: reflect padding, resize to the network size, flip
+averaging). A file that cannot be used is reported and
 skipped; the exit status is then 1 (also for a missing checkpoint or no input), 2 for bad usage.
 
 Nothing you own is overwritten: an OUT that holds an input image (however spelled: symlinks, "..") is refused;
@@ -35,6 +36,7 @@ from zoejax.io.ply import DEFAULT_FOV_DEGREES, Intrinsics, write_ply
 from zoejax.io.safe_output import atomic_path, holds_directly
 
 SUMMARY_FILE = "predictions.json"
+PNG_MAX_DEPTH_M = 65.535  # uint16 millimetres: <name>.png clips farther depths (ZoeD_K reaches 80 m)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
 
     failures: dict[str, str] = {}
     write_error = ""
+    clipped: dict[str, int] = {}
     records = []
     compiled: set[tuple] = set()
     t0 = time.perf_counter()
@@ -152,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
                     failures[str(src)] = write_error
                     break
                 record["outputs"] = [str(p) for p in written]
+                beyond = int(np.sum(depth > PNG_MAX_DEPTH_M))
+                if beyond:
+                    record["png_clipped_pixels"] = beyond
+                    clipped[str(src)] = beyond
                 if pred.domain is not None:
                     record["domain"] = pred.domain_names[int(pred.domain[k])]
                 records.append(record)
@@ -173,6 +180,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(f"wrote depth for {len(records)} image(s) to {out}/ in {bar_time:.1f}s "
           f"(<name>.png: uint16 mm, <name>.npy: float32 m)")
+    if clipped:
+        print(f"warning: {len(clipped)} image(s) have depth beyond {PNG_MAX_DEPTH_M} m, the most a 16-bit "
+              f"millimetre PNG holds: those pixels are {PNG_MAX_DEPTH_M} m in <name>.png (the .npy keeps the exact "
+              f"metres; predictions.json counts them as png_clipped_pixels): {', '.join(clipped)}", file=sys.stderr)
     if failures:
         print(f"{len(failures)} of {len(files)} input(s) failed:", file=sys.stderr)
         for message in failures.values():

@@ -2,21 +2,28 @@
 
 ZoeDepth takes 3-channel RGB. A grayscale, palette or RGBA file is refused unless the caller asks for the
 conversion (``convert=True``: grey is replicated to three channels, alpha is dropped), because silently
-flattening a transparency or a single-channel scan is rarely what was meant.
+flattening a transparency or a single-channel scan is rarely what was meant. A 16-bit grey image is scaled to
+8 bits (value / 257, so 65535 -> 255), not clipped at 255 as Pillow's own conversion does.
+
+Images are turned upright by their EXIF orientation tag (a phone photo stored sideways is predicted the way
+it is shown), with Pillow's ``ImageOps.exif_transpose``.
 """
 
 from __future__ import annotations
 
 import os
+import struct
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
-# Pillow raises many types for undecodable files (truncation, unknown format, bad headers).
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, Image.DecompressionBombError)
+# Pillow raises many types for undecodable files (truncation, unknown format, bad headers, a broken EXIF block).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
+                  Image.DecompressionBombError)
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
 
 class ImageInputError(ValueError):
@@ -32,14 +39,7 @@ def read_image(path: str | os.PathLike, convert: bool = False) -> np.ndarray:
     try:
         with Image.open(path) as img:
             img.load()
-            mode = img.mode
-            if mode != "RGB":
-                if not convert:
-                    raise ImageInputError(
-                        f"{path}: image mode {mode} ({_describe_mode(mode)}); ZoeDepth takes RGB — convert it, or "
-                        "pass --convert-to-rgb (grey is replicated to 3 channels, alpha dropped)")
-                img = img.convert("RGB")
-            arr = np.asarray(img)
+            arr = upright_rgb(img, path, convert)
     except ImageInputError:
         raise
     except _DECODE_ERRORS as e:
@@ -47,6 +47,39 @@ def read_image(path: str | os.PathLike, convert: bool = False) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.size == 0:
         raise ImageInputError(f"{path}: decoded to shape {arr.shape}, expected (H, W, 3)")
     return arr
+
+
+def upright_rgb(img: Image.Image, path: str | os.PathLike, convert: bool) -> np.ndarray:
+    """A loaded Pillow image -> uint8 (H, W, 3) RGB, turned by its EXIF orientation. Without ``convert`` a mode
+    other than RGB raises ImageInputError; with it grey (8 or 16 bit, scaled to 8) is replicated, alpha dropped."""
+    img = ImageOps.exif_transpose(img)
+    mode = img.mode
+    if mode == "RGB":
+        return np.asarray(img)
+    if not convert:
+        raise ImageInputError(
+            f"{path}: image mode {mode} ({_describe_mode(mode)}); ZoeDepth takes RGB — convert it, or "
+            "pass --convert-to-rgb (grey is replicated to 3 channels, alpha dropped)")
+    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
+        grey = _grey_to_8bit(np.asarray(img), mode, path)
+        return np.repeat(grey[..., None], 3, axis=2)
+    return np.asarray(img.convert("RGB"))
+
+
+def _grey_to_8bit(values: np.ndarray, mode: str, path: str | os.PathLike) -> np.ndarray:
+    """16-bit (and 32-bit integer images holding 16-bit values) -> value / 257; float images in [0, 1] -> x 255."""
+    values = values.astype(np.float64)
+    finite = values[np.isfinite(values)]
+    low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+    if mode == "F":
+        if finite.size != values.size or low < 0 or high > 1:
+            raise ImageInputError(f"{path}: float grayscale image with values in [{low:g}, {high:g}]; only [0, 1] "
+                                  "can be converted to RGB: rescale it to 8-bit first")
+        return np.round(values * 255).astype(np.uint8)
+    if low < 0 or high > 65535:
+        raise ImageInputError(f"{path}: 32-bit grayscale image with values in [{low:g}, {high:g}]; only 16-bit "
+                              "values (0..65535) can be converted to RGB: rescale it to 8 or 16 bits first")
+    return np.round(values / 257).astype(np.uint8)
 
 
 def _describe_mode(mode: str) -> str:
