@@ -164,8 +164,11 @@ def read_list_text(path: str) -> str:
     saved as Latin-1 or Windows-1252): decoding it another way would name files that do not exist."""
     if not os.path.isfile(path):
         raise MissingFileError(f"missing list file: {path}")
-    with open(path, "rb") as f:
-        data = f.read()
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:  # a folder, no permission
+        raise ListFormatError(f"{path}: cannot read the list file ({e.strerror or e})") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:

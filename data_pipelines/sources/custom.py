@@ -73,12 +73,15 @@ def _records(path: str) -> list[tuple[str, dict[str, Any]]]:
         return out
     with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames is None:
-            raise ListFormatError(f"{path}: empty list (a CSV header row is required)")
-        for record in reader:
-            if None in record:
-                raise ListFormatError(f"{path}:{reader.line_num}: more cells than header columns")
-            out.append((f"{path}:{reader.line_num}", {k.strip(): v for k, v in record.items()}))
+        try:
+            if reader.fieldnames is None:
+                raise ListFormatError(f"{path}: empty list (a CSV header row is required)")
+            for record in reader:
+                if None in record:
+                    raise ListFormatError(f"{path}:{reader.line_num}: more cells than header columns")
+                out.append((f"{path}:{reader.line_num}", {k.strip(): v for k, v in record.items()}))
+        except csv.Error as e:  # a field over csv's size limit, a quote where it may not be; line_num: lines done
+            raise ListFormatError(f"{path}:{reader.line_num + 1}: not a valid CSV row ({e})") from None
     return out
 
 

@@ -50,6 +50,24 @@ def test_latin1_lists_name_the_file_and_line(tmp_path, capsys):
         CustomSource(str(jsonl))
 
 
+def test_a_csv_row_the_csv_module_refuses_is_named(tmp_path, capsys):
+    listing = tmp_path / "list.csv"
+    listing.write_text("image,depth,depth_scale\na.png,a_depth.png,1000\n" + "x" * 200_000 + ".png,b.png,1000\n")
+    assert data_cli.main(["check", str(listing), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: {listing}:3: not a valid CSV row (field larger than field "
+                                               "limit (131072))")
+
+
+def test_show_into_a_folder_that_does_not_exist_is_one_line(tmp_path, capsys):
+    _pair(tmp_path, "a")
+    (tmp_path / "list.csv").write_text("image,depth,depth_scale\na.png,a_depth.png,1000\n")
+    for out, reason in ((tmp_path / "no" / "row.png", "No such file or directory"),
+                        (tmp_path / "row.unknown", "unknown file extension")):
+        assert data_cli.main(["show", str(tmp_path / "list.csv"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot write --out {out}: ") and reason in err and len(err.splitlines()) == 1
+
+
 def test_lists_with_a_byte_order_mark_are_read(tmp_path, capsys):
     _pair(tmp_path, "a")
     _pair(tmp_path, "b")
@@ -155,6 +173,20 @@ def test_eval_output_that_cannot_be_written_is_refused_before_anything_runs(tmp_
         err = capsys.readouterr().err
         assert info.value.code == 2 and message in err, err
     assert a_file.read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("content,message", [
+    ({"results": [{"metrics": {"a1": 0.9}}]}, "its results are not rows with dataset and metrics"),
+    ({"nyu": {"a1": "0.9"}}, "nyu/a1 is '0.9', not a number"),
+    ([1, 2], "expected {dataset: {metric: value}} or a zoejax-eval --output file"),
+])
+def test_a_malformed_reference_is_one_line(tmp_path, capsys, content, message):
+    reference = tmp_path / "ref.json"
+    reference.write_text(json.dumps(content))
+    code = eval_cli.main(["--checkpoint", str(tmp_path / "none"), "--datasets", "nyu", "--reference", str(reference)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.startswith(f"zoejax-eval: error: {reference}: ") and message in err
+    assert len(err.splitlines()) == 1
 
 
 def test_predict_output_that_is_a_file_is_refused_before_the_model_loads(tmp_path, capsys, monkeypatch):

@@ -144,7 +144,11 @@ def _show(args: argparse.Namespace) -> int:
     valid = example["valid"]
     mask = np.repeat((valid * 255).astype(np.uint8)[..., None], 3, axis=2)
     panel = np.concatenate([example["image"], colourise(example["depth"], valid), mask], axis=1)
-    Image.fromarray(panel).save(args.out)
+    try:
+        Image.fromarray(panel).save(args.out)
+    except (OSError, ValueError) as e:  # no such folder, no permission, an extension Pillow does not know
+        print(f"error: cannot write --out {args.out}: {e}", file=sys.stderr)
+        return 2
     d = example["depth"][valid]
     stats = f"{d.min():.3f}..{d.max():.3f} m" if d.size else "no valid depth"
     print(f"{rows[args.index].where}: {valid.shape[0]}x{valid.shape[1]}, depth {stats}, "

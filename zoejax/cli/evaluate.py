@@ -112,10 +112,19 @@ def load_reference(path: str) -> dict[str, dict[str, float]]:
     if path.startswith("paper:"):
         return paper_reference(path)
     data = json.loads(Path(path).read_text())
+    expected = f"{path}: expected {{dataset: {{metric: value}}}} or a zoejax-eval --output file"
     if isinstance(data, dict) and "results" in data:
-        return {r["dataset"]: r["metrics"] for r in data["results"]}
+        rows = data["results"]
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and "dataset" in r and "metrics" in r
+                                                 for r in rows):
+            raise ValueError(f"{expected}: its results are not rows with dataset and metrics")
+        data = {r["dataset"]: r["metrics"] for r in rows}
     if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
-        raise ValueError(f"{path}: expected {{dataset: {{metric: value}}}} or a zoejax-eval --output file")
+        raise ValueError(expected)
+    for dataset, metrics in data.items():
+        for metric, value in metrics.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ValueError(f"{path}: {dataset}/{metric} is {value!r}, not a number")
     return data
 
 
@@ -205,7 +214,11 @@ def main(argv: list[str] | None = None) -> int:
     if empty:
         print(f"warning: no image with valid ground truth in {', '.join(empty)}", file=sys.stderr)
     if args.output:
-        write_json(args.output, payload)
+        try:
+            write_json(args.output, payload)
+        except OSError as e:  # disk full, or the folder changed during the run; the table is printed above
+            print(f"zoejax-eval: error: cannot write --output {args.output}: {e}", file=sys.stderr)
+            return 1
         print(f"\nwrote {args.output}")
     return 0
 

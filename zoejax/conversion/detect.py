@@ -52,11 +52,16 @@ def detect_format(state: Mapping[str, np.ndarray]) -> tuple[str, str]:
 def _swin_backbone(state: Mapping[str, np.ndarray], prefix: str) -> str:
     """The Swin preset whose (version, width, blocks per stage) the encoder under ``prefix`` has."""
     version = 2 if any(k.startswith(prefix) and k.endswith(".attn.logit_scale") for k in state) else 1
-    width = int(np.asarray(state[f"{prefix}patch_embed.proj.weight"]).shape[0])
+    proj = f"{prefix}patch_embed.proj.weight"
+    if proj not in state or np.ndim(state[proj]) != 4:
+        found = "missing" if proj not in state else f"of shape {np.shape(state[proj])}"
+        raise ValueError(f"{prefix}patch_embed.norm.weight marks a Swin backbone, but {proj} (the patch "
+                         f"embedding's (width, 3, 4, 4) kernel) is {found}: not a complete Swin state dict")
+    width = int(np.shape(state[proj])[0])
     blocks: dict[int, set[str]] = {}
     for k in state:
         parts = k[len(prefix):].split(".") if k.startswith(prefix + "layers.") else []
-        if len(parts) > 3 and parts[2] == "blocks":
+        if len(parts) > 3 and parts[2] == "blocks" and parts[1].isdigit():
             blocks.setdefault(int(parts[1]), set()).add(parts[3])
     depths = tuple(len(blocks[s]) for s in sorted(blocks))
     for name, (enc, _) in presets.BACKBONES.items():
@@ -68,7 +73,9 @@ def _swin_backbone(state: Mapping[str, np.ndarray], prefix: str) -> str:
 
 
 def _backbone(state: Mapping[str, np.ndarray], cls_key: str, block_prefix: str) -> str:
-    width = int(np.asarray(state[cls_key]).shape[-1])
+    if np.ndim(state[cls_key]) == 0:
+        raise ValueError(f"{cls_key} is a scalar; a BEiT cls_token has shape (1, 1, width)")
+    width = int(np.shape(state[cls_key])[-1])
     depth = len({k[len(block_prefix):].split(".")[0] for k in state if k.startswith(block_prefix)})
     if (width, depth) not in _BACKBONES:
         raise ValueError(f"unsupported BEiT backbone: width {width}, {depth} blocks "

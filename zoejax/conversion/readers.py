@@ -1,7 +1,8 @@
 """Reading checkpoint files into ``key -> numpy array`` dicts. Checkpoints are untrusted input.
 
 * ``.pt`` / ``.pth`` / ``.bin``: ``torch.load(weights_only=True)``: a pickle that would run code is refused;
-  the official ``{"model": state_dict, ...}`` wrapper and ``module.`` prefixes are unwrapped.
+  the official ``{"model": state_dict, ...}`` wrapper and ``module.`` prefixes are unwrapped; bfloat16 tensors
+  are widened to float32 (exactly).
 * ``.safetensors`` (optionally with a ``config.json`` beside it, the Hugging Face layout).
 torch and safetensors are imported here only (the edge), lazily, with a clear message when missing.
 """
@@ -59,10 +60,25 @@ def read_torch_checkpoint(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise CheckpointReadError(f"{path} does not hold a state dict (found {type(obj).__name__})")
     state = {}
     for key, value in obj.items():
+        if not isinstance(key, str):
+            raise CheckpointReadError(f"{path}: entry key {key!r} is a {type(key).__name__}, not a parameter name; "
+                                      "a state dict maps names (str) to tensors")
         if not isinstance(value, torch.Tensor):
             raise CheckpointReadError(f"{path}: entry {key!r} is a {type(value).__name__}, not a tensor")
-        state[key.removeprefix("module.")] = value.detach().cpu().numpy()
+        state[key.removeprefix("module.")] = _to_numpy(torch, value, path, key)
     return state
+
+
+def _to_numpy(torch, tensor, path: Path, key: str) -> np.ndarray:
+    """A tensor as a numpy array; bfloat16 (which numpy lacks) widened to float32, which is exact."""
+    tensor = tensor.detach().cpu()
+    if tensor.dtype == torch.bfloat16:
+        tensor = tensor.float()
+    try:
+        return tensor.numpy()
+    except (TypeError, RuntimeError) as e:  # float8, complex32, quantized or sparse tensors
+        raise CheckpointReadError(f"{path}: entry {key!r} has dtype {tensor.dtype} ({str(e).splitlines()[0]}); "
+                                  "save the weights as float32, float16 or bfloat16") from None
 
 
 def _weights_only_reason(text: str) -> str:

@@ -13,6 +13,7 @@ a non-finite value is never saved. Saves are asynchronous. Retention: the ``keep
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from typing import Any
@@ -225,6 +226,28 @@ def _warn_skipped(manager: ocp.CheckpointManager, step: int, error: Exception) -
                     step, manager.directory, type(error).__name__, _first_line(error))
 
 
+class CheckpointUnreadableError(ValueError):
+    """No checkpoint step of a work directory can be read; the message names each step's damaged file."""
+
+
+def _describe_damage(manager: ocp.CheckpointManager, step: int, error: Exception) -> str:
+    """"step N (<the file that is not valid JSON>, or the step folder): <the error's first line>"."""
+    folder = os.path.join(str(manager.directory), str(step))
+    where = folder
+    for name in ("_CHECKPOINT_METADATA", "state/_METADATA", "state/_sharding", "meta/metadata", "data/metadata"):
+        path = os.path.join(folder, name)
+        try:
+            with open(path, "rb") as f:
+                json.loads(f.read())
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError):
+            where = f"{path} is not valid JSON"
+            break
+    detail = (str(error).splitlines() or [""])[0][:200]
+    return f"step {step} ({where}): {type(error).__name__}: {detail}"
+
+
 def load_params(workdir: str | os.PathLike, step: int | None = None) -> tuple[dict, dict, int]:
     """(params as host arrays, meta, step) of a work directory's checkpoint, without rebuilding the optimizer:
     what ``zoejax.load(workdir)`` uses. ``step`` None = the latest readable step (a damaged latest step is
@@ -234,16 +257,21 @@ def load_params(workdir: str | os.PathLike, step: int | None = None) -> tuple[di
         steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
         if not steps:
             raise FileNotFoundError(f"{workdir} has no checkpoint yet")
-        for i, candidate in enumerate(steps):
+        failures = []
+        for candidate in steps:
             try:
                 restored = manager.restore(candidate, args=ocp.args.Composite(
                     state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
                 step = candidate
                 break
-            except Exception as e:
-                if i == len(steps) - 1:
-                    raise
-                _warn_skipped(manager, candidate, e)
+            except Exception as e:  # orbax / tensorstore / JSON errors of a damaged step
+                failures.append(_describe_damage(manager, candidate, e))
+                if len(failures) < len(steps):
+                    _warn_skipped(manager, candidate, e)
+        else:
+            raise CheckpointUnreadableError(
+                f"no checkpoint of {workdir} can be read: {'; '.join(failures)}. The files are damaged (a copy cut "
+                "short, a full disk): restore them from a copy, or train again")
     finally:
         manager.close()
     state = restored.state
