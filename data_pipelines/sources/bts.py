@@ -67,8 +67,11 @@ class _BTSSource(RowSource):
     def __init__(self, root: str, list_file: str, depth_root: str = "", *, keep_missing_depth: bool = False,
                  domain: int | None = None):
         super().__init__(domain)
-        self.rows = parse_bts_list(resolve_list_file(root, list_file), root, depth_root,
-                                   keep_missing_depth=keep_missing_depth)
+        list_path = resolve_list_file(root, list_file)
+        self.rows = parse_bts_list(list_path, root, depth_root, keep_missing_depth=keep_missing_depth)
+        if not self.rows:
+            kept = "" if keep_missing_depth else " with ground truth (rows whose depth is None are left out)"
+            raise ListFormatError(f"{list_path}: the list has no rows{kept}")
 
     def load(self, row: Row) -> Example:
         image = read_rgb(row.image, row.where)

@@ -106,6 +106,8 @@ class IBimsSource(_PairSource):
                 self.rows.append(Row(os.path.join(root, "rgb", stem + ".png"),
                                      os.path.join(root, "depth", stem + ".png"), 0.0,
                                      where=f"{list_path}:{n}", extra=(("stem", stem),)))
+        if not self.rows:
+            raise ListFormatError(f"{list_path}: the list has no rows")
         self.root = root
 
     def _masks(self, row: Row) -> tuple[str, str]:
@@ -229,6 +231,8 @@ class VKITTI2Source(_PairSource):
         list_path = resolve_list_file(root, list_file or f"{split}.txt")
         self.rows = [Row(resolve(root, line), self.depth_path(resolve(root, line)), VKITTI2_FOCAL,
                          where=f"{list_path}:{n}") for n, line in read_list_lines(list_path)]
+        if not self.rows:
+            raise ListFormatError(f"{list_path}: the list has no rows")
 
     @staticmethod
     def depth_path(image_path: str) -> str:

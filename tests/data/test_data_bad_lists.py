@@ -4,6 +4,7 @@ zoejax-eval / zoejax-predict that cannot be written, found before anything runs.
 
 import importlib.util
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -199,3 +200,24 @@ def test_predict_output_that_is_a_file_is_refused_before_the_model_loads(tmp_pat
         assert predict_cli.main(["--checkpoint", str(tmp_path), "--output", str(output), str(image)]) == 1
         assert f"--output {output}: {a_file} is a file; give a folder" in capsys.readouterr().err
     assert a_file.read_text() == "mine\n"
+
+
+def test_eval_on_a_damaged_checkpoint_folder_or_an_empty_list_is_one_line(tiny_checkpoint, tmp_path, capsys):
+    damaged = tmp_path / "damaged"
+    shutil.copytree(tiny_checkpoint, damaged)
+    for meta in damaged.rglob("_METADATA"):
+        meta.write_bytes(meta.read_bytes()[: meta.stat().st_size // 2])
+    typed = tmp_path / "typed"
+    shutil.copytree(tiny_checkpoint, typed)
+    config = json.loads((typed / "model_config.json").read_text())
+    config["backbone"]["embed_dim"] = "wide"
+    (typed / "model_config.json").write_text(json.dumps(config))
+    for folder in (damaged, typed):
+        assert eval_cli.main(["--checkpoint", str(folder), "--datasets", "synthetic_indoor"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"zoejax-eval: error: cannot load checkpoint {folder}: ") and len(err.splitlines()) == 1
+    (tmp_path / "empty.txt").write_text("# no rows yet\n")
+    code = eval_cli.main(["--checkpoint", str(tiny_checkpoint), "--datasets", "nyu", "--root", f"nyu={tmp_path}",
+                          "--list", f"nyu={tmp_path}/empty.txt"])
+    assert code == 1 and capsys.readouterr().err.strip() == (f"zoejax-eval: error: {tmp_path}/empty.txt: the list "
+                                                             "has no rows")

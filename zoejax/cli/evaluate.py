@@ -236,7 +236,13 @@ def run(args: argparse.Namespace, datasets: list[str], overrides: dict, mesh_sha
     path = Path(args.checkpoint)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
-    model = zoejax.load(path, max_depth=args.max_depth, input_size=input_size)
+    try:
+        model = zoejax.load(path, max_depth=args.max_depth, input_size=input_size)
+    except (ConversionError, CheckpointReadError, FileNotFoundError):
+        raise  # their messages name the file
+    except Exception as e:  # noqa: BLE001 - orbax / JSON / config errors of a damaged folder, reported in one line
+        raise CheckpointReadError(f"cannot load checkpoint {path}: {type(e).__name__}: "
+                                  f"{(str(e).splitlines() or [''])[0]}") from None
     mesh = make_mesh(mesh_shape)
     evaluator = Evaluator(ZoeDepth(model.config), mesh, param_shardings(logical_axes(model.config), mesh),
                           route_by_label=args.route_by_label)
