@@ -242,7 +242,7 @@ def test_hf_export_loads_strictly_in_transformers(tmp_path):
     from transformers import ZoeDepthForDepthEstimation
 
     from zoejax.conversion.convert import export_checkpoint
-    from zoejax.conversion.store import save_converted
+    from zoejax.storage.converted import save_converted
 
     cfg = presets.zoed_nk("tiny")
     ref = build_reference(cfg, seed=9)

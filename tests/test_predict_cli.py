@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from zoejax.api import ZoeDepthModel
 from zoejax.cli import convert as convert_cli
 from zoejax.cli import predict as predict_cli
-from zoejax.conversion.store import save_converted
+from zoejax.inference import ZoeDepthModel
 from zoejax.io.ply import Intrinsics, backproject
 from zoejax.models import presets
 from zoejax.models.init import init_params
 from zoejax.serving.stablehlo import load_exported
+from zoejax.storage.converted import save_converted
 
 NET = (64, 96)
 

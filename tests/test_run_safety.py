@@ -24,6 +24,7 @@ from data_pipelines.config import DataConfig
 from data_pipelines.errors import CorruptFileError
 from data_pipelines.pipeline import build_train
 from zoejax.models import presets
+from zoejax.storage import workdir as stored_workdir
 from zoejax.training import checkpointing
 from zoejax.training import workdir as run_files
 from zoejax.training.divergence import DivergedError
@@ -83,7 +84,7 @@ def _log(workdir):
 
 
 def _finite(workdir, step):
-    params, _, _ = checkpointing.load_params(workdir, step)
+    params, _, _ = stored_workdir.load_params(workdir, step)
     return all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))
 
 
@@ -192,8 +193,8 @@ def test_a_failing_evaluation_saves_the_step_before_raising(tmp_path):
 
 
 def test_training_into_a_folder_of_another_model_leaves_its_model_config(tmp_path):
-    from zoejax.conversion.store import save_converted
     from zoejax.models.init import init_params
+    from zoejax.storage.converted import save_converted
 
     other = presets.zoed_n("small")
     folder = save_converted(tmp_path / "converted", other, jax.device_get(init_params(other, 0)), {}, {})

@@ -11,7 +11,7 @@ from fast_compile import fast_compile_env
 from data_pipelines.config import DataConfig
 from data_pipelines.pipeline import build_train
 from zoejax.models import presets
-from zoejax.training import checkpointing
+from zoejax.storage.workdir import load_params
 from zoejax.training.loop import TrainConfig, train
 from zoejax.training.optim import OptimConfig
 from zoejax.training.step import LossConfig
@@ -42,7 +42,7 @@ def test_checkpoints_kept_config_written_and_workdir_loads_as_a_model(tmp_path):
     steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [2, 4, 6]
     assert json.loads((tmp_path / "model_config.json").read_text())["backbone"]["depth"] == 4
-    params, meta, restored_step = checkpointing.load_params(tmp_path, 4)
+    params, meta, restored_step = load_params(tmp_path, 4)
     assert restored_step == 4 and meta["step"] == 4
     model = zoejax.load(tmp_path)  # the latest step
     assert model.provenance == {"source": str(tmp_path.absolute()), "format": "workdir", "step": 6}
@@ -100,9 +100,9 @@ def test_progress_bar_counts_finished_steps_and_continuing_does_not_recompile(tm
 
 
 def test_init_from_starts_there_keeps_extras_and_names_mismatches(tmp_path):
-    from zoejax.conversion.store import save_converted
     from zoejax.conversion.table import default_extras
     from zoejax.models.init import init_params
+    from zoejax.storage.converted import save_converted
     from zoejax.training.loop import InitFromError, load_init_from
 
     cfg = presets.zoed_n("tiny")
@@ -119,7 +119,7 @@ def test_init_from_starts_there_keeps_extras_and_names_mismatches(tmp_path):
 
     run = tmp_path / "run"
     _run(run, 1, init_from=str(source))
-    after_one_step, _, _ = checkpointing.load_params(run)
+    after_one_step, _, _ = load_params(run)
     # One Adam step moves each parameter by about the learning rate (<= 1e-3 here); the run's own seed-0 init
     # is ~1.1 away from the seed-7 one in the largest coordinate.
     moved = max(float(np.max(np.abs(x - y))) for x, y in zip(jax.tree.leaves(after_one_step),

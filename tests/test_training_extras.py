@@ -13,6 +13,7 @@ import jax
 import numpy as np
 import pytest
 
+from zoejax.storage.workdir import load_params
 from zoejax.training import checkpointing, monitoring
 from zoejax.training.loop import TrainConfig, train
 
@@ -124,8 +125,12 @@ def test_best_checkpoint_is_kept_besides_the_latest(run):
     workdir, _, _ = run
     steps = sorted(int(p.name) for p in (workdir / "checkpoints").iterdir() if p.name.isdigit())
     assert steps == [4, 6]  # keep_checkpoints=1 latest + the best by abs_rel (step 4); step 2 deleted
-    assert checkpointing.best_step(workdir, "abs_rel", "min") == 4
-    assert checkpointing.best_step(workdir, "abs_rel", "max") == 6  # of those kept
+    for mode, best in (("min", 4), ("max", 6)):  # "max": the best of those kept
+        manager = checkpointing.make_manager(workdir, best_metric="abs_rel", best_mode=mode, async_save=False)
+        try:
+            assert manager.best_step() == best
+        finally:
+            manager.close()
 
 
 def test_nan_batch_is_skipped_counted_and_training_continues(run):
@@ -166,7 +171,7 @@ def test_damaged_latest_checkpoint_is_skipped_with_a_warning(run, tmp_path, capl
                 damaged += 1
     assert damaged
     with caplog.at_level(logging.WARNING):
-        params, meta, step = checkpointing.load_params(copy)
+        params, meta, step = load_params(copy)
     assert step == 4 and meta["step"] == 4
     assert any("step 6" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records)
     assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(params))

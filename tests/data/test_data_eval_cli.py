@@ -5,9 +5,9 @@ import json
 import pytest
 
 from zoejax.cli import evaluate as eval_cli
-from zoejax.conversion.store import save_converted
 from zoejax.models import presets
 from zoejax.models.init import init_params
+from zoejax.storage.converted import save_converted
 
 
 @pytest.fixture(scope="module")

@@ -18,11 +18,13 @@ from zoejax.conversion.hf_table import hf_table
 from zoejax.conversion.midas_swin_table import default_swin_extras
 from zoejax.conversion.official_table import midas_table, official_table
 from zoejax.conversion.readers import read_checkpoint
-from zoejax.conversion.store import is_converted_dir, save_converted, sha256_file
 from zoejax.conversion.table import Table, default_extras
 from zoejax.io.safe_output import atomic_dir, atomic_path, check_dir_output, check_file_output
 from zoejax.models.config import SwinConfig, ZoeDepthConfig
 from zoejax.models.init import init_params, param_shapes
+from zoejax.storage.converted import read_converted, save_converted, sha256_file
+from zoejax.storage.layout import StoredModel, is_converted_dir, is_workdir
+from zoejax.storage.workdir import read_workdir
 
 
 def table_for(detected: Detected) -> Table:
@@ -87,15 +89,15 @@ def export_state_dict(config: ZoeDepthConfig, params: Any, extras: dict[str, np.
     return params_to_state_dict(jax.device_get(params), table, extras, defaults)
 
 
-def _load_folder(path: Path) -> Any:
-    """The ``ZoeDepthModel`` of a ``zoejax-convert`` folder or of a training work directory (its latest readable
-    checkpoint, and the extras of its ``init_from`` if it had any; otherwise export regenerates them)."""
-    from zoejax.api import is_workdir, load
-
-    if not (is_converted_dir(path) or is_workdir(path)):
-        raise FileNotFoundError(f"{path} is neither a zoejax-convert folder (model_config.json and state/ inside) "
-                                f"nor a training work directory (model_config.json and checkpoints/ inside)")
-    return load(path)
+def _load_folder(path: Path) -> StoredModel:
+    """The model of a ``zoejax-convert`` folder or of a training work directory (its latest readable checkpoint,
+    and the extras of its ``init_from`` if it had any; otherwise export regenerates them)."""
+    if is_workdir(path):
+        return read_workdir(path)
+    if is_converted_dir(path):
+        return read_converted(path)
+    raise FileNotFoundError(f"{path} is neither a zoejax-convert folder (model_config.json and state/ inside) "
+                            f"nor a training work directory (model_config.json and checkpoints/ inside)")
 
 
 def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike, to: str,

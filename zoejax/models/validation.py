@@ -45,3 +45,24 @@ def check_images(images, multiple: int = 32) -> np.ndarray:
         bad = np.unique(np.nonzero(~finite)[0]).tolist()
         raise ValueError(f"images contain NaN or Inf values (batch indices {bad[:10]})")
     return arr
+
+
+def check_domain_labels(domain, batch_size: int, domain_names: Sequence[str]) -> np.ndarray:
+    """Host-side check of ZoeD_NK domain labels; returns them as an int32 (B,) numpy array.
+
+    ``domain_names`` are the model's heads in label order (``ZoeDepthConfig.domain_names``; one name for a
+    single-head model). Inside the jitted model a label outside [0, D) selects no head and the depth comes out as
+    zeros, so every front door that accepts labels checks them here first and raises ValueError instead.
+    """
+    if len(domain_names) < 2:
+        raise ValueError("domain labels are only meaningful for a multi-head (ZoeD_NK) model; this one has the "
+                         f"single head {tuple(domain_names)}: pass domain=None")
+    labels = np.asarray(domain)
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"domain labels must be integers, got dtype {labels.dtype}")
+    labels = labels.astype(np.int32).reshape(-1)
+    if labels.shape[0] != batch_size or labels.min(initial=0) < 0 or labels.max(initial=0) >= len(domain_names):
+        choices = ", ".join(f"{i} = {name}" for i, name in enumerate(domain_names))
+        raise ValueError(f"domain must be {batch_size} labels in [0, {len(domain_names) - 1}] ({choices}), "
+                         f"got {labels.tolist()}")
+    return labels

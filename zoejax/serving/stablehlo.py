@@ -17,7 +17,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import jax.numpy as jnp
@@ -25,43 +25,39 @@ import numpy as np
 
 from zoejax.ops.trace_choice import lowering_for
 
+if TYPE_CHECKING:  # loading an artefact needs jax and numpy only, not the model code
+    from zoejax.inference import ZoeDepthModel
+
 PROGRAM_FILE, PARAMS_FILE, META_FILE = "predict.stablehlo", "params.npz", "meta.json"
 FORMAT_VERSION = 1
 
 
-def export_predict(model: Any, out_dir: str | os.PathLike, height: int, width: int, batch_size: int = 1,
+def export_predict(model: ZoeDepthModel, out_dir: str | os.PathLike, height: int, width: int, batch_size: int = 1,
                    flip_tta: bool = True, pad_input: bool = True, platforms: Sequence[str] | None = None,
                    overwrite: bool = False) -> Path:
     """Write the artefact for images of ``height`` x ``width`` pixels, ``batch_size`` at a time.
 
     Args:
-      model: a ``zoejax.api.ZoeDepthModel``.
+      model: a ``zoejax.inference.ZoeDepthModel`` (what ``zoejax.load`` returns).
       platforms: lowering targets ("cpu", "cuda", "rocm", "tpu"); default: this machine's backend. The graph is
         traced for them, not for this machine (``zoejax.ops.trace_choice.lowering_for``): an export for GPU/TPU
         made on a CPU host gets batched attention and plain convolutions, not the CPU forms.
     Returns the folder (written atomically, with zoejax's owner manifest). An existing non-empty ``out_dir`` is
     replaced only with ``overwrite``, and never when it holds the model's source or files zoejax did not write.
     """
-    from zoejax.api import _predict, check_predictable_size
     from zoejax.io.safe_output import atomic_dir, check_dir_output
-    from zoejax.preprocess import infer_padding
 
     source = model.provenance.get("source")
     inputs = [source] if isinstance(source, str) else []
     check_dir_output(out_dir, overwrite=overwrite, inputs=inputs)  # before the lowering, which takes a while
-    pad = infer_padding(height, width) if pad_input else (0, 0)
-    check_predictable_size(height, width, pad)
-    size = model.network_size(height + 2 * pad[0], width + 2 * pad[1])
-    module = model._model
-
-    def predict(params, images):
-        return _predict(module, size, pad, flip_tta, params, images)
+    program = model.prediction_function(height, width, pad_input, flip_tta)
+    size, pad = program.network_size, program.pad
 
     params = jax.device_get(model.params)
     params_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), params)
     images_spec = jax.ShapeDtypeStruct((batch_size, height, width, 3), jnp.float32)
     with lowering_for(platforms):
-        exported = jax.export.export(jax.jit(predict), platforms=platforms)(params_spec, images_spec)
+        exported = jax.export.export(jax.jit(program.fn), platforms=platforms)(params_spec, images_spec)
     leaves = jax.tree.leaves(params)
     meta = {
         "format_version": FORMAT_VERSION,

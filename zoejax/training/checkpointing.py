@@ -13,7 +13,6 @@ a non-finite value is never saved. Saves are asynchronous. Retention: the ``keep
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any
@@ -23,7 +22,9 @@ import jax.numpy as jnp
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
-CHECKPOINT_DIR = "checkpoints"
+from zoejax.storage.layout import checkpoint_dir
+from zoejax.storage.workdir import warn_skipped
+
 DAMAGED_DIR = "checkpoints_damaged"  # beside CHECKPOINT_DIR: steps that failed to restore, moved aside
 
 
@@ -34,11 +35,6 @@ class NonFiniteStateError(FloatingPointError):
 class NoRestorableCheckpointError(RuntimeError):
     """Every checkpoint of a work directory failed to restore."""
 
-
-def checkpoint_dir(workdir: str | os.PathLike) -> str:
-    workdir = os.fspath(workdir)
-    root = workdir if "://" in workdir else os.path.abspath(workdir)  # gs:// etc. go to orbax as they are
-    return os.path.join(root, CHECKPOINT_DIR)
 
 
 def make_manager(workdir: str | os.PathLike, keep: int = 3, best_metric: str | None = None,
@@ -175,7 +171,7 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any) -> tuple
             raise
         except Exception as e:  # orbax / tensorstore / JSON errors of a damaged step
             failed.append((step, e))
-            _warn_skipped(manager, step, e)
+            warn_skipped(manager.directory, step, e)
             continue
         for bad_step, error in failed:
             moved = _move_aside(manager, bad_step)
@@ -219,72 +215,3 @@ def _sync(name: str) -> None:
         from jax.experimental import multihost_utils
 
         multihost_utils.sync_global_devices(name)
-
-
-def _warn_skipped(manager: ocp.CheckpointManager, step: int, error: Exception) -> None:
-    logging.warning("checkpoint step %d in %s is unreadable (%s: %s); trying the previous one",
-                    step, manager.directory, type(error).__name__, _first_line(error))
-
-
-class CheckpointUnreadableError(ValueError):
-    """No checkpoint step of a work directory can be read; the message names each step's damaged file."""
-
-
-def _describe_damage(manager: ocp.CheckpointManager, step: int, error: Exception) -> str:
-    """"step N (<the file that is not valid JSON>, or the step folder): <the error's first line>"."""
-    folder = os.path.join(str(manager.directory), str(step))
-    where = folder
-    for name in ("_CHECKPOINT_METADATA", "state/_METADATA", "state/_sharding", "meta/metadata", "data/metadata"):
-        path = os.path.join(folder, name)
-        try:
-            with open(path, "rb") as f:
-                json.loads(f.read())
-        except FileNotFoundError:
-            continue
-        except (OSError, ValueError):
-            where = f"{path} is not valid JSON"
-            break
-    detail = (str(error).splitlines() or [""])[0][:200]
-    return f"step {step} ({where}): {type(error).__name__}: {detail}"
-
-
-def load_params(workdir: str | os.PathLike, step: int | None = None) -> tuple[dict, dict, int]:
-    """(params as host arrays, meta, step) of a work directory's checkpoint, without rebuilding the optimizer:
-    what ``zoejax.load(workdir)`` uses. ``step`` None = the latest readable step (a damaged latest step is
-    skipped with a warning)."""
-    manager = make_manager(workdir, async_save=False)
-    try:
-        steps = [step] if step is not None else sorted(manager.all_steps(), reverse=True)
-        if not steps:
-            raise FileNotFoundError(f"{workdir} has no checkpoint yet")
-        failures = []
-        for candidate in steps:
-            try:
-                restored = manager.restore(candidate, args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(), meta=ocp.args.JsonRestore()))
-                step = candidate
-                break
-            except Exception as e:  # orbax / tensorstore / JSON errors of a damaged step
-                failures.append(_describe_damage(manager, candidate, e))
-                if len(failures) < len(steps):
-                    _warn_skipped(manager, candidate, e)
-        else:
-            raise CheckpointUnreadableError(
-                f"no checkpoint of {workdir} can be read: {'; '.join(failures)}. The files are damaged (a copy cut "
-                "short, a full disk): restore them from a copy, or train again")
-    finally:
-        manager.close()
-    state = restored.state
-    params = state["params"] if isinstance(state, dict) else state.params
-    return jax.device_get(params), restored.meta, step
-
-
-def best_step(workdir: str | os.PathLike, best_metric: str, best_mode: str = "min") -> int | None:
-    """The step with the best ``best_metric`` among the work directory's checkpoints saved with metrics."""
-    manager = make_manager(workdir, best_metric=best_metric, best_mode=best_mode, async_save=False)
-    try:
-        if not any(manager.metrics(s) is not None for s in manager.all_steps()):
-            return None
-        return manager.best_step()
-    finally:
-        manager.close()

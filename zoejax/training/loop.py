@@ -75,16 +75,16 @@ class InitFromError(ValueError):
 
 
 def load_init_from(init_from: str, model_config: ZoeDepthConfig):
-    """The ``zoejax.ZoeDepthModel`` at ``init_from`` (any checkpoint ``zoejax.load`` reads), checked against
+    """The ``StoredModel`` at ``init_from`` (any checkpoint ``zoejax.load`` reads), checked against
     ``model_config``; None when ``init_from`` is empty. Raises InitFromError naming the file and, for another
     architecture, the differing entries."""
     if not init_from:
         return None
-    from zoejax.api import load
+    from zoejax.conversion.load import load_weights
     from zoejax.models.init import param_shapes
 
     try:
-        loaded = load(init_from)
+        loaded = load_weights(init_from)
     except (OSError, ValueError) as e:  # missing file, unreadable or refused checkpoint, conversion errors
         raise InitFromError(f"init_from={init_from}: {e}") from None
     def named(tree):

@@ -21,6 +21,7 @@ import jax
 import numpy as np
 
 from zoejax.models.config import ZoeDepthConfig
+from zoejax.storage.layout import CHECKPOINT_DIR, CONFIG_FILE, EXTRAS_FILE, INFERENCE_FILE, is_converted_dir
 
 LOCK_FILE = "train.lock"
 # Settings that change how the model computes, not what its weights mean: a run may resume with another one
@@ -122,8 +123,6 @@ def write_model_config(workdir: str, model_config: ZoeDepthConfig, write: bool =
     without weights, from a run that failed before its first checkpoint, is replaced.)"""
     from etils import epath
 
-    from zoejax.conversion.store import CONFIG_FILE, is_converted_dir
-    from zoejax.training.checkpointing import CHECKPOINT_DIR
 
     path = epath.Path(workdir) / CONFIG_FILE
     want = json.loads(json.dumps(model_config.to_dict()))
@@ -172,8 +171,6 @@ def write_inference_info(workdir: str, image_shape: tuple[int, ...]) -> None:
     then predicts at; written atomically, and only when it changes."""
     from etils import epath
 
-    from zoejax.api import INFERENCE_FILE
-
     path = epath.Path(workdir) / INFERENCE_FILE
     text = json.dumps({"input_size": list(image_shape[1:3])})
     if path.exists() and path.read_text() == text:
@@ -219,8 +216,6 @@ def write_extras(workdir: str, extras: dict[str, Any]) -> None:
     import io
 
     from etils import epath
-
-    from zoejax.api import EXTRAS_FILE
 
     buffer = io.BytesIO()
     np.savez(buffer, **{k: np.asarray(v) for k, v in extras.items()})

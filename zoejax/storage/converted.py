@@ -1,9 +1,6 @@
-"""The converted-checkpoint folder: orbax params (+ extras), ``model_config.json`` and ``provenance.json``.
+"""The converted-checkpoint folder: orbax params (+ extras), ``model_config.json`` and ``provenance.json``
+(layout in ``zoejax.storage.layout``).
 
-Layout of OUTPUT_DIR:
-  state/               orbax PyTree checkpoint {"params": ..., "extras": {name: array}}
-  model_config.json    ``ZoeDepthConfig.to_dict()`` (everything needed to rebuild the model)
-  provenance.json      source file, its sha256, format, variant, zoejax version, time
 The folder is assembled under a temporary name beside OUTPUT_DIR and renamed into place at the end, so an
 interrupted or failed conversion never leaves a half-written OUTPUT_DIR.
 """
@@ -21,11 +18,10 @@ from typing import Any
 import numpy as np
 import orbax.checkpoint as ocp
 
-from zoejax import __version__
 from zoejax.io.safe_output import atomic_dir
 from zoejax.models.config import ZoeDepthConfig
-
-CONFIG_FILE, PROVENANCE_FILE, STATE_DIR = "model_config.json", "provenance.json", "state"
+from zoejax.storage.layout import CONFIG_FILE, PROVENANCE_FILE, STATE_DIR, StoredModel, is_converted_dir
+from zoejax.version import __version__
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
@@ -34,11 +30,6 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
-
-
-def is_converted_dir(path: str | os.PathLike) -> bool:
-    path = Path(path)
-    return (path / CONFIG_FILE).is_file() and (path / STATE_DIR).is_dir()
 
 
 def save_converted(output_dir: str | os.PathLike, config: ZoeDepthConfig, params: Any,
@@ -57,8 +48,8 @@ def save_converted(output_dir: str | os.PathLike, config: ZoeDepthConfig, params
     return out
 
 
-def load_converted(path: str | os.PathLike) -> tuple[ZoeDepthConfig, dict, dict[str, np.ndarray], dict]:
-    """(config, params, extras, provenance) of a converted checkpoint folder."""
+def read_converted(path: str | os.PathLike) -> StoredModel:
+    """The model in a converted checkpoint folder (its provenance as recorded at conversion)."""
     path = Path(path)
     if not is_converted_dir(path):
         raise FileNotFoundError(f"{path} is not a converted zoejax checkpoint (expected {CONFIG_FILE} and "
@@ -69,4 +60,4 @@ def load_converted(path: str | os.PathLike) -> tuple[ZoeDepthConfig, dict, dict[
         state = ocp.PyTreeCheckpointer().restore((path / STATE_DIR).absolute())
     provenance_file = path / PROVENANCE_FILE
     provenance = json.loads(provenance_file.read_text()) if provenance_file.is_file() else {}
-    return config, state["params"], dict(state.get("extras") or {}), provenance
+    return StoredModel(config, state["params"], dict(state.get("extras") or {}), provenance)

@@ -1,0 +1,163 @@
+"""The model with its weights: ``forward``, ``predict`` and ``predict_batch``, the inference layer.
+
+``forward`` and ``predict`` reproduce the official ``model(x)`` and ``infer`` (architecture spec section 2):
+keep-aspect "minimal" resize to a multiple of 32 (align_corners bilinear), normalisation inside the model;
+``predict`` adds reflect padding, bicubic (A = -0.75) resize back, crop, and flip averaging — the flipped
+copy is batched with the original, so it is one compiled call. ``prediction_function`` hands the same traced
+computation to export (``zoejax.serving``).
+
+This layer imports models, ops, preprocessing and io only: training, conversion, evaluation, serving and the
+``zoejax.load`` facade build on it (``tests/test_import_graph.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.validation import check_domain_labels, check_images
+from zoejax.models.zoedepth import ZoeDepth
+from zoejax.ops.resize import resize_bicubic
+from zoejax.preprocess import as_float_image, infer_padding, network_size, reflect_pad, to_network_input
+
+MIN_IMAGE_SIDE = 8
+
+
+def default_input_size(config: ZoeDepthConfig) -> tuple[int, int]:
+    """The official ``img_size`` target: 384x768 for ZoeD_K (normed bins), 384x512 otherwise."""
+    single_normed = not config.is_multi_head and config.head.bin_centers_type == "normed"
+    return (384, 768) if single_normed else (384, 512)
+
+
+def check_predictable_size(height: int, width: int, pad: tuple[int, int]) -> None:
+    """Reject images too small to predict (reflect padding needs pad < side)."""
+    if min(height, width) < MIN_IMAGE_SIDE or pad[0] >= height or pad[1] >= width:
+        raise ValueError(f"image of {height}x{width} pixels is too small: ZoeDepth needs at least "
+                         f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
+
+
+@dataclasses.dataclass
+class Prediction:
+    """``depth`` (B, H, W) float32 metres; for ZoeD_NK ``domain`` (B,) int, the head the router chose for each
+    (un-mirrored) image, an index into ``domain_names`` (e.g. ("nyu", "kitti"))."""
+
+    depth: np.ndarray
+    domain: np.ndarray | None = None
+    domain_names: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class PredictionFunction:
+    """``fn(params, images)`` with images (B, height, width, 3) float32 in [0, 1] -> {"depth": (B, H, W) metres}
+    (+ "domain" (B,) int32 for ZoeD_NK): ``predict_batch``'s whole computation for one input size, traceable
+    (``jax.jit`` / ``jax.export``). ``network_size`` (h, w) and ``pad`` (rows, columns) are what it uses."""
+
+    fn: Callable[[Any, jax.Array], dict[str, jax.Array]]
+    network_size: tuple[int, int]
+    pad: tuple[int, int]
+    flip_tta: bool
+
+
+@dataclasses.dataclass
+class ZoeDepthModel:
+    """A ZoeDepth model with its weights.
+
+    Attributes:
+      config: the typed model config.
+      params: the Flax parameter tree (float32 arrays).
+      extras: tensors the forward pass never uses, kept for lossless export (see ``conversion.table``).
+      provenance: where the weights came from.
+      input_size: the network size target (H, W) of the official preprocessing.
+      keep_aspect_ratio: the official ``infer`` keeps it (True); its ``eval`` mode does not.
+    """
+
+    config: ZoeDepthConfig
+    params: Any
+    extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
+    input_size: tuple[int, int] | None = None
+    keep_aspect_ratio: bool = True
+
+    def __post_init__(self):
+        self.input_size = tuple(self.input_size or default_input_size(self.config))
+        self.params = jax.tree.map(jnp.asarray, self.params)
+        self._module = ZoeDepth(self.config)
+
+    def network_size(self, height: int, width: int) -> tuple[int, int]:
+        """The network input (h, w) for an image of ``height`` x ``width`` pixels (multiples of 32)."""
+        return network_size(height, width, self.input_size, self.keep_aspect_ratio)
+
+    def forward(self, images: Any, domain: Any = None) -> dict[str, jax.Array]:
+        """images (B, H, W, 3) float in [0, 1], any size -> the model's outputs at the network resolution
+        (``metric_depth`` (B, h, w) metres; ``domain_logits`` for ZoeD_NK), as the official ``model(x)``.
+
+        ``domain`` (B,) int, ZoeD_NK only: the head for each image (an index into ``config.domain_names``)
+        instead of the router's choice; anything else raises ValueError."""
+        images = check_images(images, multiple=1)
+        size = self.network_size(*images.shape[1:3])
+        if domain is not None:
+            domain = jnp.asarray(check_domain_labels(domain, images.shape[0], self.config.domain_names))
+        return _forward(self._module, size, self.params, jnp.asarray(images), domain)
+
+    def predict(self, image: Any, pad_input: bool = True, flip_tta: bool = True) -> np.ndarray:
+        """One (H, W, 3) image (uint8, or float in [0, 1]) -> (H, W) float32 metric depth, as official ``infer``."""
+        return self.predict_batch(as_float_image(image)[None], pad_input, flip_tta).depth[0]
+
+    def predict_batch(self, images: Any, pad_input: bool = True, flip_tta: bool = True) -> Prediction:
+        """(B, H, W, 3) images of one size (uint8, or float in [0, 1]) -> ``Prediction`` with depth (B, H, W)
+        metres at the input size: each image exactly as ``predict`` would treat it alone (for ZoeD_NK each is
+        routed by its own vote), in one compiled call."""
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise ValueError(f"expected a (B, H, W, 3) batch, got shape {images.shape}")
+        images = np.stack([as_float_image(x) for x in images]) if images.shape[0] else images
+        if images.shape[0] == 0:
+            raise ValueError("empty batch")
+        program = self.prediction_function(*images.shape[1:3], pad_input, flip_tta)
+        out = program.fn(self.params, jnp.asarray(images))
+        domain = out.get("domain")
+        return Prediction(np.asarray(out["depth"]), None if domain is None else np.asarray(domain),
+                          tuple(self.config.domain_names) if domain is not None else ())
+
+    def prediction_function(self, height: int, width: int, pad_input: bool = True,
+                            flip_tta: bool = True) -> PredictionFunction:
+        """``predict_batch`` for images of ``height`` x ``width`` pixels as a traceable function of
+        (params, images), for export; raises ValueError for an image too small to predict."""
+        pad = infer_padding(height, width) if pad_input else (0, 0)
+        check_predictable_size(height, width, pad)
+        size = self.network_size(height + 2 * pad[0], width + 2 * pad[1])
+        fn = functools.partial(_predict, self._module, size, pad, flip_tta)  # jitted, sizes static
+        return PredictionFunction(fn, size, pad, flip_tta)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _forward(model, size, params, images, domain):
+    return model.apply({"params": params}, to_network_input(images, size), domain)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
+def _predict(model, size, pad, flip_tta, params, images):
+    """images (B, H, W, 3) in [0, 1] -> {"depth": (B, H, W)} (+ "domain" (B,) for NK)."""
+    n = images.shape[0]
+    x = images
+    if any(pad):
+        x = reflect_pad(x, *pad)
+    if flip_tta:
+        x = jnp.concatenate([x, x[:, :, ::-1]], axis=0)  # originals and mirrors in one batch
+    # Each image is routed by its own vote, as separate official forwards would be.
+    out = model.apply({"params": params}, to_network_input(x, size), vote_per_example=True)
+    depth = resize_bicubic(out["metric_depth"][..., None], x.shape[1:3])[..., 0]
+    depth = depth[:, pad[0]:depth.shape[1] - pad[0], pad[1]:depth.shape[2] - pad[1]]
+    if flip_tta:
+        depth = 0.5 * (depth[:n] + depth[n:, :, ::-1])
+    result = {"depth": depth}
+    if "domain" in out:
+        result["domain"] = out["domain"][:n]
+    return result
