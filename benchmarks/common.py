@@ -20,9 +20,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
 
 def reference_and_params(cfg, seed: int = 0):
     """(transformers model in eval mode, zoejax params with the same weights) for ``cfg``."""
-    from torch_reference import build_reference, state_dict_numpy
-
-    from zoejax.conversion.hf import params_from_hf_state_dict
+    from torch_reference import build_reference, params_from_hf_state_dict, state_dict_numpy
 
     ref = build_reference(cfg, seed=seed)
     return ref, params_from_hf_state_dict(cfg, state_dict_numpy(ref))

@@ -93,12 +93,12 @@ def run_zoejax(spec: dict) -> dict:
     from zoejax.models.zoedepth import ZoeDepth
     from zoejax.training.optim import OptimConfig, make_optimizer
     from zoejax.training.state import create_train_state
-    from zoejax.training.step import LossConfig, make_steps
+    from zoejax.training.step import LossConfig, make_train_step
 
     cfg = dataclasses.replace(presets.zoed_n(spec["backbone"]), remat=RematPolicy(spec["remat"]),
                               dtype={"fp32": "float32", "bf16": "bfloat16"}[spec["dtype"]])
     tx = make_optimizer(OptimConfig(total_steps=1000))
-    train_step, _ = make_steps(ZoeDepth(cfg), tx, LossConfig())
+    train_step = make_train_step(ZoeDepth(cfg), tx, LossConfig())
     params = _load_params(spec["weights"]) if spec.get("weights") else init_params(cfg, 0)
     state = create_train_state(params, tx)
     del params
@@ -212,11 +212,11 @@ def run_mesh_check(steps: int = 2) -> None:
     from zoejax.training.optim import OptimConfig, make_optimizer
     from zoejax.training.sharding import batch_sharding, make_mesh, shard_batch
     from zoejax.training.state import create_sharded_state
-    from zoejax.training.step import LossConfig, make_steps
+    from zoejax.training.step import LossConfig, make_train_step
 
     cfg = presets.zoed_n("small")
     tx = make_optimizer(OptimConfig(total_steps=100))
-    train_step, _ = make_steps(ZoeDepth(cfg), tx, LossConfig())
+    train_step = make_train_step(ZoeDepth(cfg), tx, LossConfig())
     batch = _batch(8, (128, 160))
     for layout in MESHES:
         mesh = make_mesh(layout)

@@ -128,7 +128,7 @@ class DataConfig:
       read_buffer_size: elements the reading threads may prepare ahead.
       num_epochs: training epochs (None = repeat forever); evaluation always runs one epoch.
       shuffle: global shuffle (training).
-      on_bad_example: "skip" (count, warn, use the next example) or "raise".
+      on_bad_example: "skip" (warn, use the next example) or "raise".
       check_files: verify at construction that every listed file exists (fails fast, names the line).
     """
 

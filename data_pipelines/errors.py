@@ -1,4 +1,4 @@
-"""Errors raised by the data pipelines, and the process-local tally of skipped examples.
+"""Errors raised by the data pipelines, and the warning that reports a skipped example.
 
 Every error names the offending file and, for list-based datasets, the list file and line, so a bad row can
 be fixed without a debugger. Exceptions take a single message argument so they pickle cleanly out of grain
@@ -7,8 +7,6 @@ worker processes.
 
 from __future__ import annotations
 
-import collections
-import threading
 import warnings
 
 
@@ -37,33 +35,17 @@ class ListFormatError(DataError):
 
 
 class BadExampleWarning(UserWarning):
-    """Emitted when a corrupt or unusable example is skipped instead of raised."""
+    """Emitted when a corrupt or unusable example is skipped instead of raised; ``kind`` says why ("corrupt",
+    "missing", "bad_depth", "no_valid_depth", "other")."""
 
-
-_lock = threading.Lock()
-_counts: collections.Counter[str] = collections.Counter()
+    def __init__(self, message: str, kind: str = "other"):
+        super().__init__(message)
+        self.kind = kind
 
 
 def record_bad_example(kind: str, message: str) -> None:
-    """Counts one skipped example of ``kind`` and warns with ``message``.
-
-    The tally is per process: with multiprocess prefetch each worker keeps its own (its warnings still reach
-    the terminal, since workers share the parent's stderr).
-    """
-    with _lock:
-        _counts[kind] += 1
-    warnings.warn(message, BadExampleWarning, stacklevel=3)
-
-
-def bad_example_counts() -> dict[str, int]:
-    """Skipped examples by kind ("corrupt", "missing", "bad_depth", "no_valid_depth") in this process."""
-    with _lock:
-        return dict(_counts)
-
-
-def reset_bad_example_counts() -> None:
-    with _lock:
-        _counts.clear()
+    """Warns that one example of ``kind`` is skipped (or blanked), with ``message`` naming its file and line."""
+    warnings.warn(BadExampleWarning(message, kind), stacklevel=3)
 
 
 def error_kind(err: DataError) -> str:

@@ -19,7 +19,7 @@ from zoejax.models.zoedepth import ZoeDepth  # noqa: E402
 from zoejax.training.optim import OptimConfig, make_optimizer  # noqa: E402
 from zoejax.training.sharding import batch_sharding, make_mesh, shard_batch  # noqa: E402
 from zoejax.training.state import create_sharded_state  # noqa: E402
-from zoejax.training.step import LossConfig, make_steps  # noqa: E402
+from zoejax.training.step import LossConfig, make_train_step  # noqa: E402
 
 LAYOUTS = [(1, 1, 1), (8, 1, 1), (2, 4, 1), (2, 2, 2)]
 
@@ -31,7 +31,7 @@ def run(layout, batch, initial_params=None):
     mesh = make_mesh(layout, devices)
     cfg = presets.zoed_n("tiny")
     tx = make_optimizer(OptimConfig(total_steps=10, lr=1e-3))
-    train_step, _ = make_steps(ZoeDepth(cfg), tx, LossConfig())
+    train_step = make_train_step(ZoeDepth(cfg), tx, LossConfig())
     state, shardings = create_sharded_state(cfg, tx, mesh, jax.random.key(0), params=initial_params)
     initial = jax.device_get(state.params)
     step = jax.jit(train_step, in_shardings=(shardings, batch_sharding(mesh), None),

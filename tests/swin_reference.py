@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 
 import numpy as np
 import torch
@@ -19,8 +20,8 @@ from transformers.modeling_outputs import BackboneOutput
 
 from zoejax.conversion.apply import state_dict_to_params
 from zoejax.conversion.hf_config import hf_config_kwargs
-from zoejax.conversion.hf_table import hf_decoder_head_table
-from zoejax.conversion.midas_swin_table import swin_encoder_entries, timm_to_release_keys
+from zoejax.conversion.hf_table import hf_table
+from zoejax.conversion.midas_swin_table import swin_encoder_entries
 from zoejax.conversion.table import Table
 from zoejax.models import presets
 from zoejax.models.config import SwinConfig, ZoeDepthConfig
@@ -66,6 +67,28 @@ def randomize(model: torch.nn.Module, seed: int, clamp_head: bool = False) -> No
                 p.copy_(base + 0.1 * torch.randn(p.shape, generator=gen))
             else:
                 p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+
+
+def timm_to_release_keys(state: dict, prefix: str = "pretrained.model.") -> dict:
+    """A timm >= 0.9 Swin/SwinV2 state dict renamed to the timm 0.6.12 layout of the MiDaS releases, prefixed:
+    ``layers.{s}.downsample`` (start of stage s) becomes ``layers.{s-1}.downsample`` and ``head.fc`` ``head``."""
+    out = {}
+    for key, value in state.items():
+        key = re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) - 1}.downsample.", key)
+        key = re.sub(r"^head\.fc\.", "head.", key)
+        out[prefix + key] = value
+    return out
+
+
+def hf_decoder_head_table(cfg: ZoeDepthConfig) -> Table:
+    """The HF ``neck.convs`` / ``neck.fusion_stage``, ``relative_head`` and ``metric_head`` entries of ``cfg``
+    without any backbone or reassemble entries: the layout of an HF ZoeDepth whose backbone is hierarchical (its
+    reassemble stage is ``None``). Taken from the HF table of the same decoder and heads on a BEiT backbone."""
+    beit = hf_table(dataclasses.replace(cfg, backbone=presets.zoed_n("tiny").backbone))
+    backbone = ("backbone.", "neck.reassemble_stage.")
+    return Table(entries=[e for e in beit.entries if not e.torch_keys[0].startswith(backbone)],
+                 extras={k: v for k, v in beit.extras.items() if not k.startswith(backbone)},
+                 buffers={k: v for k, v in beit.buffers.items() if not k.startswith(backbone)})
 
 
 RELEASE_BUFFERS = ("relative_position_index", "relative_coords_table", "attn_mask")

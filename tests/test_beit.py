@@ -7,7 +7,14 @@ from numerics import rel_l2
 from transformers import BeitConfig
 from transformers.models.beit.modeling_beit import BeitRelativePositionBias
 
-from zoejax.models.backbones.beit import relative_position_bias, relative_position_index
+from zoejax.models.backbones.beit import relative_position_index, resize_relative_position_table
+
+
+def relative_position_bias(table, pretrain_window, window):
+    """The (heads, N+1, N+1) bias BEiT's attention adds for a ``window`` patch grid: the stored table resized to
+    the window and gathered by the index (``Attention`` hands both to ``zoejax.ops.attention``)."""
+    resized = np.asarray(resize_relative_position_table(table, pretrain_window, window))
+    return resized[relative_position_index(tuple(window))].transpose(2, 0, 1)
 
 
 @pytest.mark.parametrize("window", [(4, 4), (2, 3), (24, 24), (24, 32), (30, 40)])

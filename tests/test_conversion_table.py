@@ -2,10 +2,9 @@
 
 import numpy as np
 import pytest
-from torch_reference import build_reference, state_dict_numpy
+from torch_reference import build_reference, params_from_hf_state_dict, state_dict_numpy
 
-from zoejax.conversion.apply import ConversionError, state_dict_to_params
-from zoejax.conversion.hf import hf_state_dict_from_params, params_from_hf_state_dict
+from zoejax.conversion.apply import ConversionError, params_to_state_dict, state_dict_to_params
 from zoejax.conversion.hf_table import hf_table
 from zoejax.models import presets
 from zoejax.models.init import count_params, param_shapes
@@ -31,7 +30,7 @@ def test_every_tensor_accounted_for(tiny_state):
 def test_round_trip_is_exact(tiny_state):
     cfg, state = tiny_state
     converted = state_dict_to_params(state, hf_table(cfg), param_shapes(cfg))
-    back = hf_state_dict_from_params(cfg, converted.params, converted.extras)
+    back = params_to_state_dict(converted.params, hf_table(cfg), converted.extras, defaults={})
     assert set(back) == set(state)
     for k, v in back.items():
         np.testing.assert_array_equal(v, state[k], err_msg=k)

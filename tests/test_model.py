@@ -1,4 +1,7 @@
-"""Model-level behaviour: parameter counts, dtypes, input validation, NK routing, config handling."""
+"""Model-level behaviour: parameter counts, dtypes, input validation, NK routing, config handling.
+
+Forwards go through the public front door, ``ZoeDepthModel.forward``, at an input size equal to the network size
+(so its resize is the identity)."""
 
 import dataclasses
 
@@ -9,10 +12,18 @@ import pytest
 from fast_compile import fast_compiles
 from numerics import rel_l2
 
+from zoejax import inference
+from zoejax.inference import ZoeDepthModel
 from zoejax.models import presets
 from zoejax.models.config import RematPolicy, ZoeDepthConfig
-from zoejax.models.forward import make_forward
 from zoejax.models.init import count_params, init_fn, init_params, param_shapes
+
+
+def depth(cfg, params, images, domain=None):
+    """``metric_depth`` (B, H, W) of ``images`` (B, H, W, 3) at their own size through ``ZoeDepthModel.forward``."""
+    images = np.asarray(images)
+    model = ZoeDepthModel(cfg, params, input_size=images.shape[1:3])
+    return model.forward(images, domain)["metric_depth"]
 
 
 @pytest.mark.parametrize("variant,backbone,expected", [
@@ -57,74 +68,95 @@ def tiny_n():
 def test_bfloat16_compute_close_to_float32(tiny_n):
     cfg, params = tiny_n
     images = np.random.default_rng(0).random((2, 64, 96, 3), dtype=np.float32)
-    ref = make_forward(cfg)(params, images)["metric_depth"]
-    bf16 = make_forward(dataclasses.replace(cfg, dtype="bfloat16"))(params, images)["metric_depth"]
+    ref = depth(cfg, params, images)
+    bf16 = depth(dataclasses.replace(cfg, dtype="bfloat16"), params, images)
     assert bf16.dtype == jnp.float32
     assert 0 < rel_l2(bf16, ref) < 2e-2
 
 
 @pytest.mark.parametrize("shape,message", [
     ((1, 64, 64, 4), "3 channels"),
-    ((1, 64, 80, 3), "multiples of 32"),
+    ((0, 64, 64, 3), "empty batch"),
     ((64, 64, 3), "rank 4"),
 ])
 def test_bad_shapes_rejected_before_compiling(tiny_n, shape, message):
     cfg, params = tiny_n
-    forward = make_forward(cfg)
+    model = ZoeDepthModel(cfg, params, input_size=(64, 64))
+    jax.clear_caches()
     with pytest.raises(ValueError, match=message):
-        forward(params, np.zeros(shape, np.float32))
-    assert forward.jitted._cache_size() == 0
+        model.forward(np.zeros(shape, np.float32))
+    assert inference._forward._cache_size() == 0
 
 
 def test_nan_image_rejected_before_compiling(tiny_n):
     cfg, params = tiny_n
-    forward = make_forward(cfg)
+    model = ZoeDepthModel(cfg, params, input_size=(64, 64))
     images = np.zeros((2, 64, 64, 3), np.float32)
     images[1, 3, 4, 0] = np.nan
+    jax.clear_caches()
     with pytest.raises(ValueError, match=r"NaN or Inf.*\[1\]"):
-        forward(params, images)
-    assert forward.jitted._cache_size() == 0
+        model.forward(images)
+    assert inference._forward._cache_size() == 0
 
 
 def test_remat_does_not_change_outputs(tiny_n):
     cfg, params = tiny_n
     images = np.random.default_rng(1).random((1, 64, 64, 3), dtype=np.float32)
-    ref = make_forward(cfg)(params, images)["metric_depth"]
+    ref = depth(cfg, params, images)
     for policy in (RematPolicy.FULL, RematPolicy.DOTS):
-        out = make_forward(dataclasses.replace(cfg, remat=policy))(params, images)["metric_depth"]
+        out = depth(dataclasses.replace(cfg, remat=policy), params, images)
         np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
 
 
 def test_nk_labelled_and_voted_routing():
     cfg = presets.zoed_nk("tiny")
     params = init_params(cfg, 1)
-    forward = make_forward(cfg)
+    model = ZoeDepthModel(cfg, params, input_size=(64, 64))
     images = np.random.default_rng(2).random((2, 64, 64, 3), dtype=np.float32)
     with fast_compiles():  # routing logic: every forward below compiles alike
-        _check_routing(forward, params, images)
+        _check_routing(model, images)
 
 
-def _check_routing(forward, params, images):
-    voted = forward(params, images)
+def _check_routing(model, images):
+    voted = model.forward(images)
     vote = int(voted["domain"][0])
     assert voted["domain"].tolist() == [vote, vote]  # one domain for the whole batch
-    np.testing.assert_array_equal(forward(params, images, [vote, vote])["metric_depth"], voted["metric_depth"])
-    per_domain = [forward(params, images, [d, d])["metric_depth"] for d in (0, 1)]
+    np.testing.assert_array_equal(model.forward(images, [vote, vote])["metric_depth"], voted["metric_depth"])
+    per_domain = [model.forward(images, [d, d])["metric_depth"] for d in (0, 1)]
     assert rel_l2(per_domain[0], per_domain[1]) > 1e-3  # the two heads differ
-    mixed = forward(params, images, [0, 1])["metric_depth"]
+    mixed = model.forward(images, [0, 1])["metric_depth"]
     np.testing.assert_array_equal(mixed[0], per_domain[0][0])
     np.testing.assert_array_equal(mixed[1], per_domain[1][1])
-    with pytest.raises(ValueError, match="labels in"):
-        forward(params, images, [0, 2])
+
+
+@pytest.mark.parametrize("labels,message", [
+    ([0, 2], r"2 labels in \[0, 1\] \(0 = nyu, 1 = kitti\), got \[0, 2\]"),  # no head: zeros inside the jit
+    ([-1, 0], r"labels in \[0, 1\].*got \[-1, 0\]"),
+    ([0], r"must be 2 labels"),
+    ([0.0, 1.0], "must be integers"),
+])
+def test_out_of_range_domain_labels_are_a_clear_error(labels, message):
+    cfg = presets.zoed_nk("tiny")
+    model = ZoeDepthModel(cfg, init_params(cfg, 1), input_size=(64, 64))
+    jax.clear_caches()
+    with pytest.raises(ValueError, match=message):
+        model.forward(np.zeros((2, 64, 64, 3), np.float32), labels)
+    assert inference._forward._cache_size() == 0  # refused before anything is traced
+
+
+def test_domain_labels_for_a_single_head_model_are_refused(tiny_n):
+    cfg, params = tiny_n
+    with pytest.raises(ValueError, match="only meaningful for a multi-head"):
+        ZoeDepthModel(cfg, params, input_size=(64, 64)).forward(np.zeros((1, 64, 64, 3), np.float32), [0])
 
 
 def test_naive_head_runs():
     cfg = presets.zoed_n("tiny")
     cfg = dataclasses.replace(cfg, head=dataclasses.replace(cfg.head, head_type="naive"))
     with fast_compiles():
-        out = make_forward(cfg)(init_params(cfg, 0), np.full((1, 32, 64, 3), 0.5, np.float32))
-    assert out["metric_depth"].shape == (1, 32, 64)
-    assert np.all(np.asarray(out["metric_depth"]) > 0)
+        out = depth(cfg, init_params(cfg, 0), np.full((1, 32, 64, 3), 0.5, np.float32))
+    assert out.shape == (1, 32, 64)
+    assert np.all(np.asarray(out) > 0)
 
 
 def test_config_round_trip_and_errors():
@@ -145,10 +177,11 @@ def test_k_max_depth_is_explicit():
 
 def test_jit_once_per_shape(tiny_n):
     cfg, params = tiny_n
-    forward = make_forward(cfg)
+    model = ZoeDepthModel(cfg, params, input_size=(64, 64))
+    jax.clear_caches()
     for size in ((64, 64), (64, 64), (32, 96)):
-        forward(params, np.zeros((1, *size, 3), np.float32))
-    assert forward.jitted._cache_size() == 2
+        model.forward(np.zeros((1, *size, 3), np.float32))
+    assert inference._forward._cache_size() == 2
     assert jax.tree.leaves(params)[0].dtype == jnp.float32
 
 

@@ -6,12 +6,11 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
-from numerics import rel_l2
-from torch_reference import build_reference, run_reference, state_dict_numpy
+from numerics import intermediates_forward, rel_l2
+from torch_reference import build_reference, params_from_hf_state_dict, run_reference, state_dict_numpy
 
-from zoejax.conversion.hf import params_from_hf_state_dict
+from zoejax.inference import ZoeDepthModel
 from zoejax.models import presets
-from zoejax.models.forward import make_forward
 
 pytestmark = pytest.mark.slow
 KEYS = ("metric_depth", "rel_depth", "out_conv", "l4_rn", "r4", "r3", "r2", "r1", "seed_bin_centers",
@@ -24,7 +23,7 @@ def full_n():
     ref = build_reference(cfg, seed=0)
     params = params_from_hf_state_dict(cfg, state_dict_numpy(ref))
     # One jitted forward for the module: the bfloat16 test's fp32 side reuses the 384x512 compilation.
-    return cfg, ref, params, make_forward(cfg, return_intermediates=True)
+    return cfg, ref, params, intermediates_forward(cfg)
 
 
 @pytest.mark.parametrize("size", [(384, 512), (480, 640)])
@@ -45,7 +44,8 @@ def test_full_size_bfloat16(full_n):
     cfg, _, params, forward = full_n
     images = np.random.default_rng(1).random((1, 384, 512, 3), dtype=np.float32)
     fp32 = forward(params, images)["metric_depth"]
-    bf16 = make_forward(dataclasses.replace(cfg, dtype="bfloat16"))(params, images)["metric_depth"]
+    bf16_model = ZoeDepthModel(dataclasses.replace(cfg, dtype="bfloat16"), params, input_size=(384, 512))
+    bf16 = bf16_model.forward(images)["metric_depth"]
     err = rel_l2(bf16, fp32)
     print("bf16 vs fp32 relative L2:", err)
     assert bf16.dtype == np.float32 and err < 2e-2

@@ -9,12 +9,10 @@ import functools
 import jax
 import numpy as np
 import pytest
-from numerics import rel_l2
-from torch_reference import build_reference, run_reference, state_dict_numpy
+from numerics import intermediates_forward, rel_l2
+from torch_reference import build_reference, params_from_hf_state_dict, run_reference, state_dict_numpy
 
-from zoejax.conversion.hf import params_from_hf_state_dict
 from zoejax.models import presets
-from zoejax.models.forward import make_forward
 
 TOL = 1e-5
 KEYS = ("metric_depth", "rel_depth", "out_conv", "l4_rn", "r4", "r3", "r2", "r1", "seed_bin_centers",
@@ -26,7 +24,7 @@ def _model_pair(name):
     cfg = presets.VARIANTS[name]("tiny")
     ref = build_reference(cfg, seed=1)
     params = params_from_hf_state_dict(cfg, state_dict_numpy(ref))
-    return cfg, ref, params, make_forward(cfg, return_intermediates=True)
+    return cfg, ref, params, intermediates_forward(cfg)
 
 
 # 64x64 keeps the pretraining grid (bias table used as stored); the others resize it, incl. non-square. The
@@ -56,7 +54,7 @@ def test_parity_all_intermediates(name, size):
 def test_normed_bins_stay_in_range():
     cfg = presets.zoed_k("tiny", max_depth=10.0)
     params = params_from_hf_state_dict(cfg, state_dict_numpy(build_reference(cfg, seed=3)))
-    out = make_forward(cfg, return_intermediates=True)(
+    out = intermediates_forward(cfg)(
         params, np.random.default_rng(5).random((1, 64, 96, 3), dtype=np.float32))
     lo, hi = cfg.bins[0].min_depth, cfg.bins[0].max_depth
     for key in ("bin_centers_3", "metric_depth"):

@@ -6,10 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 from numerics import rel_l2
-from torch_reference import build_reference, state_dict_numpy
+from torch_reference import build_reference, params_from_hf_state_dict, state_dict_numpy
 
-from zoejax.api import ZoeDepthModel
-from zoejax.conversion.hf import params_from_hf_state_dict
+from zoejax.inference import ZoeDepthModel
 from zoejax.models import presets
 
 # A 60x80 image pads by int(sqrt(30)*3) = 16 rows and int(sqrt(40)*3) = 18 columns to 92x116; with the

@@ -11,7 +11,7 @@ import pytest
 from batches import synthetic_batch
 from fast_compile import fast_compiles
 from flax.traverse_util import flatten_dict
-from numerics import rel_l2
+from numerics import intermediates_forward, rel_l2
 from swin_reference import zoed_n_shapes
 
 from zoejax.cli.config_loading import model_config
@@ -19,7 +19,6 @@ from zoejax.cli.info import summary_lines
 from zoejax.models import presets
 from zoejax.models.backbones.swin_encoder import SwinEncoder
 from zoejax.models.config import BeitConfig, RematPolicy, SwinConfig, ZoeDepthConfig
-from zoejax.models.forward import make_forward
 from zoejax.models.init import count_params, logical_axes, param_shapes
 
 FULL_SIZE = ("swin2_t256", "swin2_b384", "swin2_l384", "swin_l384")
@@ -132,7 +131,7 @@ def test_zoedepth_parity_with_timm_encoder(swin_references, name, size):
     reference, params = swin_references[name]
     images = np.random.default_rng(0).random((2, *size, 3), dtype=np.float32)
     expected = run_reference(reference, images)
-    got = jax.device_get(make_forward(cfg, return_intermediates=True)(params, images))
+    got = jax.device_get(intermediates_forward(cfg)(params, images))
     errors = {k: rel_l2(got[k], expected[k]) for k in ("metric_depth", "rel_depth", "out_conv", "l4_rn", "r4",
                                                          "r1", "seed_bin_centers", "bin_centers_3")}
     errors.update({f"stage{s + 1}": rel_l2(a, b.transpose(0, 2, 3, 1)) for s, (a, b) in enumerate(
@@ -196,13 +195,13 @@ def test_swin_zoed_n_trains_one_step():
     from zoejax.models.zoedepth import ZoeDepth
     from zoejax.training.optim import OptimConfig, make_optimizer
     from zoejax.training.state import create_train_state
-    from zoejax.training.step import LossConfig, make_steps
+    from zoejax.training.step import LossConfig, make_train_step
 
     with fast_compiles():  # training logic, not numerics
         cfg = dataclasses.replace(presets.zoed_n("swin2_tiny"), remat=RematPolicy.DOTS)
         tx = make_optimizer(OptimConfig(total_steps=10, lr=1e-3, encoder_lr_factor=1.0, pos_enc_lr_factor=1.0,
                                         grad_clip_norm=1.0))
-        train_step, _ = make_steps(ZoeDepth(cfg), tx, LossConfig())
+        train_step = make_train_step(ZoeDepth(cfg), tx, LossConfig())
         state = create_train_state(_random_params(cfg), tx)
         # 32x64: the last stage's 1x2 grid is zero-padded to its 2x2 window; SwinV2's cosine attention must keep
         # finite gradients for those all-zero tokens.

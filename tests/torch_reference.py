@@ -13,8 +13,11 @@ from transformers import BeitConfig as HFBeitConfig
 from transformers import ZoeDepthConfig as HFZoeDepthConfig
 from transformers import ZoeDepthForDepthEstimation
 
+from zoejax.conversion.apply import state_dict_to_params
 from zoejax.conversion.hf_config import hf_config_kwargs
+from zoejax.conversion.hf_table import hf_table
 from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.init import param_shapes
 
 
 def build_reference(cfg: ZoeDepthConfig, seed: int = 0) -> ZoeDepthForDepthEstimation:
@@ -51,6 +54,13 @@ def randomize_hf(model: torch.nn.Module, seed: int) -> None:
 
 def state_dict_numpy(model: torch.nn.Module) -> dict[str, np.ndarray]:
     return {k: v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+
+
+def params_from_hf_state_dict(cfg: ZoeDepthConfig, state: dict[str, np.ndarray],
+                              source: str = "HF state dict") -> dict:
+    """zoejax params of a transformers ZoeDepth state dict (5.x module names), strictly converted by the HF table
+    (``ConversionError`` lists every missing, unexpected or mis-shaped tensor)."""
+    return state_dict_to_params(state, hf_table(cfg), param_shapes(cfg), source).params
 
 
 def _nhwc(t: torch.Tensor) -> np.ndarray:

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+from batch_contract import check_batch
 
-from data_pipelines.batch import BATCH_KEYS, check_batch
+from data_pipelines.batch import BATCH_KEYS
 from data_pipelines.config import AugmentConfig, DataConfig, SourceConfig
 
 

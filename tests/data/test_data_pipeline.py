@@ -5,8 +5,8 @@ import os
 
 import numpy as np
 import pytest
+from batch_contract import check_batch
 
-from data_pipelines.batch import check_batch
 from data_pipelines.config import DataConfig
 from data_pipelines.pipeline import build_eval, build_train
 

@@ -29,16 +29,6 @@ def hf_table(config: ZoeDepthConfig, naming: str = "module") -> Table:
     return t
 
 
-def hf_decoder_head_table(config: ZoeDepthConfig) -> Table:
-    """The HF ``neck.convs``/``neck.fusion_stage``, ``relative_head`` and ``metric_head`` entries without any
-    backbone or reassemble entries: the layout of an HF ZoeDepth whose backbone is hierarchical (its
-    reassemble stage is ``None``), used to test Swin models against the HF decoder and heads."""
-    t = Table()
-    _hf_dpt(t, reassemble=False)
-    _hf_heads(t, config)
-    return t
-
-
 def _hf_heads(t: Table, config: ZoeDepthConfig) -> None:
     if config.is_multi_head:
         _hf_routed_head(t, config)
@@ -88,9 +78,9 @@ def _hf_beit_file_names(t: Table, config: ZoeDepthConfig) -> None:
         t.dense(f"{b}/mlp/fc2", f"{h}.output.dense")
 
 
-def _hf_dpt(t: Table, reassemble: bool = True) -> None:
+def _hf_dpt(t: Table) -> None:
     neck = "neck.reassemble_stage"
-    for j in range(1, 5 if reassemble else 1):
+    for j in range(1, 5):
         flax = f"core/pretrained/act_postprocess{j}"
         t.dense(f"{flax}/project", f"{neck}.readout_projects.{j - 1}.0")
         t.conv(f"{flax}/layer3", f"{neck}.layers.{j - 1}.projection")

@@ -3,7 +3,7 @@ large_384}.pt``, ``dpt_swin_large_384.pt``): a timm 0.6.12 model under ``pretrai
 front for a ZoeDepth file), the DPT ``scratch`` beside it and no ``act_postprocess`` parameters.
 
 timm 0.6.12 layout (timm >= 0.9 moved patch merging to the start of the next stage and the classifier to
-``head.fc``; ``timm_to_release_keys`` maps such a state dict to this layout):
+``head.fc``; the tests' ``swin_reference.timm_to_release_keys`` maps such a state dict to this layout):
   patch_embed.proj, patch_embed.norm
   layers.{s}.blocks.{j}.{norm1, attn.qkv, attn.proj, norm2, mlp.fc1, mlp.fc2}
       v1: attn.qkv has a bias; attn.relative_position_bias_table
@@ -15,8 +15,6 @@ blocks at the model's ``img_size``; a zero ``k_bias`` if present) are checked ag
 """
 
 from __future__ import annotations
-
-import re
 
 import numpy as np
 
@@ -74,16 +72,3 @@ def default_swin_extras(config: ZoeDepthConfig, seed: int = 0) -> dict[str, np.n
     return {"encoder.norm.weight": np.ones(d, np.float32), "encoder.norm.bias": np.zeros(d, np.float32),
             "encoder.head.weight": np.clip(rng.normal(0, 0.02, (1000, d)), -0.04, 0.04).astype(np.float32),
             "encoder.head.bias": np.zeros(1000, np.float32)}
-
-
-def timm_to_release_keys(state: dict[str, np.ndarray], prefix: str = "pretrained.model.") -> dict[str, np.ndarray]:
-    """A timm >= 0.9 Swin/SwinV2 state dict renamed to the timm 0.6.12 layout of the MiDaS releases, prefixed.
-
-    ``layers.{s}.downsample`` (start of stage s) becomes ``layers.{s-1}.downsample`` and ``head.fc`` ``head``.
-    """
-    out = {}
-    for key, value in state.items():
-        key = re.sub(r"^layers\.(\d+)\.downsample\.", lambda m: f"layers.{int(m.group(1)) - 1}.downsample.", key)
-        key = re.sub(r"^head\.fc\.", "head.", key)
-        out[prefix + key] = value
-    return out

@@ -118,15 +118,18 @@ class Evaluator:
                     avg.update(compute_metrics(gt, p, protocol.min_depth, protocol.max_depth, protocol.crop,
                                                valid=valid))
                 bar.update(1)
-        sums, count, skipped = _sum_over_hosts(avg)
-        means = {k: float(sums[i] / count) for i, k in enumerate(METRICS)} if count else {}
-        return EvalResult(protocol.dataset, means, count, skipped, time.perf_counter() - start)
+        total = _sum_over_hosts(avg)
+        return EvalResult(protocol.dataset, total.result(), total.count, total.skipped, time.perf_counter() - start)
 
 
-def _sum_over_hosts(avg: MetricAverager) -> tuple[np.ndarray, int, int]:
+def _sum_over_hosts(avg: MetricAverager) -> MetricAverager:
+    """The averager of every host's images (each host holds the sums of its own share)."""
     local = np.array([avg.sums[k] for k in METRICS] + [avg.count, avg.skipped], np.float64)
     if jax.process_count() > 1:
         # Gathered as raw bytes: with x64 off, jax would round float64 sums to float32.
         gathered = np.asarray(multihost_utils.process_allgather(local.view(np.uint8)), np.uint8)
         local = gathered.reshape(-1, local.nbytes).view(np.float64).sum(axis=0)
-    return local[:-2], int(local[-2]), int(local[-1])
+    total = MetricAverager()
+    total.sums = {k: float(local[i]) for i, k in enumerate(METRICS)}
+    total.count, total.skipped = int(local[-2]), int(local[-1])
+    return total

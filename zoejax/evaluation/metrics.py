@@ -113,4 +113,5 @@ class MetricAverager:
         self.count += 1
 
     def result(self) -> dict[str, float]:
+        """The mean of each metric over the images with valid pixels ({} when there were none)."""
         return {k: v / self.count for k, v in self.sums.items()} if self.count else {}

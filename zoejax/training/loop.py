@@ -40,7 +40,7 @@ from zoejax.training.optim import OptimConfig, lr_schedules, make_optimizer
 from zoejax.training.resume import check_resume
 from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, shard_batch
 from zoejax.training.state import TrainState, abstract_train_state, create_sharded_state, key_path, state_shardings
-from zoejax.training.step import LossConfig, make_steps
+from zoejax.training.step import LossConfig, make_train_step
 
 METRICS_FILE = "metrics.jsonl"
 TENSORBOARD_DIR = "tensorboard"
@@ -120,7 +120,7 @@ def _jitted_train_step(model_config: ZoeDepthConfig, optim_config: OptimConfig, 
     a restarted phase) reuses the compiled step instead of compiling it again (~15 s for the tiny test model,
     minutes at full size)."""
     tx = make_optimizer(optim_config)
-    train_step, _ = make_steps(ZoeDepth(model_config), tx, loss_config)
+    train_step = make_train_step(ZoeDepth(model_config), tx, loss_config)
     shardings = state_shardings(model_config, tx, mesh)
     return tx, shardings, jax.jit(train_step, in_shardings=(shardings, batch_sharding(mesh), None),
                                   out_shardings=(shardings, None), donate_argnums=0)

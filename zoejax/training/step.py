@@ -1,8 +1,9 @@
-"""Pure, jit-able training and evaluation steps.
+"""The pure, jit-able training step.
 
-``train_step(state, batch, rng)`` and ``eval_step(params, batch)`` are built by ``make_steps`` from the model,
-the optimizer and the loss weights (closures over static things only); the caller jits them with donation and
-shardings. RNG per step = fold_in(rng, step), so a resumed run is bit-identical to an uninterrupted one.
+``train_step(state, batch, rng)`` is built by ``make_train_step`` from the model, the optimizer and the loss
+weights (a closure over static things only); the caller jits it with donation and shardings. Evaluation is
+``zoejax.evaluation`` (the official metrics), not a loss. RNG per step = fold_in(rng, step), so a resumed run
+is bit-identical to an uninterrupted one.
 
 Batch (see ``data_pipelines/batch.py``): ``image`` (B, H, W, 3) float [0, 1] at the network size, ``depth``
 (B, h, w) metres at the dataset's size, ``valid`` (B, h, w) bool, ``domain`` (B,) int32.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +38,8 @@ class LossConfig:
     route_by_label: bool = False
 
 
-def make_steps(model: ZoeDepth, tx: optax.GradientTransformation, loss_cfg: LossConfig
-               ) -> tuple[Callable, Callable]:
+def make_train_step(model: ZoeDepth, tx: optax.GradientTransformation, loss_cfg: LossConfig) -> Callable:
+    """``train_step(state, batch, rng) -> (state, metrics)``: one AdamW update on the loss of ``loss_cfg``."""
     multi_head = model.config.is_multi_head
 
     def losses(params, batch, rng, train: bool):
@@ -69,8 +69,4 @@ def make_steps(model: ZoeDepth, tx: optax.GradientTransformation, loss_cfg: Loss
                    "finite": jnp.isfinite(metrics["loss"])}
         return TrainState(state.step + 1, params, opt_state), metrics
 
-    def eval_step(params: Any, batch: dict) -> dict:
-        _, (metrics, out) = losses(params, batch, jax.random.key(0), False)
-        return {**metrics, "metric_depth": out["metric_depth"]}
-
-    return train_step, eval_step
+    return train_step

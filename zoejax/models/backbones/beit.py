@@ -70,17 +70,6 @@ def resize_relative_position_table(
     return jnp.concatenate([grid.reshape(new_h * new_w, heads), table[old_h * old_w :]], axis=0)
 
 
-def relative_position_bias(
-    table: jnp.ndarray, pretrain_window: tuple[int, int], window: tuple[int, int]
-) -> jnp.ndarray:
-    """(heads, N+1, N+1) attention bias for a ``window`` patch grid from a stored table."""
-    resized = resize_relative_position_table(table, pretrain_window, window)
-    index = relative_position_index(tuple(window))
-    bias = jnp.take(resized, jnp.asarray(index.reshape(-1)), axis=0)  # (N'^2, heads)
-    n = index.shape[0]
-    return bias.reshape(n, n, -1).transpose(2, 0, 1)
-
-
 class PatchEmbed(nn.Module):
     """Non-overlapping p x p patches -> D channels (a strided conv named ``proj`` as in timm)."""
 
@@ -131,7 +120,7 @@ class Attention(nn.Module):
 
         resized = resize_relative_position_table(table.astype(jnp.float32), self.pretrain_window, window)
         out = attention(q, k, v, bias_table=resized.T, bias_index=relative_position_index(tuple(window)),
-                        implementation=self.attention_impl)  # = relative_position_bias(...) as the bias
+                        implementation=self.attention_impl)  # bias = resized[index], (heads, N+1, N+1)
         out = out.reshape(b * n, self.dim)
         return nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype,
                         kernel_init=dense_init("heads", "embed"), name="proj")(out)
