@@ -140,6 +140,8 @@ def config_fields() -> set[str]:
                 walk(value, prefix + key + ".")
 
     for path in sorted((REPO / "configs").glob("*.py")):
+        if path.stem == "__init__":  # configs/ is the package zoejax.configs: its __init__ is no recipe
+            continue
         spec = importlib.util.spec_from_file_location(f"_docs_config_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)

@@ -28,7 +28,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("conversion", ("zoejax.conversion",)),  # official / MiDaS / HF checkpoints in and out
     ("applications", ("zoejax.training", "zoejax.evaluation", "zoejax.serving")),
     ("facade", ("zoejax", "zoejax.api")),  # ``zoejax.load``: composes the layers above, imported by none
-    ("entry points", ("zoejax.cli", "zoejax.config_base")),  # the CLIs and the configs/ recipes' helpers
+    ("entry points", ("zoejax.cli", "zoejax.config_base", "zoejax.configs")),  # CLIs, the shipped recipes
 )
 RANK = {prefix: rank for rank, (_, prefixes) in enumerate(LAYERS) for prefix in prefixes}
 

@@ -10,11 +10,13 @@ import importlib.util
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from zoejax.configs import RECIPES_DIR
 from zoejax.models.config import ZoeDepthConfig, build_dataclass
 
 
@@ -40,13 +42,38 @@ def config_argument(argv: Sequence[str]) -> str | None:
     return value
 
 
-def check_config_file(argv: Sequence[str], program: str) -> None:
+def packaged_config(value: str) -> str:
+    """``configs/NAME.py[:arg]`` with no such file here names the shipped recipe (``zoejax/configs/NAME.py``), so
+    an installed zoejax takes the same ``--config`` paths from any directory; anything else is kept as it is."""
+    path, sep, arg = value.partition(":")
+    relative = Path(path)
+    if relative.parent == Path("configs") and not relative.is_file() and (RECIPES_DIR / relative.name).is_file():
+        return f"{RECIPES_DIR / relative.name}{sep}{arg}"
+    return value
+
+
+def with_packaged_configs(argv: Sequence[str]) -> list[str]:
+    """``argv`` with every ``--config`` value passed through ``packaged_config``."""
+    out = list(argv)
+    for i, arg in enumerate(out):
+        if arg.startswith("--config="):
+            out[i] = "--config=" + packaged_config(arg[len("--config="):])
+        elif arg == "--config" and i + 1 < len(out):
+            out[i + 1] = packaged_config(out[i + 1])
+    return out
+
+
+def check_config_file(argv: Sequence[str], program: str) -> list[str]:
     """Loads the ``--config`` file once before absl parses the flags, so that a missing file, a failing
     ``get_config`` or an override of a field the config does not have is one error line naming it (exit code 2)
-    instead of ml_collections' traceback (or, for a missing file, a crash when the run first reads the config)."""
+    instead of ml_collections' traceback (or, for a missing file, a crash when the run first reads the config).
+
+    Returns ``argv`` with ``configs/NAME.py`` resolved to the shipped recipe where needed (``packaged_config``):
+    the arguments to hand to absl."""
+    argv = with_packaged_configs(argv)
     value = config_argument(argv)
     if not value:
-        return
+        return argv
     path, _, arg = value.partition(":")
     error = None
     if not os.path.isfile(path):
@@ -67,6 +94,7 @@ def check_config_file(argv: Sequence[str], program: str) -> None:
     if error:
         print(f"{program}: error: {error}", file=sys.stderr)
         sys.exit(2)
+    return argv
 
 
 def _unknown_override(config: ml_collections.ConfigDict, argv: Sequence[str]) -> str | None:

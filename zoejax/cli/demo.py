@@ -17,11 +17,12 @@ from pathlib import Path
 
 from PIL import Image
 
+from zoejax.configs import recipe_path
 from zoejax.host_memory import apply_from_environment
 from zoejax.io.depth_files import write_depth
 from zoejax.io.safe_output import atomic_path
 
-CONFIG_FILE = Path(__file__).resolve().parents[2] / "configs" / "demo.py"
+CONFIG_FILE = recipe_path("demo")  # shipped inside the package: the demo runs from an installed zoejax too
 
 
 def _load_config(args):

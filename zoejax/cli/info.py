@@ -83,7 +83,7 @@ def main_(argv) -> None:
 
 
 def main() -> None:
-    check_config_file(sys.argv[1:], "zoejax-info")
+    sys.argv[1:] = check_config_file(sys.argv[1:], "zoejax-info")
     app.run(main_)
 
 

@@ -268,7 +268,7 @@ def main_(argv) -> None:
 
 
 def main() -> None:
-    check_config_file(sys.argv[1:], "zoejax-train")
+    sys.argv[1:] = check_config_file(sys.argv[1:], "zoejax-train")
     app.run(main_)
 
 
