@@ -20,10 +20,10 @@ from PIL import Image
 from zoejax.cli import convert as convert_cli
 from zoejax.cli import data as data_cli
 from zoejax.cli import predict as predict_cli
-from zoejax.conversion.store import save_converted
 from zoejax.io import depth_files, safe_output
 from zoejax.models import presets
 from zoejax.models.init import param_shapes
+from zoejax.storage.converted import save_converted
 
 
 class _StubModel:
