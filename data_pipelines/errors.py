@@ -1,4 +1,5 @@
-"""Errors raised by the data pipelines, and the warning that reports a skipped example.
+"""Errors raised by the data pipelines, the warning that reports a skipped example, and the process-local tally
+of skipped examples (``zoejax-eval`` reports it under its table).
 
 Every error names the offending file and, for list-based datasets, the list file and line, so a bad row can
 be fixed without a debugger. Exceptions take a single message argument so they pickle cleanly out of grain
@@ -7,6 +8,8 @@ worker processes.
 
 from __future__ import annotations
 
+import collections
+import threading
 import warnings
 
 
@@ -43,9 +46,30 @@ class BadExampleWarning(UserWarning):
         self.kind = kind
 
 
+_lock = threading.Lock()
+_counts: collections.Counter[str] = collections.Counter()
+
+
 def record_bad_example(kind: str, message: str) -> None:
-    """Warns that one example of ``kind`` is skipped (or blanked), with ``message`` naming its file and line."""
+    """Counts one skipped (or blanked) example of ``kind`` and warns with ``message`` naming its file and line.
+
+    The tally is per process: with multiprocess prefetch each worker keeps its own (its warnings still reach
+    the terminal, since workers share the parent's stderr).
+    """
+    with _lock:
+        _counts[kind] += 1
     warnings.warn(BadExampleWarning(message, kind), stacklevel=3)
+
+
+def bad_example_counts() -> dict[str, int]:
+    """Skipped examples by kind ("corrupt", "missing", "bad_depth", "no_valid_depth") in this process."""
+    with _lock:
+        return dict(_counts)
+
+
+def reset_bad_example_counts() -> None:
+    with _lock:
+        _counts.clear()
 
 
 def error_kind(err: DataError) -> str:

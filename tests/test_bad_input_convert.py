@@ -6,13 +6,13 @@ import json
 
 import numpy as np
 import torch
-from zoejax.conversion.store import CONFIG_FILE
 
 from zoejax.cli import convert as convert_cli
 from zoejax.conversion.convert import export_state_dict
 from zoejax.conversion.readers import read_torch_checkpoint
 from zoejax.models import presets
 from zoejax.models.init import init_params
+from zoejax.storage.layout import CONFIG_FILE
 from zoejax.training import checkpointing
 
 

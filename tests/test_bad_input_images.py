@@ -11,9 +11,9 @@ import pytest
 from PIL import Image
 
 from data_pipelines.files import read_rgb, write_depth_png
-from zoejax.api import Prediction
 from zoejax.cli import data as data_cli
 from zoejax.cli import predict as predict_cli
+from zoejax.inference import Prediction
 from zoejax.io.images import ImageInputError, read_image
 
 

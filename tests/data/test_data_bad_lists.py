@@ -21,9 +21,9 @@ from data_pipelines.sources import CustomSource, HyperSimSource, NYUSource
 from zoejax.cli import data as data_cli
 from zoejax.cli import evaluate as eval_cli
 from zoejax.cli import predict as predict_cli
-from zoejax.conversion.store import save_converted
 from zoejax.models import presets
 from zoejax.models.init import init_params
+from zoejax.storage.converted import save_converted
 
 
 def _pair(folder, name, depth_mm=2000, size=(8, 8)):
