@@ -27,6 +27,10 @@ TFDS_NAME = "nyu_depth_v2"
 
 
 def _default_builder(data_dir: str) -> Any:
+    # tfds imports its dependencies through etils' lazy-import hook; a warning shown during that import makes the
+    # warnings module import tracemalloc inside the hook, which then fails ('LazyModule' object is not callable).
+    import tracemalloc  # noqa: F401
+
     import tensorflow_datasets as tfds  # heavy import, only when this source is used
 
     return tfds.builder(TFDS_NAME, data_dir=data_dir)

@@ -24,6 +24,8 @@ def _example(i: int) -> dict:
 
 @pytest.fixture(scope="module")
 def tfds_dir(tmp_path_factory) -> str:
+    import tracemalloc  # noqa: F401  (see data_pipelines/sources/tfds_nyu.py: imported before tfds' lazy imports)
+
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core import registered
     from tensorflow_datasets.datasets.nyu_depth_v2 import nyu_depth_v2_dataset_builder as nyu
