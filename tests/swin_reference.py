@@ -21,10 +21,11 @@ from transformers.modeling_outputs import BackboneOutput
 from zoejax.conversion.apply import state_dict_to_params
 from zoejax.conversion.hf_config import hf_config_kwargs
 from zoejax.conversion.hf_table import hf_table
-from zoejax.conversion.midas_swin_table import swin_encoder_entries
+from zoejax.conversion.swin_table import swin_encoder_entries
 from zoejax.conversion.table import Table
 from zoejax.models import presets
-from zoejax.models.config import SwinConfig, ZoeDepthConfig
+from zoejax.models.backbones.swin_encoder import SwinConfig
+from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.init import param_shapes
 
 

@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.models.backbones.beit import BeitEncoder
+from zoejax.models.backbones.beit import BeitConfig, BeitEncoder
 from zoejax.ops.grad_barrier import gradient_barrier
 
 
@@ -46,8 +46,8 @@ def test_identity_in_value_and_gradient():
 def _largest_fusion(depth: int) -> int:
     """Instructions in the largest fused computation of the encoder's compiled gradient (input 32x48), hooked at
     the last block only: BEiT-L's hooks are six blocks apart, and a hook must not be what bounds the fusions."""
-    encoder = BeitEncoder(embed_dim=64, depth=depth, num_heads=2, mlp_ratio=4.0, patch_size=16,
-                          pretrain_window=(2, 3), init_values=0.1, hooks=(depth - 1,))
+    encoder = BeitEncoder(BeitConfig(embed_dim=64, depth=depth, num_heads=2, mlp_ratio=4.0, patch_size=16,
+                                     pretrain_window=(2, 3), init_values=0.1, hooks=(depth - 1,)))
     images = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (1, 32, 48, 3)), jnp.float32)
     params = encoder.init(jax.random.key(0), images)["params"]
 

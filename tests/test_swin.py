@@ -17,8 +17,9 @@ from swin_reference import zoed_n_shapes
 from zoejax.cli.config_loading import model_config
 from zoejax.cli.info import summary_lines
 from zoejax.models import presets
-from zoejax.models.backbones.swin_encoder import SwinEncoder
-from zoejax.models.config import BeitConfig, RematPolicy, SwinConfig, ZoeDepthConfig
+from zoejax.models.backbones.beit import BeitConfig
+from zoejax.models.backbones.swin_encoder import SwinConfig, SwinEncoder
+from zoejax.models.config import RematPolicy, ZoeDepthConfig
 from zoejax.models.init import count_params, logical_axes, param_shapes
 
 FULL_SIZE = ("swin2_t256", "swin2_b384", "swin2_l384", "swin_l384")
@@ -64,11 +65,11 @@ def test_config_round_trip_and_kind():
     for name in ("swin2_b384", "swin_l384", "swin2_tiny"):
         for variant in ("zoed_n", "zoed_k", "zoed_nk"):
             cfg = presets.VARIANTS[variant](name)
-            assert isinstance(cfg.backbone, SwinConfig)
+            assert type(cfg.backbone) is SwinConfig
             assert ZoeDepthConfig.from_dict(cfg.to_dict()) == cfg
     beit = presets.zoed_n("beit_b384").to_dict()
     del beit["backbone"]["kind"]  # configs written before Swin existed are BEiT
-    assert isinstance(ZoeDepthConfig.from_dict(beit).backbone, BeitConfig)
+    assert type(ZoeDepthConfig.from_dict(beit).backbone) is BeitConfig
     with pytest.raises(ValueError, match="kind"):
         ZoeDepthConfig.from_dict({"backbone": {"kind": "convnext"}})
     with pytest.raises(ValueError, match=r"hooks\[2\]"):
@@ -147,7 +148,7 @@ def test_swinv2_logit_scale_clamp_in_float64():
     from swin_reference import release_state_dict, stage_taps, timm_swin
 
     from zoejax.conversion.apply import state_dict_to_params
-    from zoejax.conversion.midas_swin_table import swin_encoder_entries
+    from zoejax.conversion.swin_table import swin_encoder_entries
     from zoejax.conversion.table import Table
 
     bc = presets.BACKBONES["swin2_tiny"][0]
@@ -225,7 +226,7 @@ def test_full_size_encoder_parity(name, size):
     from swin_reference import release_state_dict, stage_taps, timm_swin
 
     from zoejax.conversion.apply import state_dict_to_params
-    from zoejax.conversion.midas_swin_table import swin_encoder_entries
+    from zoejax.conversion.swin_table import swin_encoder_entries
     from zoejax.conversion.table import Table
 
     bc = presets.BACKBONES[name][0]

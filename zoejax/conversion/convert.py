@@ -12,15 +12,15 @@ import jax
 import numpy as np
 
 from zoejax.conversion.apply import Converted, params_to_state_dict, state_dict_to_params
+from zoejax.conversion.backbone_weights import weights_of
 from zoejax.conversion.detect import Detected, detect
-from zoejax.conversion.hf_config import hf_config_kwargs
+from zoejax.conversion.hf_config import hf_backbone_config_class, hf_config_kwargs
 from zoejax.conversion.hf_table import hf_table
-from zoejax.conversion.midas_swin_table import default_swin_extras
 from zoejax.conversion.official_table import midas_table, official_table
 from zoejax.conversion.readers import read_checkpoint
 from zoejax.conversion.table import Table, default_extras
 from zoejax.io.safe_output import atomic_dir, atomic_path, check_dir_output, check_file_output
-from zoejax.models.config import SwinConfig, ZoeDepthConfig
+from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.init import init_params, param_shapes
 from zoejax.storage.converted import read_converted, save_converted, sha256_file
 from zoejax.storage.layout import StoredModel, is_converted_dir, is_workdir
@@ -81,11 +81,8 @@ def export_state_dict(config: ZoeDepthConfig, params: Any, extras: dict[str, np.
         table = hf_table(config, "file")
     else:
         raise ValueError(f"export target must be 'official' or 'hf', got {to!r}")
-    if isinstance(config.backbone, SwinConfig):
-        defaults = default_extras(config.decoder.features, config.backbone.num_features, seed)
-        defaults.update(default_swin_extras(config, seed))
-    else:
-        defaults = default_extras(config.decoder.features, config.backbone.embed_dim, seed)
+    defaults = default_extras(config.decoder.features, config.backbone.num_features, seed)
+    defaults.update(weights_of(config).default_extras(config, seed))
     return params_to_state_dict(jax.device_get(params), table, extras, defaults)
 
 
@@ -126,13 +123,13 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike,
         with atomic_path(out) as tmp:
             torch.save({"model": tensors, "optimizer": None, "epoch": 0}, tmp)
         return out
+    import transformers
     from safetensors import SafetensorError
     from safetensors.numpy import save_file
-    from transformers import BeitConfig
-    from transformers import ZoeDepthConfig as HFZoeDepthConfig
 
     kwargs = hf_config_kwargs(model.config)
-    hf_cfg = HFZoeDepthConfig(backbone_config=BeitConfig(**kwargs.pop("backbone_config")), **kwargs)
+    backbone_config = getattr(transformers, hf_backbone_config_class(model.config))(**kwargs.pop("backbone_config"))
+    hf_cfg = transformers.ZoeDepthConfig(backbone_config=backbone_config, **kwargs)
     hf_cfg.architectures = ["ZoeDepthForDepthEstimation"]
     with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
         try:

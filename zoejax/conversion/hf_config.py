@@ -9,24 +9,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from zoejax.conversion.backbone_weights import weights_of
 from zoejax.models.config import ZoeDepthConfig
 
 
 def hf_config_kwargs(cfg: ZoeDepthConfig) -> dict[str, Any]:
     """Keyword arguments for ``transformers.ZoeDepthConfig`` describing ``cfg`` exactly.
 
-    ``backbone_config`` is a dict for ``transformers.BeitConfig`` with ``layer_norm_eps`` kept at the
-    official 1e-6 (the HF default 1e-12 would deviate, architecture spec section 11).
+    ``backbone_config`` is a dict of keyword arguments for the transformers config class the backbone family
+    names (``hf_backbone_config_class``; for BEiT ``transformers.BeitConfig``, see ``beit_table.py``).
     """
     _check_representable(cfg)
-    b, d, h = cfg.backbone, cfg.decoder, cfg.head
-    backbone = dict(
-        image_size=b.pretrain_window[0] * b.patch_size, patch_size=b.patch_size, num_hidden_layers=b.depth,
-        hidden_size=b.embed_dim, intermediate_size=int(b.embed_dim * b.mlp_ratio),
-        num_attention_heads=b.num_heads, use_relative_position_bias=True, reshape_hidden_states=False,
-        out_features=[f"stage{i + 1}" for i in b.hooks], layer_norm_eps=b.layer_norm_eps,
-        layer_scale_init_value=b.init_values, hidden_act="gelu",
-    )
+    d, h = cfg.decoder, cfg.head
+    _, backbone = weights_of(cfg).hf_backbone_config(cfg)
     kwargs: dict[str, Any] = dict(
         backbone_config=backbone, neck_hidden_sizes=list(d.reassemble_features), fusion_hidden_size=d.features,
         bottleneck_features=d.features, num_relative_features=d.num_relative_features,
@@ -42,6 +37,11 @@ def hf_config_kwargs(cfg: ZoeDepthConfig) -> dict[str, Any]:
                       patch_transformer_intermediate_size=r.intermediate_size,
                       patch_transformer_num_attention_heads=r.num_heads)
     return kwargs
+
+
+def hf_backbone_config_class(cfg: ZoeDepthConfig) -> str:
+    """Name of the ``transformers`` config class of ``backbone_config`` (e.g. "BeitConfig")."""
+    return weights_of(cfg).hf_backbone_config(cfg)[0]
 
 
 def _check_representable(cfg: ZoeDepthConfig) -> None:

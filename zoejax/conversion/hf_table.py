@@ -1,29 +1,25 @@
 """The table between zoejax params and ``transformers``' ``ZoeDepthForDepthEstimation``.
 
-Two namings of the BEiT backbone exist: ``"file"``, the keys stored in Hugging Face ``model.safetensors`` files
-(the Hub's and what ``save_pretrained`` writes, transformers 4.x module names), and ``"module"``, the
-``state_dict()`` of a transformers 5.x model, which renames them at load time. The rest is identical.
+The backbone and its reassemble stage come from the family's weight tables (``beit_table.py``, through
+``backbone_weights.py``), in one of two namings: ``"file"``, the keys stored in Hugging Face ``model.safetensors``
+files (transformers 4.x module names), or ``"module"``, the ``state_dict()`` of a transformers 5.x model. The
+decoder's fusion stage and the heads, identical in both, are here.
 """
 
 from __future__ import annotations
 
+from zoejax.conversion.backbone_weights import weights_of
 from zoejax.conversion.table import Table
-from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY, QKV, QKV_BIAS
-from zoejax.models.config import SwinConfig, ZoeDepthConfig
+from zoejax.conversion.transforms import QKV, QKV_BIAS
+from zoejax.models.config import ZoeDepthConfig
 
 
 def hf_table(config: ZoeDepthConfig, naming: str = "module") -> Table:
     """Table for ``ZoeDepthForDepthEstimation`` state dicts; ``naming`` is "module" (5.x) or "file"."""
-    if isinstance(config.backbone, SwinConfig):
-        raise ValueError("the Hugging Face layout is supported for BEiT backbones only (transformers' ZoeDepth "
-                         "uses its own Swinv2 implementation, not the timm model MiDaS releases hold)")
-    t = Table()
-    if naming == "module":
-        _hf_beit(t, config)
-    elif naming == "file":
-        _hf_beit_file_names(t, config)
-    else:
+    if naming not in ("module", "file"):
         raise ValueError(f"naming must be 'module' or 'file', got {naming!r}")
+    t = Table()
+    weights_of(config).hf_entries(t, config, naming)
     _hf_dpt(t)
     _hf_heads(t, config)
     return t
@@ -36,59 +32,7 @@ def _hf_heads(t: Table, config: ZoeDepthConfig) -> None:
         _hf_single_head(t, config)
 
 
-def _hf_beit(t: Table, config: ZoeDepthConfig) -> None:
-    enc, hf = "core/pretrained/model", "backbone.beit"
-    t.add(f"{enc}/cls_token", f"{hf}.embeddings.cls_token", IDENTITY)
-    t.conv(f"{enc}/patch_embed/proj", f"{hf}.embeddings.patch_embeddings.projection")
-    for i in range(config.backbone.depth):
-        b, h = f"{enc}/blocks_{i}", f"{hf}.layers.{i}"
-        t.add(f"{b}/gamma_1", f"{h}.lambda_1", IDENTITY)
-        t.add(f"{b}/gamma_2", f"{h}.lambda_2", IDENTITY)
-        t.norm(f"{b}/norm1", f"{h}.layernorm_before")
-        t.norm(f"{b}/norm2", f"{h}.layernorm_after")
-        t.add(f"{b}/attn/qkv/kernel",
-              tuple(f"{h}.attention.{p}_proj.weight" for p in "qkv"), QKV)
-        t.add(f"{b}/attn/q_bias", f"{h}.attention.q_proj.bias", IDENTITY)
-        t.add(f"{b}/attn/v_bias", f"{h}.attention.v_proj.bias", IDENTITY)
-        t.dense(f"{b}/attn/proj", f"{h}.attention.o_proj")
-        t.add(f"{b}/attn/relative_position_bias_table",
-              f"{h}.relative_position_bias.relative_position_bias_table", IDENTITY)
-        t.dense(f"{b}/mlp/fc1", f"{h}.mlp.fc1")
-        t.dense(f"{b}/mlp/fc2", f"{h}.mlp.fc2")
-
-
-def _hf_beit_file_names(t: Table, config: ZoeDepthConfig) -> None:
-    enc, hf = "core/pretrained/model", "backbone"
-    t.add(f"{enc}/cls_token", f"{hf}.embeddings.cls_token", IDENTITY)
-    t.conv(f"{enc}/patch_embed/proj", f"{hf}.embeddings.patch_embeddings.projection")
-    for i in range(config.backbone.depth):
-        b, h = f"{enc}/blocks_{i}", f"{hf}.encoder.layer.{i}"
-        t.add(f"{b}/gamma_1", f"{h}.lambda_1", IDENTITY)
-        t.add(f"{b}/gamma_2", f"{h}.lambda_2", IDENTITY)
-        t.norm(f"{b}/norm1", f"{h}.layernorm_before")
-        t.norm(f"{b}/norm2", f"{h}.layernorm_after")
-        t.add(f"{b}/attn/qkv/kernel",
-              tuple(f"{h}.attention.attention.{p}.weight" for p in ("query", "key", "value")), QKV)
-        t.add(f"{b}/attn/q_bias", f"{h}.attention.attention.query.bias", IDENTITY)
-        t.add(f"{b}/attn/v_bias", f"{h}.attention.attention.value.bias", IDENTITY)
-        t.dense(f"{b}/attn/proj", f"{h}.attention.output.dense")
-        t.add(f"{b}/attn/relative_position_bias_table",
-              f"{h}.attention.attention.relative_position_bias.relative_position_bias_table", IDENTITY)
-        t.dense(f"{b}/mlp/fc1", f"{h}.intermediate.dense")
-        t.dense(f"{b}/mlp/fc2", f"{h}.output.dense")
-
-
 def _hf_dpt(t: Table) -> None:
-    neck = "neck.reassemble_stage"
-    for j in range(1, 5):
-        flax = f"core/pretrained/act_postprocess{j}"
-        t.dense(f"{flax}/project", f"{neck}.readout_projects.{j - 1}.0")
-        t.conv(f"{flax}/layer3", f"{neck}.layers.{j - 1}.projection")
-        if j in (1, 2):
-            t.add(f"{flax}/layer4/kernel", f"{neck}.layers.{j - 1}.resize.weight", CONV_TRANSPOSE)
-            t.add(f"{flax}/layer4/bias", f"{neck}.layers.{j - 1}.resize.bias", IDENTITY)
-        elif j == 4:
-            t.conv(f"{flax}/layer4", f"{neck}.layers.{j - 1}.resize")
     for k in range(1, 5):
         t.conv(f"core/scratch/layer{k}_rn", f"neck.convs.{k - 1}", bias=False)
         fusion = f"neck.fusion_stage.layers.{4 - k}"  # HF orders the fusion layers coarse to fine

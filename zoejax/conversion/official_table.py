@@ -1,6 +1,7 @@
 """The tables for the official release layouts: ZoeDepth ``ZoeD_M12_{N,K,NK}.pt`` (``model`` dict) and the MiDaS
 v3.1 relative-depth checkpoints ``dpt_beit_{large,base}_384.pt`` and ``dpt_swin*.pt`` (a bare state dict of the
-MiDaS model; the Swin encoder's entries are in ``midas_swin_table.py``).
+MiDaS model). The encoder's (and its reassemble's) entries come from the backbone family's weight tables
+(``beit_table.py``, ``swin_table.py``, through ``backbone_weights.py``); the decoder and heads are here.
 
 Key sets follow the released files (``tests/fixtures/official_checkpoint_keys.json``): the MiDaS model
 lives under ``core.core.`` in ZoeDepth files and at the top level in MiDaS files; ZoeDepth's metric head is
@@ -11,11 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoejax.conversion.midas_swin_table import swin_encoder_entries
+from zoejax.conversion.backbone_weights import weights_of
 from zoejax.conversion.table import Table
-from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY, LINEAR
-from zoejax.models.backbones.beit import relative_position_index
-from zoejax.models.config import SwinConfig, ZoeDepthConfig
+from zoejax.conversion.transforms import IDENTITY, LINEAR
+from zoejax.models.config import ZoeDepthConfig
 
 
 def official_table(config: ZoeDepthConfig) -> Table:
@@ -38,46 +38,8 @@ def midas_table(config: ZoeDepthConfig) -> Table:
 
 
 def _midas(t: Table, config: ZoeDepthConfig, prefix: str) -> None:
-    if isinstance(config.backbone, SwinConfig):
-        # Swin: no readout and no reassemble convs (act_postprocess is a reshape).
-        swin_encoder_entries(t, config.backbone, f"{prefix}pretrained.model")
-    else:
-        _beit(t, config, prefix)
+    weights_of(config).official_entries(t, config, prefix)
     _scratch(t, prefix)
-
-
-def _beit(t: Table, config: ZoeDepthConfig, prefix: str) -> None:
-    enc, tm = "core/pretrained/model", f"{prefix}pretrained.model"
-    b = config.backbone
-    t.add(f"{enc}/cls_token", f"{tm}.cls_token", IDENTITY)
-    t.conv(f"{enc}/patch_embed/proj", f"{tm}.patch_embed.proj")
-    index = relative_position_index(tuple(b.pretrain_window)).astype(np.int64)
-    for i in range(b.depth):
-        f, k = f"{enc}/blocks_{i}", f"{tm}.blocks.{i}"
-        t.add(f"{f}/gamma_1", f"{k}.gamma_1", IDENTITY)
-        t.add(f"{f}/gamma_2", f"{k}.gamma_2", IDENTITY)
-        t.norm(f"{f}/norm1", f"{k}.norm1")
-        t.norm(f"{f}/norm2", f"{k}.norm2")
-        t.add(f"{f}/attn/qkv/kernel", f"{k}.attn.qkv.weight", LINEAR)
-        t.add(f"{f}/attn/q_bias", f"{k}.attn.q_bias", IDENTITY)
-        t.add(f"{f}/attn/v_bias", f"{k}.attn.v_bias", IDENTITY)
-        t.add(f"{f}/attn/relative_position_bias_table", f"{k}.attn.relative_position_bias_table", IDENTITY)
-        t.dense(f"{f}/attn/proj", f"{k}.attn.proj")
-        t.dense(f"{f}/mlp/fc1", f"{k}.mlp.fc1")
-        t.dense(f"{f}/mlp/fc2", f"{k}.mlp.fc2")
-        t.buffers[f"{k}.attn.relative_position_index"] = index
-    t.extra("encoder.fc_norm", f"{tm}.fc_norm")
-    t.extra("encoder.head", f"{tm}.head")
-
-    for j in range(1, 5):
-        f, k = f"core/pretrained/act_postprocess{j}", f"{prefix}pretrained.act_postprocess{j}"
-        t.dense(f"{f}/project", f"{k}.0.project.0")
-        t.conv(f"{f}/layer3", f"{k}.3")
-        if j in (1, 2):
-            t.add(f"{f}/layer4/kernel", f"{k}.4.weight", CONV_TRANSPOSE)
-            t.add(f"{f}/layer4/bias", f"{k}.4.bias", IDENTITY)
-        elif j == 4:
-            t.conv(f"{f}/layer4", f"{k}.4")
 
 
 def _scratch(t: Table, prefix: str) -> None:

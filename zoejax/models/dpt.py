@@ -9,6 +9,7 @@ All resizes are bilinear with align_corners=True (architecture spec section 4). 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -21,6 +22,15 @@ from zoejax.ops.gelu import gelu_exact
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class DPTConfig:
+    """DPT (MiDaS) decoder: reassemble channels per hooked stage, fusion width, head width."""
+
+    reassemble_features: tuple[int, int, int, int] = (256, 512, 1024, 1024)
+    features: int = 256
+    num_relative_features: int = 32
 
 
 class ConvTransposeNonOverlapping(nn.Module):

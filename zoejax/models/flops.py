@@ -1,12 +1,14 @@
 """Analytic FLOP count of a ZoeDepth forward from its config: every matmul and convolution, 2 FLOPs per
 multiply-add (the convention of XLA's cost analysis and of MFU).
 
-Counted: BEiT patch embedding, per block qkv / q k^T / attention x v / output projection / MLP; the four
-reassemble stages (readout projection, 1x1 conv, depth-to-space or strided conv); the DPT ``scratch`` convs
+Counted: the encoder and the features it hands the decoder, by the backbone family's own count in the registry
+(BEiT: patch embedding, per block qkv / q k^T / attention x v / output projection / MLP, the four reassemble
+stages; Swin: patch embedding, per block window attention and MLP, patch merging); the DPT ``scratch`` convs
 (layer{k}_rn, residual conv units, out_convs, the relative-depth head); the metric head's 1x1 convs (seed
 regressor and projector, per-level projectors and attractor MLPs, the conditional log-binomial MLP) and the
 final sum of probabilities x centres. Not counted: elementwise work (norms, softmax, GELU, resizes, attractor
-shifts), which XLA's cost analysis does count, so the analytic total sits a few percent below XLA's on BEiT-L.
+shifts), which XLA's cost analysis does count, so the analytic total sits a few percent below XLA's on the
+full-size models.
 
 A training step is taken as 3x the forward (forward + backward of activations and of weights), the usual
 model-FLOPs convention for MFU; rematerialisation adds real work but no model FLOPs.
@@ -14,49 +16,28 @@ model-FLOPs convention for MFU; rematerialisation adds real work but no model FL
 
 from __future__ import annotations
 
-from zoejax.models.config import SwinConfig, ZoeDepthConfig
+from zoejax.models.backbones.registry import backbone_of
+from zoejax.models.config import ZoeDepthConfig
 
 
 def forward_flops_breakdown(config: ZoeDepthConfig, batch: int, height: int, width: int) -> dict[str, int]:
     """Matmul/conv FLOPs of one forward on (batch, height, width, 3) images, by component.
 
-    Keys: patch_embed, attention (qkv, q k^T, weights x v, output projection), mlp, reassemble, scratch,
-    metric_head. Single-head models (ZoeD_N, ZoeD_K) and the naive head; raises NotImplementedError for
-    ZoeD_NK (router) and Swin encoders.
+    Keys: the backbone family's (BEiT: patch_embed, attention, mlp, reassemble; Swin: patch_embed, attention, mlp,
+    patch_merging), then scratch and metric_head. Single-head models (ZoeD_N, ZoeD_K) and the naive head; raises
+    NotImplementedError for ZoeD_NK (router).
     """
     if config.is_multi_head:
         raise NotImplementedError("the analytic count covers single-head models (ZoeD_N, ZoeD_K) only")
-    if isinstance(config.backbone, SwinConfig):
-        raise NotImplementedError("the analytic count covers BEiT encoders only")
     enc, dec, head = config.backbone, config.decoder, config.head
     if height % 32 or width % 32:
         raise ValueError(f"height and width must be multiples of 32, got {height}x{width}")
-    b, p, d = batch, enc.patch_size, enc.embed_dim
-    gh, gw = height // p, width // p
-    n = gh * gw  # patch tokens
-    t = n + 1  # with the cls token
-    mlp = int(d * enc.mlp_ratio)
+    b = batch
 
     def mm(rows: int, k: int, cols: int) -> int:  # (rows x k) @ (k x cols)
         return 2 * rows * k * cols
 
-    out = {"patch_embed": b * mm(n, p * p * 3, d)}
-    per_block_attn = b * (mm(t, d, 3 * d) + 2 * mm(t, d, t) + mm(t, d, d))  # qkv, qk^T and av over heads, proj
-    out["attention"] = enc.depth * per_block_attn
-    out["mlp"] = enc.depth * b * 2 * mm(t, d, mlp)
-
-    # Reassemble: stage resolutions H/4, H/8, H/16, H/32 from the H/16 token grid.
-    reassemble = 0
-    factors = (4, 2, 1, 0.5)
-    for f, factor in zip(dec.reassemble_features, factors, strict=True):
-        # readout: the cls token's half of the (2D -> D) projection once per image, as ReadoutProject computes it
-        reassemble += b * (mm(n, d, d) + mm(1, d, d) + mm(n, d, f))
-        if factor > 1:
-            reassemble += b * mm(n, f, f * factor * factor)  # kernel == stride transposed conv
-        elif factor < 1:
-            reassemble += b * mm((gh // 2) * (gw // 2), 9 * f, f)  # 3x3 stride-2 conv
-    out["reassemble"] = reassemble
-
+    out = backbone_of(enc).flops(enc, tuple(dec.reassemble_features), b, height, width)
     fs, r = dec.features, dec.num_relative_features
     pix = {k: (height // k) * (width // k) for k in (1, 2, 4, 8, 16, 32)}
     stage_pix = (pix[4], pix[8], pix[16], pix[32])

@@ -1,7 +1,7 @@
-"""ZoeDepth: MiDaS v3.1 (BEiT + DPT) core and a metric head; ZoeD_N, ZoeD_K and the routed ZoeD_NK.
+"""ZoeDepth: MiDaS v3.1 (BEiT or Swin + DPT) core and a metric head; ZoeD_N, ZoeD_K and the routed ZoeD_NK.
 
 Parameter tree (names mirror the official torch paths, one ``core.`` level dropped):
-  core/pretrained/model/...          BEiT or Swin encoder (official core.core.pretrained.model.*)
+  core/pretrained/model/...          the registry's encoder (official core.core.pretrained.model.*)
   core/pretrained/act_postprocess{j} reassemble          (official core.core.pretrained.act_postprocess{j}.*;
                                                          BEiT only: Swin's reassemble has no parameters)
   core/scratch/...                   DPT fusion + head   (official core.core.scratch.*)
@@ -13,38 +13,31 @@ from __future__ import annotations
 import flax.linen as nn
 import jax.numpy as jnp
 
-from zoejax.models.backbones.beit import BeitEncoder
-from zoejax.models.backbones.swin_encoder import SwinEncoder
-from zoejax.models.config import SwinConfig, ZoeDepthConfig, parse_dtype
-from zoejax.models.dpt import RESAMPLE, ReassembleStage, Scratch
+from zoejax.models.backbones.registry import backbone_of
+from zoejax.models.config import ZoeDepthConfig, parse_dtype
+from zoejax.models.dpt import Scratch
 from zoejax.models.heads import MetricBinsHead, NaiveHead, RoutedMetricBinsHead
 from zoejax.models.validation import check_image_shape
 
 
 class MidasPretrained(nn.Module):
-    """MiDaS ``pretrained``: the encoder ``model`` and the four ``act_postprocess{j}`` reassemble stages.
-
-    For a Swin backbone the reassemble is the identity (MiDaS only transposes and unflattens the hooked
-    stage outputs), so ``act_postprocess{j}`` holds no parameters and the taps are the maps."""
+    """MiDaS ``pretrained``: the encoder ``model`` and the features it hands the decoder, both from the backbone
+    registry (``zoejax/models/backbones/registry.py``). BEiT's reassemble stages are ``act_postprocess{j}``; a Swin
+    backbone's reassemble is the identity (MiDaS only transposes and unflattens the hooked stage outputs), so it
+    holds no parameters and the taps are the maps."""
 
     config: ZoeDepthConfig
 
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> tuple[list[jnp.ndarray], list[jnp.ndarray]]:
-        """images (B,H,W,3) in [-1,1] -> (hooked tokens, reassembled maps at H/4, H/8, H/16, H/32)."""
+        """images (B,H,W,3) in [-1,1] -> (hooked taps, reassembled maps at H/4, H/8, H/16, H/32)."""
         bc, dtype, pdtype = self.config.backbone, parse_dtype(self.config.dtype), parse_dtype(
             self.config.param_dtype)
-        if isinstance(bc, SwinConfig):
-            maps = SwinEncoder(bc, self.config.remat, dtype, pdtype, name="model")(images)
-            return maps, list(maps)
-        taps = BeitEncoder(bc.embed_dim, bc.depth, bc.num_heads, bc.mlp_ratio, bc.patch_size,
-                           tuple(bc.pretrain_window), bc.init_values, tuple(bc.hooks), bc.layer_norm_eps,
-                           self.config.remat, dtype, pdtype, name="model")(images)
-        grid = (images.shape[1] // bc.patch_size, images.shape[2] // bc.patch_size)
-        layers = [ReassembleStage(f, r, dtype, pdtype, name=f"act_postprocess{j}")(t, grid)
-                  for j, (f, r, t) in enumerate(
-                      zip(self.config.decoder.reassemble_features, RESAMPLE, taps, strict=True), start=1)]
-        return taps, layers
+        family = backbone_of(bc)
+        taps = family.encoder(bc, self.config.remat, dtype, pdtype, name="model")(images)
+        maps = family.reassemble(bc, tuple(self.config.decoder.reassemble_features), taps, images.shape[1:3],
+                                 dtype, pdtype)
+        return taps, maps
 
 
 class MidasCore(nn.Module):

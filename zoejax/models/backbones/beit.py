@@ -12,6 +12,7 @@ Parameter names mirror the torch module paths (``blocks_3/attn/qkv``) so the con
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
@@ -19,6 +20,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+from zoejax.models.dpt import RESAMPLE, DPTConfig, ReassembleStage
 from zoejax.models.layers import REMAT_POLICIES, Mlp, RematPolicy, dense_init
 from zoejax.ops.attention import attention
 from zoejax.ops.conv import conv_general_dilated
@@ -26,6 +28,53 @@ from zoejax.ops.grad_barrier import gradient_barrier
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
+
+
+@dataclasses.dataclass(frozen=True)
+class BeitConfig:
+    """BEiT encoder as MiDaS v3.1 uses it (timm ``beit_*_patch16_384``).
+
+    Attributes:
+      kind: "beit", its key in the backbone registry (``zoejax/models/backbones/registry.py``); configs without
+        a kind are BEiT.
+      embed_dim: token width D.
+      depth: number of transformer blocks.
+      num_heads: attention heads (head dim = D / num_heads).
+      mlp_ratio: MLP hidden width / D.
+      patch_size: square patch size in pixels.
+      pretrain_window: patch grid the relative-position tables were trained for; their stored size is
+        (2*Wh-1)*(2*Ww-1)+3 rows and they are resized to the input's grid on every call.
+      init_values: LayerScale initial value (gamma_1/gamma_2).
+      hooks: 0-based indices of the blocks whose outputs the DPT decoder reassembles.
+      layer_norm_eps: 1e-6 as in the official code (the HF port's 1e-12 is a deviation).
+    """
+
+    kind: str = "beit"
+    embed_dim: int = 1024
+    depth: int = 24
+    num_heads: int = 16
+    mlp_ratio: float = 4.0
+    patch_size: int = 16
+    pretrain_window: tuple[int, int] = (24, 24)
+    init_values: float = 1e-5
+    hooks: tuple[int, ...] = (5, 11, 17, 23)
+    layer_norm_eps: float = 1e-6
+
+    @property
+    def num_features(self) -> int:
+        """Width of the tokens the encoder hands over (every block has width D)."""
+        return self.embed_dim
+
+    def validate(self, reassemble_features: tuple[int, ...]) -> None:
+        """ValueError naming the field when the blocks cannot be built or hooked (any reassemble widths work)."""
+        if max(self.hooks) >= self.depth:
+            raise ValueError(f"hooks {self.hooks} out of range for depth {self.depth}")
+        if self.embed_dim % self.num_heads:
+            raise ValueError("backbone.embed_dim must be divisible by backbone.num_heads")
+
+    def describe(self) -> str:
+        """One phrase, e.g. 'BEiT 1024x24 (16 heads)'."""
+        return f"BEiT {self.embed_dim}x{self.depth} ({self.num_heads} heads)"
 
 
 @functools.lru_cache(maxsize=64)
@@ -162,18 +211,12 @@ class Block(nn.Module):
 class BeitEncoder(nn.Module):
     """Patch embedding + cls token + ``depth`` blocks; returns the hooked blocks' tokens.
 
-    Attributes mirror ``BeitConfig`` (see there).
+    Attributes:
+      config: the backbone's ``BeitConfig``.
+      remat: per-block rematerialisation policy.
     """
 
-    embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_ratio: float
-    patch_size: int
-    pretrain_window: tuple[int, int]
-    init_values: float
-    hooks: tuple[int, ...]
-    layer_norm_eps: float = 1e-6
+    config: BeitConfig
     remat: RematPolicy = RematPolicy.NONE
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
@@ -185,24 +228,87 @@ class BeitEncoder(nn.Module):
         Returns:
           one (B, 1 + H/p * W/p, D) token array (cls first) per hooked block, in hook order.
         """
+        c = self.config
         b, h, w, _ = images.shape
-        p = self.patch_size
+        p, d = c.patch_size, c.embed_dim
         window = (h // p, w // p)
-        x = PatchEmbed(self.embed_dim, p, self.dtype, self.param_dtype, name="patch_embed")(images)
-        x = x.reshape(b, window[0] * window[1], self.embed_dim)  # row-major tokens
-        cls = self.param("cls_token", nn.initializers.truncated_normal(0.02), (1, 1, self.embed_dim),
-                         self.param_dtype)
-        x = jnp.concatenate([jnp.broadcast_to(cls.astype(self.dtype), (b, 1, self.embed_dim)), x], axis=1)
+        x = PatchEmbed(d, p, self.dtype, self.param_dtype, name="patch_embed")(images)
+        x = x.reshape(b, window[0] * window[1], d)  # row-major tokens
+        cls = self.param("cls_token", nn.initializers.truncated_normal(0.02), (1, 1, d), self.param_dtype)
+        x = jnp.concatenate([jnp.broadcast_to(cls.astype(self.dtype), (b, 1, d)), x], axis=1)
 
         block_cls = Block
         if self.remat is not RematPolicy.NONE:
             block_cls = nn.remat(Block, policy=REMAT_POLICIES[self.remat], static_argnums=(2,))
         taps = []
-        for i in range(self.depth):
+        for i in range(c.depth):
             x = gradient_barrier(x)  # keeps the residual-stream gradient from fusing across blocks (see there)
-            x = block_cls(self.embed_dim, self.num_heads, int(self.embed_dim * self.mlp_ratio),
-                          self.pretrain_window, self.init_values, self.layer_norm_eps, self.dtype,
-                          self.param_dtype, name=f"blocks_{i}")(x, window)
-            if i in self.hooks:
+            x = block_cls(d, c.num_heads, int(d * c.mlp_ratio), tuple(c.pretrain_window), c.init_values,
+                          c.layer_norm_eps, self.dtype, self.param_dtype, name=f"blocks_{i}")(x, window)
+            if i in c.hooks:
                 taps.append(x)
         return taps
+
+
+def reassemble(config: BeitConfig, reassemble_features: tuple[int, ...], taps: list[jnp.ndarray],
+               image_hw: tuple[int, int], dtype: Dtype, param_dtype: Dtype) -> list[jnp.ndarray]:
+    """The features BEiT hands the decoder: per hooked block, readout projection, tokens to the H/16 grid, 1x1
+    conv to ``reassemble_features[j]`` channels and a resample to H/4, H/8, H/16, H/32 (``act_postprocess{j}``,
+    j = 1..4, created in the calling module)."""
+    grid = (image_hw[0] // config.patch_size, image_hw[1] // config.patch_size)
+    return [ReassembleStage(f, r, dtype, param_dtype, name=f"act_postprocess{j}")(t, grid)
+            for j, (f, r, t) in enumerate(zip(reassemble_features, RESAMPLE, taps, strict=True), start=1)]
+
+
+def encoder_flops(config: BeitConfig, reassemble_features: tuple[int, ...], batch: int, height: int,
+                  width: int) -> dict[str, int]:
+    """Matmul/conv FLOPs (2 per multiply-add) of the encoder and the reassemble stages for one forward.
+
+    Keys: patch_embed; attention (qkv, q k^T, weights x v, output projection of every block); mlp; reassemble
+    (readout projection, 1x1 conv, depth-to-space or strided conv).
+    """
+    b, p, d = batch, config.patch_size, config.embed_dim
+    gh, gw = height // p, width // p
+    n = gh * gw  # patch tokens
+    t = n + 1  # with the cls token
+    mlp = int(d * config.mlp_ratio)
+
+    def mm(rows: int, k: int, cols: int) -> int:  # (rows x k) @ (k x cols)
+        return 2 * rows * k * cols
+
+    out = {"patch_embed": b * mm(n, p * p * 3, d)}
+    per_block_attn = b * (mm(t, d, 3 * d) + 2 * mm(t, d, t) + mm(t, d, d))  # qkv, qk^T and av over heads, proj
+    out["attention"] = config.depth * per_block_attn
+    out["mlp"] = config.depth * b * 2 * mm(t, d, mlp)
+
+    # Reassemble: stage resolutions H/4, H/8, H/16, H/32 from the H/16 token grid.
+    total = 0
+    for f, factor in zip(reassemble_features, (4, 2, 1, 0.5), strict=True):
+        # readout: the cls token's half of the (2D -> D) projection once per image, as ReadoutProject computes it
+        total += b * (mm(n, d, d) + mm(1, d, d) + mm(n, d, f))
+        if factor > 1:
+            total += b * mm(n, f, f * factor * factor)  # kernel == stride transposed conv
+        elif factor < 1:
+            total += b * mm((gh // 2) * (gw // 2), 9 * f, f)  # 3x3 stride-2 conv
+    out["reassemble"] = total
+    return out
+
+
+# timm beit_*_patch16_384 as MiDaS v3.1 uses them, the demo's small model and a test fixture.
+PRESETS: dict[str, tuple[BeitConfig, DPTConfig]] = {
+    # timm beit_large_patch16_384 as MiDaS DPT_BEiT_L_384 uses it.
+    "beit_l384": (BeitConfig(embed_dim=1024, depth=24, num_heads=16, init_values=1e-5, hooks=(5, 11, 17, 23)),
+                  DPTConfig(reassemble_features=(256, 512, 1024, 1024))),
+    # timm beit_base_patch16_384 (MiDaS DPT_BEiT_B_384).
+    "beit_b384": (BeitConfig(embed_dim=768, depth=12, num_heads=12, init_values=0.1, hooks=(2, 5, 8, 11)),
+                  DPTConfig(reassemble_features=(96, 192, 384, 768))),
+    # A small BEiT (ViT-S width) that trains in minutes on a CPU: the demo's model.
+    "small": (BeitConfig(embed_dim=192, depth=6, num_heads=3, pretrain_window=(8, 8), init_values=0.1,
+                         hooks=(1, 2, 4, 5)),
+              DPTConfig(reassemble_features=(48, 96, 192, 192), features=64, num_relative_features=32)),
+    # Test fixture only: 4 blocks of width 32 on a 4x4 pretraining grid (64 px).
+    "tiny": (BeitConfig(embed_dim=32, depth=4, num_heads=2, pretrain_window=(4, 4), init_values=0.1,
+                        hooks=(0, 1, 2, 3)),
+             DPTConfig(reassemble_features=(8, 16, 32, 32), features=16, num_relative_features=8)),
+}
+FIXTURES = ("tiny",)

@@ -1,4 +1,6 @@
-"""Key table of a Swin / SwinV2 encoder as the MiDaS v3.1 releases store it (``dpt_swin2_{tiny_256,base_384,
+"""Weight tables of the Swin / SwinV2 family (the ``BackboneWeights`` of ``backbone_weights.py``).
+
+The encoder as the MiDaS v3.1 releases store it (``dpt_swin2_{tiny_256,base_384,
 large_384}.pt``, ``dpt_swin_large_384.pt``): a timm 0.6.12 model under ``pretrained.model.`` (``core.core.`` in
 front for a ZoeDepth file), the DPT ``scratch`` beside it and no ``act_postprocess`` parameters.
 
@@ -16,12 +18,19 @@ blocks at the model's ``img_size``; a zero ``k_bias`` if present) are checked ag
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Set
+from typing import Any
+
 import numpy as np
 
 from zoejax.conversion.table import Table
 from zoejax.conversion.transforms import IDENTITY, LINEAR
 from zoejax.models.backbones.swin import log_spaced_coords, shifted_window_mask, window_relative_index
-from zoejax.models.config import SwinConfig, ZoeDepthConfig
+from zoejax.models.backbones.swin_encoder import PRESETS, SwinConfig
+
+MARKER = "Swin patch-embedding norm"
+_NO_HF = ("the Hugging Face layout is supported for BEiT backbones only (transformers' ZoeDepth uses its own "
+          "Swinv2 implementation, not the timm model MiDaS releases hold)")
 
 
 def swin_encoder_entries(t: Table, config: SwinConfig, prefix: str) -> None:
@@ -64,7 +73,55 @@ def swin_encoder_entries(t: Table, config: SwinConfig, prefix: str) -> None:
     t.extra("encoder.head", f"{prefix}.head")
 
 
-def default_swin_extras(config: ZoeDepthConfig, seed: int = 0) -> dict[str, np.ndarray]:
+def official_entries(t: Table, config: Any, prefix: str) -> None:
+    """No readout and no reassemble convs (MiDaS' act_postprocess is a reshape): the encoder only."""
+    swin_encoder_entries(t, config.backbone, f"{prefix}pretrained.model")
+
+
+def hf_entries(t: Table, config: Any, naming: str) -> None:
+    raise ValueError(_NO_HF)
+
+
+def hf_backbone_config(config: Any) -> tuple[str, dict[str, Any]]:
+    raise ValueError(_NO_HF)
+
+
+def holds(keys: Set[str], prefix: str) -> bool:
+    return f"{prefix}pretrained.model.patch_embed.norm.weight" in keys  # BEiT's patch embedding has no norm
+
+
+def hf_naming(keys: Set[str]) -> str | None:
+    return None
+
+
+def hf_preset(state: Mapping[str, np.ndarray], naming: str) -> str:
+    raise ValueError(_NO_HF)
+
+
+def official_preset(state: Mapping[str, np.ndarray], prefix: str) -> str:
+    """The Swin preset whose (version, width, blocks per stage) the encoder under ``prefix`` has."""
+    prefix = f"{prefix}pretrained.model."
+    version = 2 if any(k.startswith(prefix) and k.endswith(".attn.logit_scale") for k in state) else 1
+    proj = f"{prefix}patch_embed.proj.weight"
+    if proj not in state or np.ndim(state[proj]) != 4:
+        found = "missing" if proj not in state else f"of shape {np.shape(state[proj])}"
+        raise ValueError(f"{prefix}patch_embed.norm.weight marks a Swin backbone, but {proj} (the patch "
+                         f"embedding's (width, 3, 4, 4) kernel) is {found}: not a complete Swin state dict")
+    width = int(np.shape(state[proj])[0])
+    blocks: dict[int, set[str]] = {}
+    for k in state:
+        parts = k[len(prefix):].split(".") if k.startswith(prefix + "layers.") else []
+        if len(parts) > 3 and parts[2] == "blocks" and parts[1].isdigit():
+            blocks.setdefault(int(parts[1]), set()).add(parts[3])
+    depths = tuple(len(blocks[s]) for s in sorted(blocks))
+    for name, (enc, _) in PRESETS.items():
+        if (enc.version, enc.embed_dim, tuple(enc.depths)) == (version, width, depths):
+            return name
+    raise ValueError(f"unsupported Swin backbone: version {version}, width {width}, blocks per stage {depths} "
+                     f"(supported: {sorted(PRESETS)})")
+
+
+def default_extras(config: Any, seed: int = 0) -> dict[str, np.ndarray]:
     """Encoder extras for a Swin model that never had them: final norm ones/zeros, a classifier initialised as
     timm does (truncated normal 0.02, zero bias). The decoder's unused residual unit comes from ``default_extras``."""
     rng = np.random.default_rng(seed)
