@@ -16,6 +16,11 @@ from zoejax.models import flops, presets
 from zoejax.models.init import param_shapes
 from zoejax.models.zoedepth import ZoeDepth
 
+# Swin's elementwise work (masks, biases, the softmax over window logits, norms at every block) is a larger share
+# than BEiT's: the analytic matmul/conv count sits further below XLA's total.
+LOWER_SWIN_TINY = 0.6
+LOWER_SWIN = 0.9
+
 
 def _xla(cfg, batch, size):
     model = ZoeDepth(cfg)
@@ -28,12 +33,36 @@ def _xla(cfg, batch, size):
     ("zoed_k", "tiny", 1, (64, 64), 0.75),
     ("zoed_n", "small", 1, (128, 160), 0.9),
     ("zoed_n", "beit_l384", 1, (384, 512), 0.98),
+    ("zoed_n", "swin2_tiny", 2, (64, 96), LOWER_SWIN_TINY),
+    ("zoed_k", "swin_tiny", 1, (64, 64), LOWER_SWIN_TINY),
+    # Full size with windows below the CPU loop's threshold (batched attention, which the cost analysis counts whole).
+    ("zoed_n", "swin_l384", 1, (384, 512), LOWER_SWIN),
 ])
 def test_analytic_matches_xla(variant, backbone, batch, size, lower):
     cfg = presets.VARIANTS[variant](backbone)
     analytic = flops.forward_flops(cfg, batch, *size)
     xla = _xla(cfg, batch, size)
     assert lower * xla <= analytic <= xla, (analytic, xla, analytic / xla)
+
+
+def test_swin_breakdown_counts_every_window():
+    # Swin-L at 384x512: stage grids 96x128, 48x64, 24x32, 12x16 with windows 12, 12, 12 and 12 (the last stage's
+    # grid at the build size, 12x12, is its window), so stage 1 pads 96x128 to 96x132 (11 windows across).
+    cfg = presets.zoed_n("swin_l384")
+    parts = flops.forward_flops_breakdown(cfg, 1, 384, 512)
+    heads, dims, depths = (6, 12, 24, 48), (192, 384, 768, 1536), (2, 2, 18, 2)
+    grids, padded = ((96, 128), (48, 64), (24, 32), (12, 16)), ((96, 132), (48, 72), (24, 36), (12, 24))
+    attention = mlp = 0
+    for (h, w), (ph, pw), c, n_heads, depth in zip(grids, padded, dims, heads, depths, strict=True):
+        windows, tokens, head_dim = (ph // 12) * (pw // 12), 144, c // n_heads
+        per_window = 2 * tokens * c * (3 * c + c) + n_heads * 2 * (2 * tokens * head_dim * tokens)
+        attention += depth * windows * per_window
+        mlp += depth * 2 * (2 * h * w * c * 4 * c)
+    assert parts["attention"] == attention and parts["mlp"] == mlp
+    merging = sum(2 * (h // 2) * (w // 2) * 4 * c * 2 * c for (h, w), c in zip(grids[:3], dims[:3], strict=True))
+    assert parts["patch_merging"] == merging
+    assert parts["patch_embed"] == 2 * 96 * 128 * 48 * 192
+    assert flops.forward_flops(cfg, 3, 384, 512) == 3 * flops.forward_flops(cfg, 1, 384, 512)
 
 
 def test_breakdown_and_scaling():
