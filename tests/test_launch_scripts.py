@@ -110,7 +110,7 @@ def test_help_and_train_cli_env_contract(monkeypatch):
     assert calls == [{"coordinator_address": "10.0.0.1:8476", "num_processes": 2, "process_id": 1}]
     assert distributed.initialize_distributed({"ZOEJAX_DISTRIBUTED": "1"}) and calls[-1] == {}  # TPU / SLURM auto
     assert not distributed.initialize_distributed({}) and len(calls) == 2
-    with pytest.raises(ValueError, match="ZOEJAX_PROCESS_ID is not"):
+    with pytest.raises(ValueError, match="set but not ZOEJAX_PROCESS_ID:"):
         distributed.initialize_distributed({**env, "ZOEJAX_PROCESS_ID": ""})
     # zoejax-eval sets up with the same variables (it once called initialize() without them).
     from zoejax.cli import evaluate

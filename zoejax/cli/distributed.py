@@ -25,7 +25,7 @@ def initialize_distributed(environ: Mapping[str, str] = os.environ) -> bool:
     if coordinator:
         missing = [v for v in COORDINATOR_VARIABLES[1:] if not environ.get(v)]
         if missing:
-            raise ValueError(f"ZOEJAX_COORDINATOR is set but {', '.join(missing)} is not: set all of "
+            raise ValueError(f"ZOEJAX_COORDINATOR is set but not {', '.join(missing)}: set all of "
                              f"{', '.join(COORDINATOR_VARIABLES)} (or none, for Cloud TPU / SLURM auto-detection)")
         try:
             count, index = int(environ["ZOEJAX_NUM_PROCESSES"]), int(environ["ZOEJAX_PROCESS_ID"])
