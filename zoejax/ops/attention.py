@@ -39,6 +39,16 @@ def attention_implementation(name: str | None) -> Iterator[None]:
         yield
 
 
+def resolve_implementation(implementation: str | None) -> str:
+    """``implementation``, or for None the ``attention_implementation`` context's choice, else "per_head" when
+    the target platform (``zoejax.ops.trace_choice.target_platform``) is the CPU and "batched" otherwise."""
+    if implementation is None:
+        implementation = _default[0] or ("per_head" if target_platform() == "cpu" else "batched")
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown attention implementation {implementation!r}")
+    return implementation
+
+
 def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray | None = None, *,
               bias_table: jnp.ndarray | None = None, bias_index: np.ndarray | None = None,
               implementation: str | None = None) -> jnp.ndarray:
@@ -59,10 +69,7 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
     """
     if (bias is None) == (bias_table is None) or (bias_table is None) != (bias_index is None):
         raise ValueError("pass either bias, or bias_table with bias_index")
-    if implementation is None:
-        implementation = _default[0] or ("per_head" if target_platform() == "cpu" else "batched")
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown attention implementation {implementation!r}")
+    implementation = resolve_implementation(implementation)
     b, n, heads, d = q.shape
     index = None if bias_index is None else jnp.asarray(np.asarray(bias_index, np.int32).reshape(-1))
     if implementation == "batched":

@@ -17,12 +17,13 @@ import functools
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 from zoejax.models.dpt import RESAMPLE, DPTConfig, ReassembleStage
 from zoejax.models.layers import REMAT_POLICIES, Mlp, RematPolicy, dense_init
-from zoejax.ops.attention import attention
+from zoejax.ops.attention import attention, resolve_implementation
 from zoejax.ops.conv import conv_general_dilated
 from zoejax.ops.grad_barrier import gradient_barrier
 from zoejax.ops.resize import resize_bilinear
@@ -119,6 +120,40 @@ def resize_relative_position_table(
     return jnp.concatenate([grid.reshape(new_h * new_w, heads), table[old_h * old_w :]], axis=0)
 
 
+@functools.lru_cache(maxsize=64)
+def _offset_selector(size: int) -> np.ndarray:
+    """(size, size, 2*size-1) float32 one-hot: [i, j, a] = 1 where a = i - j + size - 1 (query i, key j)."""
+    i, j = np.meshgrid(np.arange(size), np.arange(size), indexing="ij")
+    out = np.zeros((size, size, 2 * size - 1), np.float32)
+    out[i, j, i - j + size - 1] = 1.0
+    out.flags.writeable = False
+    return out
+
+
+def expand_relative_position_table(table: jnp.ndarray, window: tuple[int, int]) -> jnp.ndarray:
+    """(T, heads) table already resized for ``window`` -> the (heads, N+1, N+1) bias, bias[h, q, k] =
+    table[relative_position_index(window)[q, k], h], without a gather.
+
+    The spatial part is a two-level Toeplitz matrix: bias[h, (r1, c1), (r2, c2)] = grid[r1 - r2, c1 - c2, h]. It is
+    built with two contractions against constant one-hot offset selectors (one per grid axis), so the forward and
+    its gradient are small matmuls instead of a 9.5M-element gather per block and the scatter-add of its
+    transpose, which dominated BEiT-L's attention on TPU. HIGHEST precision keeps the values exact: each output
+    is one table entry times 1.
+    """
+    wh, ww = window
+    gh, gw = 2 * wh - 1, 2 * ww - 1
+    heads = table.shape[-1]
+    n = wh * ww
+    grid = table[: gh * gw].reshape(gh, gw, heads)
+    hi = jax.lax.Precision.HIGHEST
+    cols = jnp.einsum("abh,klb->hakl", grid, _offset_selector(ww), precision=hi)  # (heads, gh, ww, ww)
+    spatial = jnp.einsum("hakl,ija->hikjl", cols, _offset_selector(wh), precision=hi).reshape(heads, n, n)
+    cls_query, cls_key, cls_cls = table[-3], table[-2], table[-1]  # rows T-3, T-2, T-1 (relative_position_index)
+    top = jnp.concatenate([cls_cls[:, None], jnp.broadcast_to(cls_query[:, None], (heads, n))], axis=1)
+    rest = jnp.concatenate([jnp.broadcast_to(cls_key[:, None, None], (heads, n, 1)), spatial], axis=2)
+    return jnp.concatenate([top[:, None], rest], axis=1)
+
+
 class PatchEmbed(nn.Module):
     """Non-overlapping p x p patches -> D channels (a strided conv named ``proj`` as in timm)."""
 
@@ -168,8 +203,12 @@ class Attention(nn.Module):
         q = q * jnp.asarray(head_dim**-0.5, self.dtype)  # scaled before the product, as timm does
 
         resized = resize_relative_position_table(table.astype(jnp.float32), self.pretrain_window, window)
-        out = attention(q, k, v, bias_table=resized.T, bias_index=relative_position_index(tuple(window)),
-                        implementation=self.attention_impl)  # bias = resized[index], (heads, N+1, N+1)
+        implementation = resolve_implementation(self.attention_impl)
+        if implementation == "per_head":  # gathers one head's bias at a time inside its loop (CPU)
+            out = attention(q, k, v, bias_table=resized.T, bias_index=relative_position_index(tuple(window)),
+                            implementation=implementation)
+        else:
+            out = attention(q, k, v, expand_relative_position_table(resized, window), implementation=implementation)
         out = out.reshape(b * n, self.dim)
         return nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype,
                         kernel_init=dense_init("heads", "embed"), name="proj")(out)
