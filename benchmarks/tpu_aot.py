@@ -156,6 +156,7 @@ class Result:
     images_per_s: float
     mfu: float
     mfu_basis: str
+    state_sharded: float  # share of the train state's (or the params') bytes the step takes sharded
     collectives: dict[str, dict[str, float]]
 
     @property
@@ -171,6 +172,7 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
     """
     import jax
     import jax.numpy as jnp
+    import numpy as np
 
     from zoejax.evaluation.evaluator import predict_depth
     from zoejax.models import flops
@@ -203,6 +205,7 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
             fn = jax.jit(lambda p, x: predict_depth(model, p, x, None, (h, w), flip_tta=True),
                          out_shardings=data)
             lowered = fn.lower(params, images)
+            state = params
             model_flops = 2 * global_batch * _forward_flops(flops, model_cfg, h, w)  # flip TTA: 2 forwards
         else:
             tx, shardings, step = _jitted_train_step(model_cfg, optim_cfg, loss_cfg, mesh)
@@ -226,6 +229,9 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
     if model_flops is None:
         model_flops, basis = float(cost["flops"]) * chips, "xla"
     text = compiled.as_text()
+    # The step's in_shardings are the abstract state's own (fixed, not left to the compiler).
+    sizes = [(int(np.prod(x.shape)) * x.dtype.itemsize, x.sharding) for x in jax.tree.leaves(state)]
+    sharded = sum(b for b, sh in sizes if not sh.is_fully_replicated)
     if dump:
         from hlo_ranking import write_dump
 
@@ -238,7 +244,7 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
         temporaries_gib=mem.temp_size_in_bytes / GIB, flops_per_chip=float(cost["flops"]),
         bytes_per_chip=float(cost.get("bytes accessed", 0.0)), step_s=step_s,
         images_per_s=global_batch / step_s, mfu=model_flops / chips / step_s / (chip.peak_tflops * 1e12),
-        mfu_basis=basis, collectives=collectives(text))
+        mfu_basis=basis, state_sharded=sharded / max(sum(b for b, _ in sizes), 1), collectives=collectives(text))
 
 
 def _optimizer(optim_cfg):
@@ -265,7 +271,7 @@ def report(r: Result) -> None:
     print(f"{r.mode} step, {r.topology} ({r.chips} chips), mesh (data, fsdp, tensor) = {r.mesh}, global batch "
           f"{r.global_batch}, {r.dtype}, remat {r.remat}; traced in {r.lower_s:.0f} s, compiled in {r.compile_s:.0f} s")
     print(f"  HBM per chip   {r.hbm_gib:7.2f} GiB of {r.capacity_gib:.0f} ({fit}; arguments {r.arguments_gib:.2f}, "
-          f"temporaries {r.temporaries_gib:.2f})")
+          f"temporaries {r.temporaries_gib:.2f}; {100 * r.state_sharded:.0f}% of the state's bytes sharded)")
     print(f"  flops per chip {r.flops_per_chip / 1e12:7.2f} TFLOP; bytes accessed {r.bytes_per_chip / 1e9:.1f} GB "
           f"(intensity {r.flops_per_chip / max(r.bytes_per_chip, 1):.0f} flop/byte)")
     print(f"  estimated step {r.step_s * 1e3:7.1f} ms -> {r.images_per_s:.1f} images/s, MFU {100 * r.mfu:.1f}% "
