@@ -7,7 +7,11 @@ from numerics import rel_l2
 from transformers import BeitConfig
 from transformers.models.beit.modeling_beit import BeitRelativePositionBias
 
-from zoejax.models.backbones.beit import relative_position_index, resize_relative_position_table
+from zoejax.models.backbones.beit import (
+    expand_relative_position_table,
+    relative_position_index,
+    resize_relative_position_table,
+)
 
 
 def relative_position_bias(table, pretrain_window, window):
@@ -41,3 +45,13 @@ def test_same_window_is_identity():
     bias = np.asarray(relative_position_bias(table, (4, 4), (4, 4)))
     index = relative_position_index((4, 4))
     np.testing.assert_array_equal(bias, table[index].transpose(2, 0, 1))
+
+
+@pytest.mark.parametrize("window", [(3, 5), (24, 32), (1, 4)])
+def test_bias_expanded_by_matmuls_equals_the_table_gathered_by_index(window):
+    # The GPU/TPU path builds the bias with one-hot matmuls; it must be the table's entries exactly.
+    rows = (2 * window[0] - 1) * (2 * window[1] - 1) + 3
+    table = np.random.default_rng(1).normal(size=(rows, 3)).astype(np.float32)
+    index = relative_position_index(window)
+    np.testing.assert_array_equal(np.asarray(expand_relative_position_table(table, window)),
+                                  table[index].transpose(2, 0, 1))
