@@ -71,7 +71,10 @@ def test_breakdown_and_scaling():
     # Encoder matmuls per block at 769 tokens: qkv 4.84G, qk^T + av 2.42G, proj 1.61G, MLP 12.9G.
     np.testing.assert_allclose(parts["attention"] / 24, 2 * 769 * 1024 * (4 * 1024 + 2 * 769), rtol=0)
     np.testing.assert_allclose(parts["mlp"] / 24, 2 * 2 * 769 * 1024 * 4096, rtol=0)
-    assert flops.forward_flops(cfg, 4, 384, 512) == 4 * flops.forward_flops(cfg, 1, 384, 512)
+    # The GPU/TPU bias expansion per block, once per forward whatever the batch: 24x32 patches, 16 heads.
+    bias = parts["position_bias"]
+    assert bias / 24 == 2 * 16 * (47 * 32 * 32 * 63 + 24 * 24 * 32 * 32 * 47)
+    assert flops.forward_flops(cfg, 4, 384, 512) - bias == 4 * (flops.forward_flops(cfg, 1, 384, 512) - bias)
     assert flops.train_step_flops(cfg, 1, 384, 512) == 3 * flops.forward_flops(cfg, 1, 384, 512)
     with pytest.raises(NotImplementedError):
         flops.forward_flops(presets.zoed_nk("tiny"), 1, 64, 64)

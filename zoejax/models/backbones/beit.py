@@ -303,8 +303,9 @@ def encoder_flops(config: BeitConfig, reassemble_features: tuple[int, ...], batc
                   width: int) -> dict[str, int]:
     """Matmul/conv FLOPs (2 per multiply-add) of the encoder and the reassemble stages for one forward.
 
-    Keys: patch_embed; attention (qkv, q k^T, weights x v, output projection of every block); mlp; reassemble
-    (readout projection, 1x1 conv, depth-to-space or strided conv).
+    Keys: patch_embed; attention (qkv, q k^T, weights x v, output projection of every block); mlp; position_bias
+    (the GPU/TPU form's one-hot expansion of the relative-position table, once per block); reassemble (readout
+    projection, 1x1 conv, depth-to-space or strided conv).
     """
     b, p, d = batch, config.patch_size, config.embed_dim
     gh, gw = height // p, width // p
@@ -319,6 +320,12 @@ def encoder_flops(config: BeitConfig, reassemble_features: tuple[int, ...], batc
     per_block_attn = b * (mm(t, d, 3 * d) + 2 * mm(t, d, t) + mm(t, d, d))  # qkv, qk^T and av over heads, proj
     out["attention"] = config.depth * per_block_attn
     out["mlp"] = config.depth * b * 2 * mm(t, d, mlp)
+    # The GPU/TPU program builds each block's (heads, N+1, N+1) bias with two one-hot contractions
+    # (``expand_relative_position_table``): real matmul work of that program, independent of the batch.
+    h = config.num_heads
+    columns = (2 * gh - 1) * gw * gw * (2 * gw - 1)  # "abh,klb->hakl": the column offsets
+    rows = gh * gh * gw * gw * (2 * gh - 1)  # "hakl,ija->hikjl": the row offsets
+    out["position_bias"] = config.depth * 2 * h * (columns + rows)
 
     # Reassemble: stage resolutions H/4, H/8, H/16, H/32 from the H/16 token grid.
     total = 0
