@@ -11,8 +11,9 @@
 ``jax.experimental.topologies`` on a machine without one. The step compiled is the one training runs:
 ``zoejax.training.loop``'s jitted sharded train step (the config's optimizer, loss and model, state donated),
 with ``abstract_train_state``'s sharded ``ShapeDtypeStruct`` leaves; ``--inference`` compiles the evaluator's
-``predict_depth`` with flip TTA instead. Everything is traced for TPU (``lowering_for(["tpu"])``): the CPU forms
-(per-head attention, Winograd, kernel-gradient products) are not in it.
+``predict_depth`` with flip TTA instead. The model is built with TPU's op forms (``ZoeDepth(..., ops=forms_for(
+"tpu"))``, ``zoejax.ops.platform``): the CPU forms (per-head attention, Winograd, kernel-gradient products) are
+not in it.
 
 Figures per chip, all from the compiler: HBM (``memory_analysis``: arguments + outputs - aliased + temporaries)
 against the chip's capacity, flops and bytes accessed and ``optimal_seconds`` (``cost_analysis``: XLA's TPU cost
@@ -178,7 +179,7 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
     from zoejax.models import flops
     from zoejax.models.config import RematPolicy
     from zoejax.models.zoedepth import ZoeDepth
-    from zoejax.ops.trace_choice import lowering_for
+    from zoejax.ops.platform import forms_for
     from zoejax.training.loop import _jitted_train_step
     from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, replicated
     from zoejax.training.state import abstract_train_state, state_shardings
@@ -196,28 +197,28 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
         return jax.ShapeDtypeStruct(shape, dt, sharding=sharding)
 
     images = spec((global_batch, h, w, 3), jnp.float32)
-    with lowering_for(["tpu"]):
-        t0 = time.perf_counter()
-        if inference:
-            model = ZoeDepth(model_cfg)
-            tx_shardings = state_shardings(model_cfg, _optimizer(optim_cfg), mesh).params
-            params = jax.tree.map(lambda s, sh: spec(s.shape, s.dtype, sh), _param_shapes(model_cfg), tx_shardings)
-            fn = jax.jit(lambda p, x: predict_depth(model, p, x, None, (h, w), flip_tta=True),
-                         out_shardings=data)
-            lowered = fn.lower(params, images)
-            state = params
-            model_flops = 2 * global_batch * _forward_flops(flops, model_cfg, h, w)  # flip TTA: 2 forwards
-        else:
-            tx, shardings, step = _jitted_train_step(model_cfg, optim_cfg, loss_cfg, mesh)
-            state = abstract_train_state(model_cfg, tx, shardings)
-            batch = {"image": images, "depth": spec((global_batch, h, w), jnp.float32),
-                     "valid": spec((global_batch, h, w), jnp.bool_), "domain": spec((global_batch,), jnp.int32)}
-            key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated(mesh))
-            lowered = step.lower(state, batch, key)
-            model_flops = 3 * global_batch * _forward_flops(flops, model_cfg, h, w)
-        lower_s = time.perf_counter() - t0
-        compiled = lowered.compile()
-        compile_s = time.perf_counter() - t0 - lower_s
+    tpu = forms_for("tpu")
+    t0 = time.perf_counter()
+    if inference:
+        model = ZoeDepth(model_cfg, ops=tpu)
+        tx_shardings = state_shardings(model_cfg, _optimizer(optim_cfg), mesh).params
+        params = jax.tree.map(lambda s, sh: spec(s.shape, s.dtype, sh), _param_shapes(model_cfg), tx_shardings)
+        fn = jax.jit(lambda p, x: predict_depth(model, p, x, None, (h, w), flip_tta=True),
+                     out_shardings=data)
+        lowered = fn.lower(params, images)
+        state = params
+        model_flops = 2 * global_batch * _forward_flops(flops, model_cfg, h, w)  # flip TTA: 2 forwards
+    else:
+        tx, shardings, step = _jitted_train_step(model_cfg, optim_cfg, loss_cfg, mesh, tpu)
+        state = abstract_train_state(model_cfg, tx, shardings)
+        batch = {"image": images, "depth": spec((global_batch, h, w), jnp.float32),
+                 "valid": spec((global_batch, h, w), jnp.bool_), "domain": spec((global_batch,), jnp.int32)}
+        key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated(mesh))
+        lowered = step.lower(state, batch, key)
+        model_flops = 3 * global_batch * _forward_flops(flops, model_cfg, h, w)
+    lower_s = time.perf_counter() - t0
+    compiled = lowered.compile()
+    compile_s = time.perf_counter() - t0 - lower_s
     mem = compiled.memory_analysis()
     cost = compiled.cost_analysis()
     cost = cost[0] if isinstance(cost, list | tuple) else cost

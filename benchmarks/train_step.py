@@ -91,6 +91,7 @@ def run_zoejax(spec: dict) -> dict:
     from zoejax.models.config import RematPolicy
     from zoejax.models.init import init_params
     from zoejax.models.zoedepth import ZoeDepth
+    from zoejax.ops.platform import ANALYSIS
     from zoejax.training.optim import OptimConfig, make_optimizer
     from zoejax.training.state import create_train_state
     from zoejax.training.step import LossConfig, make_train_step
@@ -106,7 +107,7 @@ def run_zoejax(spec: dict) -> dict:
     rng = jax.random.key(0)
     b, (h, w) = spec["batch"], spec["size"]
     analytic = flops.train_step_flops(cfg, b, h, w)
-    xla = flops.xla_flops(train_step, state, batch, rng)
+    xla = flops.xla_flops(make_train_step(ZoeDepth(cfg, ops=ANALYSIS), tx, LossConfig()), state, batch, rng)
     step = jax.jit(train_step, donate_argnums=0)
     t0 = time.perf_counter()
     compiled = step.lower(state, batch, rng).compile()

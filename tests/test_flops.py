@@ -15,6 +15,7 @@ import pytest
 from zoejax.models import flops, presets
 from zoejax.models.init import param_shapes
 from zoejax.models.zoedepth import ZoeDepth
+from zoejax.ops.platform import ANALYSIS
 
 # Swin's elementwise work (masks, biases, the softmax over window logits, norms at every block) is a larger share
 # than BEiT's: the analytic matmul/conv count sits further below XLA's total.
@@ -23,7 +24,7 @@ LOWER_SWIN = 0.9
 
 
 def _xla(cfg, batch, size):
-    model = ZoeDepth(cfg)
+    model = ZoeDepth(cfg, ops=ANALYSIS)
     images = jax.ShapeDtypeStruct((batch, *size, 3), jnp.float32)
     return flops.xla_flops(lambda p, x: model.apply({"params": p}, x)["metric_depth"], param_shapes(cfg), images)
 

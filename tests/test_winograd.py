@@ -89,9 +89,16 @@ def test_other_convolutions_stay_direct(shape, out_channels, dtype):
     assert "conv_general_dilated" in jaxpr and "dot_general" not in jaxpr
 
 
-def test_direct_convolutions_block_turns_it_off():
+def test_op_forms_without_winograd_keep_the_direct_convolution():
+    from zoejax.ops.platform import FORMS, OpForms
+
     x, k = _inputs((1, 24, 32, 256), 256)
-    with conv_ops.direct_convolutions():
-        inside = _forward_jaxpr(x, k)
-    assert "conv_general_dilated" in inside and "dot_general" not in inside
-    assert "dot_general" in _forward_jaxpr(x, k)  # on again after the block
+    dn = lax.conv_dimension_numbers(x.shape, k.shape, ("NHWC", "HWIO", "NHWC"))
+
+    def jaxpr(conv) -> str:
+        return str(jax.make_jaxpr(lambda x, k: conv(x, k, (1, 1), PAD, dimension_numbers=dn))(x, k))
+
+    direct = jaxpr(conv_ops.conv_for(OpForms(attention="per_head", conv="products", winograd=False)))
+    assert "conv_general_dilated" in direct and "dot_general" not in direct
+    assert "dot_general" in jaxpr(conv_ops.conv_for(FORMS["cpu"]))
+    assert conv_ops.conv_for(FORMS["tpu"]) is lax.conv_general_dilated

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -24,6 +24,7 @@ import numpy as np
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.validation import check_domain_labels, check_images
 from zoejax.models.zoedepth import ZoeDepth
+from zoejax.ops.platform import forms_for
 from zoejax.ops.resize import resize_bicubic
 from zoejax.preprocess import as_float_image, infer_padding, network_size, reflect_pad, to_network_input
 
@@ -126,14 +127,17 @@ class ZoeDepthModel:
         return Prediction(np.asarray(out["depth"]), None if domain is None else np.asarray(domain),
                           tuple(self.config.domain_names) if domain is not None else ())
 
-    def prediction_function(self, height: int, width: int, pad_input: bool = True,
-                            flip_tta: bool = True) -> PredictionFunction:
+    def prediction_function(self, height: int, width: int, pad_input: bool = True, flip_tta: bool = True,
+                            platforms: Sequence[str] | None = None) -> PredictionFunction:
         """``predict_batch`` for images of ``height`` x ``width`` pixels as a traceable function of
-        (params, images), for export; raises ValueError for an image too small to predict."""
+        (params, images), for export; raises ValueError for an image too small to predict. ``platforms``: the
+        ``jax.export`` platforms the function is for (their op forms, ``zoejax.ops.platform.forms_for``);
+        None: this machine's backend."""
         pad = infer_padding(height, width) if pad_input else (0, 0)
         check_predictable_size(height, width, pad)
         size = self.network_size(height + 2 * pad[0], width + 2 * pad[1])
-        fn = functools.partial(_predict, self._module, size, pad, flip_tta)  # jitted, sizes static
+        module = self._module if platforms is None else ZoeDepth(self.config, ops=forms_for(platforms))
+        fn = functools.partial(_predict, module, size, pad, flip_tta)  # jitted, sizes static
         return PredictionFunction(fn, size, pad, flip_tta)
 
 

@@ -21,6 +21,7 @@ from zoejax.models.config import ZoeDepthConfig, backbone_summary
 from zoejax.models.init import count_params, param_shapes
 from zoejax.models.validation import check_image_shape
 from zoejax.models.zoedepth import ZoeDepth
+from zoejax.ops.platform import ANALYSIS
 
 define_config_flag()
 flags.DEFINE_integer("batch", 1, "Batch size used for the FLOP count.")
@@ -30,8 +31,9 @@ FLAGS = flags.FLAGS
 
 def forward_flops(config: ZoeDepthConfig, input_size: tuple[int, int], batch: int = 1) -> float:
     """FLOPs of one forward at ``input_size`` from XLA's HLO cost analysis (lowered, not compiled), counted with
-    the batched attention: the CPU's per-head loop would be counted once per block, not once per head."""
-    model = ZoeDepth(config)
+    the analysis op forms (``zoejax.ops.platform.ANALYSIS``: batched attention, XLA's convolutions): the CPU's
+    per-head loop would be counted once per block, not once per head."""
+    model = ZoeDepth(config, ops=ANALYSIS)
     images = jax.ShapeDtypeStruct((batch, *input_size, 3), jnp.float32)
 
     def forward(params, x):

@@ -17,8 +17,9 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from zoejax.models.pointwise import PointwiseConv
-from zoejax.ops.conv import conv_general_dilated
+from zoejax.ops.conv import conv_for
 from zoejax.ops.gelu import gelu_exact
+from zoejax.ops.platform import GENERIC, OpForms
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
@@ -92,13 +93,14 @@ class ReassembleStage(nn.Module):
     resample: str
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, tokens: jnp.ndarray, grid: tuple[int, int]) -> jnp.ndarray:
         """tokens: (B, 1+N, D) cls first -> (B, h, w, features) at the stage's resolution."""
         b, n, d = tokens.shape
         conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype,
-                                 conv_general_dilated=conv_general_dilated)
+                                 conv_general_dilated=conv_for(self.ops))
         x = ReadoutProject(d, self.dtype, self.param_dtype, name="project")(tokens[:, 1:], tokens[:, :1])
         x = gelu_exact(x)
         x = x.reshape(b, grid[0], grid[1], d)
@@ -121,11 +123,12 @@ class ResidualConvUnit(nn.Module):
     features: int
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         conv = functools.partial(nn.Conv, self.features, (3, 3), padding=((1, 1), (1, 1)), dtype=self.dtype,
-                                 param_dtype=self.param_dtype, conv_general_dilated=conv_general_dilated)
+                                 param_dtype=self.param_dtype, conv_general_dilated=conv_for(self.ops))
         y = conv(name="conv1")(nn.relu(x))
         y = conv(name="conv2")(nn.relu(y))
         return y + x
@@ -146,13 +149,14 @@ class FeatureFusionBlock(nn.Module):
     has_skip: bool = True
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, skip: jnp.ndarray | None = None,
                  size: tuple[int, int] | None = None) -> jnp.ndarray:
         if self.has_skip:
-            x = x + ResidualConvUnit(self.features, self.dtype, self.param_dtype, name="resConfUnit1")(skip)
-        x = ResidualConvUnit(self.features, self.dtype, self.param_dtype, name="resConfUnit2")(x)
+            x = x + ResidualConvUnit(self.features, self.dtype, self.param_dtype, self.ops, name="resConfUnit1")(skip)
+        x = ResidualConvUnit(self.features, self.dtype, self.param_dtype, self.ops, name="resConfUnit2")(x)
         if size is None:
             size = (2 * x.shape[1], 2 * x.shape[2])
         x = PointwiseConv(self.features, dtype=self.dtype, param_dtype=self.param_dtype, name="out_conv")(x)
@@ -166,6 +170,7 @@ class Scratch(nn.Module):
     num_relative_features: int = 32
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, layers: list[jnp.ndarray]) -> dict[str, jnp.ndarray]:
@@ -176,11 +181,11 @@ class Scratch(nn.Module):
           rel_depth (B,H,W), the non-negative relative inverse depth.
         """
         conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype,
-                                 conv_general_dilated=conv_general_dilated)
+                                 conv_general_dilated=conv_for(self.ops))
         rn = [conv(self.features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, name=f"layer{k}_rn")(x)
               for k, x in zip(range(1, 5), layers, strict=True)]
         fusion = functools.partial(FeatureFusionBlock, self.features, dtype=self.dtype,
-                                   param_dtype=self.param_dtype)
+                                   param_dtype=self.param_dtype, ops=self.ops)
         r4 = fusion(has_skip=False, name="refinenet4")(rn[3], size=rn[2].shape[1:3])
         r3 = fusion(name="refinenet3")(r4, rn[2], size=rn[1].shape[1:3])
         r2 = fusion(name="refinenet2")(r3, rn[1], size=rn[0].shape[1:3])

@@ -83,15 +83,12 @@ def train_step_flops(config: ZoeDepthConfig, batch: int, height: int, width: int
 
 def xla_flops(fn, *args) -> float:
     """XLA's cost-analysis FLOPs of ``jax.jit(fn)`` lowered (not compiled) for ``args`` (arrays or
-    ``jax.ShapeDtypeStruct``s), with batched attention (the cost analysis counts a ``lax.map`` body once) and
-    direct convolutions (model FLOPs, not those of the CPU's Winograd convolutions)."""
+    ``jax.ShapeDtypeStruct``s). ``fn`` should run a model built with ``zoejax.ops.platform.ANALYSIS`` op forms
+    (batched attention: the cost analysis counts a ``lax.map`` body once; XLA's convolutions: model FLOPs, not
+    those of the CPU's Winograd convolutions)."""
     import jax
 
-    from zoejax.ops.attention import attention_implementation
-    from zoejax.ops.conv import direct_convolutions
-
-    with attention_implementation("batched"), direct_convolutions():
-        cost = jax.jit(fn).lower(*args).cost_analysis()
+    cost = jax.jit(fn).lower(*args).cost_analysis()
     if isinstance(cost, list | tuple):  # older jax returned one dict per computation
         cost = cost[0]
     return float(cost["flops"])

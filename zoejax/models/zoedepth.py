@@ -18,6 +18,7 @@ from zoejax.models.config import ZoeDepthConfig, parse_dtype
 from zoejax.models.dpt import Scratch
 from zoejax.models.heads import MetricBinsHead, NaiveHead, RoutedMetricBinsHead
 from zoejax.models.validation import check_image_shape
+from zoejax.ops.platform import GENERIC, OpForms, forms_for
 
 
 class MidasPretrained(nn.Module):
@@ -27,6 +28,7 @@ class MidasPretrained(nn.Module):
     holds no parameters and the taps are the maps."""
 
     config: ZoeDepthConfig
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> tuple[list[jnp.ndarray], list[jnp.ndarray]]:
@@ -34,9 +36,9 @@ class MidasPretrained(nn.Module):
         bc, dtype, pdtype = self.config.backbone, parse_dtype(self.config.dtype), parse_dtype(
             self.config.param_dtype)
         family = backbone_of(bc)
-        taps = family.encoder(bc, self.config.remat, dtype, pdtype, name="model")(images)
+        taps = family.encoder(bc, self.config.remat, dtype, pdtype, ops=self.ops, name="model")(images)
         maps = family.reassemble(bc, tuple(self.config.decoder.reassemble_features), taps, images.shape[1:3],
-                                 dtype, pdtype)
+                                 dtype, pdtype, self.ops)
         return taps, maps
 
 
@@ -44,15 +46,16 @@ class MidasCore(nn.Module):
     """The relative-depth model (MiDaS DPT_BEiT): encoder, reassemble, scratch decoder and head."""
 
     config: ZoeDepthConfig
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> dict[str, jnp.ndarray]:
         """images (B,H,W,3) in [-1,1] -> decoder taps (see ``Scratch``) plus ``encoder_taps`` and
         ``reassembled`` lists."""
         dc = self.config.decoder
-        taps, layers = MidasPretrained(self.config, name="pretrained")(images)
+        taps, layers = MidasPretrained(self.config, self.ops, name="pretrained")(images)
         out = Scratch(dc.features, dc.num_relative_features, parse_dtype(self.config.dtype),
-                      parse_dtype(self.config.param_dtype), name="scratch")(layers)
+                      parse_dtype(self.config.param_dtype), self.ops, name="scratch")(layers)
         return {**out, "encoder_taps": taps, "reassembled": layers}
 
 
@@ -68,9 +71,15 @@ class ZoeDepth(nn.Module):
     Returns a dict with ``metric_depth`` (B, H, W) float32 metres and ``rel_depth`` (B, H, W); for NK also
     ``domain_logits`` (B, D) and the chosen ``domain`` (B,). With ``return_intermediates=True`` also the
     encoder taps, decoder features, seed / per-level / final bin centres and the bin probabilities.
+
+    ``ops`` is the form of the platform-dependent ops (attention, convolutions, gradient barrier;
+    ``zoejax.ops.platform``) for the platform the program runs on; None takes this machine's backend's
+    (``forms_for(None)``). A program built for another platform (a TPU AOT compile, an export) passes that
+    platform's forms; the choice changes the arithmetic's form, never the parameters or the function computed.
     """
 
     config: ZoeDepthConfig
+    ops: OpForms | None = None
 
     @nn.compact
     def __call__(self, images: jnp.ndarray, domain: jnp.ndarray | None = None, *, train: bool = False,
@@ -78,7 +87,8 @@ class ZoeDepth(nn.Module):
         check_image_shape(images.shape, multiple=32)
         cfg = self.config
         x = (images.astype(jnp.float32) - 0.5) / 0.5
-        features = MidasCore(cfg, name="core")(x)
+        ops = forms_for(None) if self.ops is None else self.ops
+        features = MidasCore(cfg, ops, name="core")(x)
         bottleneck = cfg.decoder.features
         if cfg.head.head_type == "naive":
             head_out = NaiveHead(name="metric_head")(features)

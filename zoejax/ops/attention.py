@@ -9,74 +9,48 @@ Both compute softmax(q k^T + bias) v with float32 logits and softmax; q must alr
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.ops.trace_choice import target_platform, traced_choice
+from zoejax.ops.platform import ATTENTION_FORMS
 
-IMPLEMENTATIONS = ("per_head", "batched")
+IMPLEMENTATIONS = ATTENTION_FORMS  # "per_head" (CPU), "batched" (GPU/TPU): zoejax.ops.platform.OpForms.attention
 HEADS_PER_STEP = 2  # heads per lax.map step of the CPU implementation
 KEY_MULTIPLE = 16  # the CPU implementation pads the key axis to a multiple of this (one AVX-512 vector of f32)
 _MASKED = -1e30  # bias of a padding key: exp(_MASKED - max) is exactly 0 in float32, and no inf is ever formed
-_default: list[str | None] = [None]
-
-
-@contextlib.contextmanager
-def attention_implementation(name: str | None) -> Iterator[None]:
-    """Within the block, models traced with ``implementation=None`` use ``name`` instead of the backend's
-    choice (e.g. "batched" for XLA's cost analysis, which counts a ``lax.map`` body once, not per step).
-
-    The choice is made at trace time, so the block clears jax's caches on entry and on exit
-    (``zoejax.ops.trace_choice``): meant for analysis tools, not for a training loop.
-    """
-    if name is not None and name not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown attention implementation {name!r}; expected one of {IMPLEMENTATIONS}")
-    with traced_choice(_default, name):
-        yield
-
-
-def resolve_implementation(implementation: str | None) -> str:
-    """``implementation``, or for None the ``attention_implementation`` context's choice, else "per_head" when
-    the target platform (``zoejax.ops.trace_choice.target_platform``) is the CPU and "batched" otherwise."""
-    if implementation is None:
-        implementation = _default[0] or ("per_head" if target_platform() == "cpu" else "batched")
-    if implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"unknown attention implementation {implementation!r}")
-    return implementation
 
 
 def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray | None = None, *,
               bias_table: jnp.ndarray | None = None, bias_index: np.ndarray | None = None,
-              implementation: str | None = None) -> jnp.ndarray:
+              implementation: str) -> jnp.ndarray:
     """softmax(q k^T + bias) v.
 
     Args:
       q, k, v: (B, N, heads, head_dim) in the compute dtype; q already multiplied by the scale.
-      bias: (heads, N, N) float32, shared by every example; or, instead,
+      bias: (heads, N, N) float32, shared by every example, or None (no bias, with no table either); or, instead,
       bias_table, bias_index: bias[h] = bias_table[h][bias_index] with bias_table (heads, T) float32 and
         bias_index a static (N, N) int array (BEiT's relative-position bias). The per-head implementation then
         gathers one head's (N, N) bias inside its loop, never materialising (heads, N, N) in memory order
         (a transpose of ~40 MB per BEiT-L block that cost as much as the attention itself on CPU).
-      implementation: "per_head" (``lax.map`` over heads, then examples; CPU), "batched" (``jax.nn.
-        dot_product_attention``) or None: the ``attention_implementation`` context's choice, else "per_head"
-        when the target platform (``zoejax.ops.trace_choice.target_platform``) is the CPU, "batched" otherwise.
+      implementation: "per_head" (``lax.map`` over heads, then examples; CPU) or "batched" (``jax.nn.
+        dot_product_attention``): the model's ``OpForms.attention`` (``zoejax.ops.platform``).
     Returns:
       (B, N, heads, head_dim) in q's dtype.
     """
-    if (bias is None) == (bias_table is None) or (bias_table is None) != (bias_index is None):
-        raise ValueError("pass either bias, or bias_table with bias_index")
-    implementation = resolve_implementation(implementation)
+    if (bias is not None and bias_table is not None) or (bias_table is None) != (bias_index is None):
+        raise ValueError("pass either bias, or bias_table with bias_index, or neither")
+    if implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"unknown attention implementation {implementation!r}; expected one of {IMPLEMENTATIONS}")
     b, n, heads, d = q.shape
     index = None if bias_index is None else jnp.asarray(np.asarray(bias_index, np.int32).reshape(-1))
     if implementation == "batched":
-        if bias is None:
+        if bias_table is not None:
             bias = jnp.take(bias_table, index, axis=1).reshape(heads, n, n)
         # Logits and softmax are float32 in its XLA implementation; the bias is added in the compute dtype.
-        return jax.nn.dot_product_attention(q, k, v, bias=bias[None].astype(q.dtype), scale=1.0)
+        return jax.nn.dot_product_attention(q, k, v, bias=None if bias is None else bias[None].astype(q.dtype),
+                                            scale=1.0)
+    unbiased = bias is None and bias_table is None
     # Outer loop over groups of heads (each head's bias is made once), inner loop over examples. Two heads per
     # step halve the loop's per-iteration cost; the softmax is normalised after the (N, N) x (N, d) product, which
     # divides N*d instead of N*N values (~15% of the attention on CPU).
@@ -85,7 +59,9 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
     m = -(-n // KEY_MULTIPLE) * KEY_MULTIPLE
     if m != n:
         k, v = (jnp.pad(t, ((0, 0), (0, m - n), (0, 0), (0, 0))) for t in (k, v))
-        if bias is not None:
+        if unbiased:
+            pass
+        elif bias is not None:
             bias = jnp.pad(bias, ((0, 0), (0, 0), (0, m - n)), constant_values=_MASKED)
         else:
             table_rows = bias_table.shape[1]
@@ -105,8 +81,14 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
         out = jnp.dot(unnormalised.astype(vi.dtype), vi, preferred_element_type=jnp.float32)
         return (out / jnp.sum(unnormalised, axis=-1, keepdims=True)).astype(vi.dtype)
 
+    # Without a bias only the padding keys need one: a (1, M) row, broadcast over the queries.
+    key_bias = jnp.where(jnp.arange(m) < n, 0.0, _MASKED).astype(jnp.float32)[None]
+
     def one_head(h, qs, ks, vs):
-        head_bias = bias[h] if bias is not None else jnp.take(bias_table[h], index).reshape(n, m)
+        if unbiased:
+            head_bias = key_bias
+        else:
+            head_bias = bias[h] if bias is not None else jnp.take(bias_table[h], index).reshape(n, m)
         if b == 1:
             return one_example(qs[0], ks[0], vs[0], head_bias)[None]
         return jax.lax.map(lambda a: one_example(*a, head_bias), (qs, ks, vs))

@@ -16,34 +16,45 @@ Convolutions that are matrix products in disguise take that form on CPU as well,
 generic convolutions (2-3x slower than the product at BEiT-L's 24x32 grid): a 1x1 convolution is a product over
 channels, a patchify convolution (stride == kernel, no padding: the ViT patch embedding) a product over patches,
 and a strided convolution (DPT's stride-2 3x3 reassemble) one product over its strided im2col columns (small
-maps only: the columns are kh*kw times the output). Other backends, dilations and groups use
-``lax.conv_general_dilated`` unchanged.
+maps only: the columns are kh*kw times the output). Dilations and groups use ``lax.conv_general_dilated``
+unchanged. These are the "products" convolution forms of ``zoejax.ops.platform``; a model takes its convolution
+from ``conv_for(ops)``, which is XLA's own for the generic (GPU/TPU) forms.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 from jax import lax
 
-from zoejax.ops.trace_choice import target_platform, traced_choice
+from zoejax.ops.platform import OpForms
 from zoejax.ops.winograd import winograd_conv3x3
 
 _NHWC = ("NHWC", "HWIO", "NHWC")
 
 
+def conv_for(ops: OpForms) -> Callable:
+    """The convolution of ``ops`` (pass it as ``nn.Conv(conv_general_dilated=...)``): XLA's own
+    ``lax.conv_general_dilated`` for conv="xla"; for conv="products" this module's ``conv_general_dilated``,
+    with Winograd where ``ops.winograd``. The same callable for equal ``ops``, so flax modules compare equal."""
+    if ops.conv == "xla":
+        return lax.conv_general_dilated
+    return conv_general_dilated if ops.winograd else _conv_general_dilated_no_winograd
+
+
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
-                         dimension_numbers=None, feature_group_count=1, precision=None, preferred_element_type=None):
-    """Drop-in for ``lax.conv_general_dilated`` (pass it as ``nn.Conv(conv_general_dilated=...)``). On the CPU
-    backend, for undilated, ungrouped NHWC/HWIO convolutions: 1x1 and patchify convolutions are products,
-    stride-1 ones take the matmul kernel gradient, and strided ones whose im2col columns (batch included) stay
-    under ``_MAX_COLUMNS`` elements are one product over those columns; everything else is XLA's own."""
+                         dimension_numbers=None, feature_group_count=1, precision=None, preferred_element_type=None,
+                         *, winograd: bool = True):
+    """Drop-in for ``lax.conv_general_dilated`` in the CPU ("products") forms. For undilated, ungrouped
+    NHWC/HWIO convolutions: 1x1 and patchify convolutions are products, stride-1 ones take the matmul kernel
+    gradient (and, with ``winograd``, Winograd's forward where it pays), and strided ones whose im2col columns
+    (batch included) stay under ``_MAX_COLUMNS`` elements are one product over those columns; everything else is
+    XLA's own."""
     plain_nhwc = (
-        target_platform() == "cpu" and lhs.ndim == 4 and feature_group_count == 1
+        lhs.ndim == 4 and feature_group_count == 1
         and all(d == 1 for d in (lhs_dilation or (1, 1))) and all(d == 1 for d in (rhs_dilation or (1, 1)))
         and preferred_element_type is None
         and dimension_numbers == lax.conv_dimension_numbers(lhs.shape, rhs.shape, _NHWC))
@@ -62,7 +73,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     if strides == (kh, kw) and unpadded:
         return _patchify_conv(lhs, rhs, precision)
     if strides == (1, 1):
-        return conv2d_gemm_kernel_grad(lhs, rhs, padding, precision)
+        return conv2d_gemm_kernel_grad(lhs, rhs, padding, precision, winograd)
     if _out_size(lhs.shape[1:3], (kh, kw), strides, padding) * kh * kw * lhs.shape[-1] * lhs.shape[0] <= _MAX_COLUMNS:
         return _im2col_conv(lhs, rhs, strides, padding, precision)
     return lax.conv_general_dilated(lhs, rhs, strides, padding, dimension_numbers=dimension_numbers,
@@ -108,24 +119,13 @@ def _im2col_conv(x: jax.Array, kernel: jax.Array, strides: tuple[int, int],
 # (too few tiles), 256->128 at 192x256 (level) and 128->32 at 384x512 (2.6x slower: thin products) do not.
 _WINOGRAD_MIN_CHANNELS = 256
 _WINOGRAD_MIN_ELEMENTS = 1 << 17
-_winograd_enabled = [True]
 
 
-@contextlib.contextmanager
-def direct_convolutions() -> Iterator[None]:
-    """Within the block, models are traced with XLA's direct convolutions only (no Winograd): for XLA's cost
-    analysis, which should count the model's FLOPs rather than the cheaper algorithm's, or for arithmetic that
-    matches ``lax.conv_general_dilated`` bit for bit.
-
-    The choice is made at trace time, so the block clears jax's caches on entry and on exit
-    (``zoejax.ops.trace_choice``): meant for analysis tools, not for a training loop.
-    """
-    with traced_choice(_winograd_enabled, False):
-        yield
+_conv_general_dilated_no_winograd = functools.partial(conv_general_dilated, winograd=False)
 
 
-def _winograd_applies(x, kernel, padding) -> bool:
-    return (_winograd_enabled[0] and kernel.shape[:2] == (3, 3) and tuple(padding) == ((1, 1), (1, 1))
+def _winograd_applies(x, kernel, padding, winograd) -> bool:
+    return (winograd and kernel.shape[:2] == (3, 3) and tuple(padding) == ((1, 1), (1, 1))
             and x.dtype == jnp.float32 and kernel.dtype == jnp.float32
             and min(kernel.shape[2:]) >= _WINOGRAD_MIN_CHANNELS
             and x.shape[1] * x.shape[2] * x.shape[3] >= _WINOGRAD_MIN_ELEMENTS)
@@ -135,26 +135,26 @@ def _conv(x, kernel, padding, precision):
     return lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_NHWC, precision=precision)
 
 
-def _forward_conv(x, kernel, padding, precision):
-    if _winograd_applies(x, kernel, padding):
+def _forward_conv(x, kernel, padding, precision, winograd):
+    if _winograd_applies(x, kernel, padding, winograd):
         return winograd_conv3x3(x, kernel, precision)
     return _conv(x, kernel, padding, precision)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
 def conv2d_gemm_kernel_grad(x: jax.Array, kernel: jax.Array, padding: Sequence[tuple[int, int]],
-                            precision=None) -> jax.Array:
+                            precision=None, winograd: bool = True) -> jax.Array:
     """Stride-1 convolution. x (B, H, W, C), kernel (kh, kw, C, O), padding ((top, bottom), (left, right))
     -> (B, Ho, Wo, O); the values and gradients of ``lax.conv_general_dilated`` (up to float rounding where the
-    forward is Winograd's)."""
-    return _forward_conv(x, kernel, padding, precision)
+    forward is Winograd's, which ``winograd=False`` rules out)."""
+    return _forward_conv(x, kernel, padding, precision, winograd)
 
 
-def _forward(x, kernel, padding, precision):
-    return _forward_conv(x, kernel, padding, precision), (x, kernel)
+def _forward(x, kernel, padding, precision, winograd):
+    return _forward_conv(x, kernel, padding, precision, winograd), (x, kernel)
 
 
-def _backward(padding, precision, residuals, g):
+def _backward(padding, precision, winograd, residuals, g):
     x, kernel = residuals
     dx = jax.vjp(lambda x: _conv(x, kernel, padding, precision), x)[1](g)[0]
     return dx, kernel_gradient(x, g, kernel.shape, padding, precision).astype(kernel.dtype)

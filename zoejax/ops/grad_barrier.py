@@ -10,29 +10,39 @@ conditional does, as long as its branches differ (XLA folds a conditional whose 
 CPU the cotangent goes through ``cond(isnan(first element), all NaN, unchanged)``. That is the identity for every
 cotangent except one whose first element is NaN, which comes back all NaN: a gradient that is non-finite anyway,
 and the step is skipped as such. Other backends keep the optimization barrier (a conditional would read its
-predicate on the host there).
+predicate on the host there). Which of the two is ``zoejax.ops.platform.OpForms.barrier``, passed by the model.
 """
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
-from zoejax.ops.trace_choice import target_platform
+from zoejax.ops.platform import BARRIER_FORMS
 
 
-@jax.custom_vjp
-def gradient_barrier(x: jax.Array) -> jax.Array:
-    """Returns ``x``; its cotangent is computed in full before anything upstream uses it."""
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def gradient_barrier(x: jax.Array, form: str) -> jax.Array:
+    """Returns ``x``; its cotangent is computed in full before anything upstream uses it, by ``form``
+    ("cond" on CPU, "optimization_barrier" elsewhere: ``zoejax.ops.platform.OpForms.barrier``)."""
+    _check(form)
     return x
 
 
-def _forward(x):
+def _check(form: str) -> None:
+    if form not in BARRIER_FORMS:
+        raise ValueError(f"unknown barrier form {form!r}; expected one of {BARRIER_FORMS}")
+
+
+def _forward(x, form):
+    _check(form)
     return x, None
 
 
-def _backward(_, cotangent):
-    if target_platform() != "cpu":
+def _backward(form, _, cotangent):
+    if form == "optimization_barrier":
         return (jax.lax.optimization_barrier(cotangent),)
     poisoned = jnp.isnan(cotangent.reshape(-1)[0])
     return (jax.lax.cond(poisoned, lambda c: jnp.full_like(c, jnp.nan), lambda c: c, cotangent),)

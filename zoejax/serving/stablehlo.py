@@ -23,8 +23,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.ops.trace_choice import lowering_for
-
 if TYPE_CHECKING:  # loading an artefact needs jax and numpy only, not the model code
     from zoejax.inference import ZoeDepthModel
 
@@ -40,7 +38,7 @@ def export_predict(model: ZoeDepthModel, out_dir: str | os.PathLike, height: int
     Args:
       model: a ``zoejax.inference.ZoeDepthModel`` (what ``zoejax.load`` returns).
       platforms: lowering targets ("cpu", "cuda", "rocm", "tpu"); default: this machine's backend. The graph is
-        traced for them, not for this machine (``zoejax.ops.trace_choice.lowering_for``): an export for GPU/TPU
+        traced with their op forms (``zoejax.ops.platform.forms_for``), not this machine's: an export for GPU/TPU
         made on a CPU host gets batched attention and plain convolutions, not the CPU forms.
     Returns the folder (written atomically, with zoejax's owner manifest). An existing non-empty ``out_dir`` is
     replaced only with ``overwrite``, and never when it holds the model's source or files zoejax did not write.
@@ -50,14 +48,13 @@ def export_predict(model: ZoeDepthModel, out_dir: str | os.PathLike, height: int
     source = model.provenance.get("source")
     inputs = [source] if isinstance(source, str) else []
     check_dir_output(out_dir, overwrite=overwrite, inputs=inputs)  # before the lowering, which takes a while
-    program = model.prediction_function(height, width, pad_input, flip_tta)
+    program = model.prediction_function(height, width, pad_input, flip_tta, platforms)
     size, pad = program.network_size, program.pad
 
     params = jax.device_get(model.params)
     params_spec = jax.tree.map(lambda a: jax.ShapeDtypeStruct(np.shape(a), np.asarray(a).dtype), params)
     images_spec = jax.ShapeDtypeStruct((batch_size, height, width, 3), jnp.float32)
-    with lowering_for(platforms):
-        exported = jax.export.export(jax.jit(program.fn), platforms=platforms)(params_spec, images_spec)
+    exported = jax.export.export(jax.jit(program.fn), platforms=platforms)(params_spec, images_spec)
     leaves = jax.tree.leaves(params)
     meta = {
         "format_version": FORMAT_VERSION,

@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from zoejax.models.config import ZoeDepthConfig, backbone_summary
 from zoejax.models.zoedepth import ZoeDepth
+from zoejax.ops.platform import OpForms
 from zoejax.training import checkpointing, monitoring
 from zoejax.training import workdir as run_files
 from zoejax.training.config import TrainConfig
@@ -114,13 +115,15 @@ def log_dir_of(workdir: str, train_config: TrainConfig) -> str:
 
 @functools.lru_cache(maxsize=4)
 def _jitted_train_step(model_config: ZoeDepthConfig, optim_config: OptimConfig, loss_config: LossConfig,
-                       mesh: Mesh) -> tuple[optax.GradientTransformation, TrainState, Callable]:
+                       mesh: Mesh, ops: OpForms | None = None
+                       ) -> tuple[optax.GradientTransformation, TrainState, Callable]:
     """(optimizer, the state's shardings, jitted sharded train step with the state donated). Kept per
     configuration and mesh, so that ``train`` called again in the same process (a notebook continuing a run,
     a restarted phase) reuses the compiled step instead of compiling it again (~15 s for the tiny test model,
-    minutes at full size)."""
+    minutes at full size). ``ops``: the model's op forms (``zoejax.ops.platform``); None: this machine's
+    backend's, as a run needs; a TPU AOT compile on a CPU host passes TPU's."""
     tx = make_optimizer(optim_config)
-    train_step = make_train_step(ZoeDepth(model_config), tx, loss_config)
+    train_step = make_train_step(ZoeDepth(model_config, ops=ops), tx, loss_config)
     shardings = state_shardings(model_config, tx, mesh)
     return tx, shardings, jax.jit(train_step, in_shardings=(shardings, batch_sharding(mesh), None),
                                   out_shardings=(shardings, None), donate_argnums=0)

@@ -23,9 +23,10 @@ import numpy as np
 
 from zoejax.models.dpt import RESAMPLE, DPTConfig, ReassembleStage
 from zoejax.models.layers import REMAT_POLICIES, Mlp, RematPolicy, dense_init
-from zoejax.ops.attention import attention, resolve_implementation
-from zoejax.ops.conv import conv_general_dilated
+from zoejax.ops.attention import attention
+from zoejax.ops.conv import conv_for
 from zoejax.ops.grad_barrier import gradient_barrier
+from zoejax.ops.platform import GENERIC, OpForms
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = Any
@@ -161,13 +162,14 @@ class PatchEmbed(nn.Module):
     patch_size: int
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
         """(B, H, W, 3) -> (B, H/p, W/p, D)."""
         p = self.patch_size
         return nn.Conv(self.embed_dim, (p, p), strides=(p, p), padding="VALID", dtype=self.dtype,
-                       param_dtype=self.param_dtype, name="proj", conv_general_dilated=conv_general_dilated,
+                       param_dtype=self.param_dtype, name="proj", conv_general_dilated=conv_for(self.ops),
                        kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
                                                                 (None, None, None, "embed")))(
             images.astype(self.dtype))
@@ -181,7 +183,7 @@ class Attention(nn.Module):
     pretrain_window: tuple[int, int]
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
-    attention_impl: str | None = None  # see zoejax.ops.attention (None: by backend)
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, window: tuple[int, int], batch: int) -> jnp.ndarray:
@@ -203,7 +205,7 @@ class Attention(nn.Module):
         q = q * jnp.asarray(head_dim**-0.5, self.dtype)  # scaled before the product, as timm does
 
         resized = resize_relative_position_table(table.astype(jnp.float32), self.pretrain_window, window)
-        implementation = resolve_implementation(self.attention_impl)
+        implementation = self.ops.attention
         if implementation == "per_head":  # gathers one head's bias at a time inside its loop (CPU)
             out = attention(q, k, v, bias_table=resized.T, bias_index=relative_position_index(tuple(window)),
                             implementation=implementation)
@@ -225,6 +227,7 @@ class Block(nn.Module):
     layer_norm_eps: float = 1e-6
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, window: tuple[int, int]) -> jnp.ndarray:
@@ -240,9 +243,9 @@ class Block(nn.Module):
                              self.param_dtype)
         gamma_2 = self.param("gamma_2", nn.initializers.constant(self.init_values), (self.dim,),
                              self.param_dtype)
-        h = Attention(self.dim, self.num_heads, self.pretrain_window, self.dtype, self.param_dtype,
+        h = Attention(self.dim, self.num_heads, self.pretrain_window, self.dtype, self.param_dtype, self.ops,
                       name="attn")(norm(name="norm1")(x), window, b)
-        x = gradient_barrier(x + gamma_1.astype(self.dtype) * h)
+        x = gradient_barrier(x + gamma_1.astype(self.dtype) * h, self.ops.barrier)
         h = Mlp(self.mlp_hidden, self.dtype, self.param_dtype, name="mlp")(norm(name="norm2")(x))
         return (x + gamma_2.astype(self.dtype) * h).reshape(b, n, d)
 
@@ -253,12 +256,14 @@ class BeitEncoder(nn.Module):
     Attributes:
       config: the backbone's ``BeitConfig``.
       remat: per-block rematerialisation policy.
+      ops: the platform-dependent op forms (``zoejax.ops.platform``), passed to every block.
     """
 
     config: BeitConfig
     remat: RematPolicy = RematPolicy.NONE
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC
 
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> list[jnp.ndarray]:
@@ -271,7 +276,7 @@ class BeitEncoder(nn.Module):
         b, h, w, _ = images.shape
         p, d = c.patch_size, c.embed_dim
         window = (h // p, w // p)
-        x = PatchEmbed(d, p, self.dtype, self.param_dtype, name="patch_embed")(images)
+        x = PatchEmbed(d, p, self.dtype, self.param_dtype, self.ops, name="patch_embed")(images)
         x = x.reshape(b, window[0] * window[1], d)  # row-major tokens
         cls = self.param("cls_token", nn.initializers.truncated_normal(0.02), (1, 1, d), self.param_dtype)
         x = jnp.concatenate([jnp.broadcast_to(cls.astype(self.dtype), (b, 1, d)), x], axis=1)
@@ -281,21 +286,23 @@ class BeitEncoder(nn.Module):
             block_cls = nn.remat(Block, policy=REMAT_POLICIES[self.remat], static_argnums=(2,))
         taps = []
         for i in range(c.depth):
-            x = gradient_barrier(x)  # keeps the residual-stream gradient from fusing across blocks (see there)
+            # keeps the residual-stream gradient from fusing across blocks (see there)
+            x = gradient_barrier(x, self.ops.barrier)
             x = block_cls(d, c.num_heads, int(d * c.mlp_ratio), tuple(c.pretrain_window), c.init_values,
-                          c.layer_norm_eps, self.dtype, self.param_dtype, name=f"blocks_{i}")(x, window)
+                          c.layer_norm_eps, self.dtype, self.param_dtype, self.ops, name=f"blocks_{i}")(x, window)
             if i in c.hooks:
                 taps.append(x)
         return taps
 
 
 def reassemble(config: BeitConfig, reassemble_features: tuple[int, ...], taps: list[jnp.ndarray],
-               image_hw: tuple[int, int], dtype: Dtype, param_dtype: Dtype) -> list[jnp.ndarray]:
+               image_hw: tuple[int, int], dtype: Dtype, param_dtype: Dtype,
+               ops: OpForms = GENERIC) -> list[jnp.ndarray]:
     """The features BEiT hands the decoder: per hooked block, readout projection, tokens to the H/16 grid, 1x1
     conv to ``reassemble_features[j]`` channels and a resample to H/4, H/8, H/16, H/32 (``act_postprocess{j}``,
     j = 1..4, created in the calling module)."""
     grid = (image_hw[0] // config.patch_size, image_hw[1] // config.patch_size)
-    return [ReassembleStage(f, r, dtype, param_dtype, name=f"act_postprocess{j}")(t, grid)
+    return [ReassembleStage(f, r, dtype, param_dtype, ops, name=f"act_postprocess{j}")(t, grid)
             for j, (f, r, t) in enumerate(zip(reassemble_features, RESAMPLE, taps, strict=True), start=1)]
 
 

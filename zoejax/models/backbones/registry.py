@@ -13,9 +13,10 @@ from typing import Any
 
 from zoejax.models.backbones import beit, swin_encoder
 
-# A family's encoder is built as ``encoder(config, remat, dtype, param_dtype, name="model")`` and maps
-# (B, H, W, 3) images in [-1, 1] to its four hooked taps.
-# ``reassemble(config, reassemble_features, taps, image_hw, dtype, param_dtype)`` turns the taps into the four maps
+# A family's encoder is built as ``encoder(config, remat, dtype, param_dtype, ops=ops, name="model")`` and maps
+# (B, H, W, 3) images in [-1, 1] to its four hooked taps; ``ops`` (``zoejax.ops.platform.OpForms``) is the form of
+# the platform-dependent ops, which the encoder passes to each of them.
+# ``reassemble(config, reassemble_features, taps, image_hw, dtype, param_dtype, ops)`` turns the taps into the four maps
 # at H/4, H/8, H/16, H/32 the decoder's ``scratch`` reads; it runs inside ``MidasPretrained``, so the modules it
 # creates are named there (``act_postprocess{j}``).
 # ``flops(config, reassemble_features, batch, height, width)`` is the encoder's and reassemble's matmul/conv

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoejax.models.layers import Mlp, dense_init
-from zoejax.ops.trace_choice import target_platform
+from zoejax.ops.platform import GENERIC, OpForms
 
 Dtype = Any
 Pair = tuple[int, int]
@@ -119,6 +119,7 @@ class WindowAttention(nn.Module):
     cpb_hidden: int = 512
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray, mask: np.ndarray | None) -> jnp.ndarray:
@@ -155,7 +156,7 @@ class WindowAttention(nn.Module):
         bias = bias.reshape(n, n, heads).transpose(2, 0, 1)
         mask = None if mask is None else jnp.asarray(mask, acc)
         scale = scale.reshape(heads, 1, 1) if self.version == 2 else None
-        attend = _attention_by_slabs if target_platform() == "cpu" and n >= _LOOP_MIN_TOKENS else _attention
+        attend = _attention_by_slabs if self.ops.attention == "per_head" and n >= _LOOP_MIN_TOKENS else _attention
         out = attend(q, k, v.astype(self.dtype), bias, mask, scale, acc).reshape(b, nw, n, self.dim)
         return dense(self.dim, kernel_init=dense_init("heads", "embed"), name="proj")(out)
 
@@ -237,6 +238,7 @@ class SwinBlock(nn.Module):
     layer_norm_eps: float = 1e-5
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     def _window_attention(self, x: jnp.ndarray) -> jnp.ndarray:
         _, h, w, _ = x.shape
@@ -249,7 +251,7 @@ class SwinBlock(nn.Module):
         grid = (h + pad[0], w + pad[1])
         mask = shifted_window_mask(grid, window, shift) if any(shift) else None
         out = WindowAttention(self.dim, self.num_heads, window, self.version, tuple(self.pretrained_window),
-                              self.cpb_hidden, self.dtype, self.param_dtype, name="attn")(
+                              self.cpb_hidden, self.dtype, self.param_dtype, self.ops, name="attn")(
             partition_windows(x, window), mask)
         out = merge_windows(out, window, grid)[:, :h, :w]
         if any(shift):

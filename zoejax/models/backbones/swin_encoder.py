@@ -23,8 +23,9 @@ import jax.numpy as jnp
 from zoejax.models.backbones.swin import PatchMerging, SwinBlock
 from zoejax.models.dpt import DPTConfig
 from zoejax.models.layers import REMAT_POLICIES, RematPolicy
-from zoejax.ops.conv import conv_general_dilated
+from zoejax.ops.conv import conv_for
 from zoejax.ops.grad_barrier import gradient_barrier
+from zoejax.ops.platform import GENERIC, OpForms
 
 Dtype = Any
 
@@ -121,13 +122,14 @@ class SwinPatchEmbed(nn.Module):
     layer_norm_eps: float = 1e-5
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
         """(B, H, W, 3) -> (B, H/p, W/p, D)."""
         x = nn.Conv(self.embed_dim, (self.patch_size,) * 2, strides=(self.patch_size,) * 2, padding="VALID",
                     dtype=self.dtype, param_dtype=self.param_dtype, name="proj",
-                    conv_general_dilated=conv_general_dilated,
+                    conv_general_dilated=conv_for(self.ops),
                     kernel_init=nn.with_logical_partitioning(nn.initializers.lecun_normal(),
                                                              (None, None, None, "embed")))(images.astype(self.dtype))
         return nn.LayerNorm(epsilon=self.layer_norm_eps, use_fast_variance=False, dtype=self.dtype,
@@ -142,6 +144,7 @@ class SwinStage(nn.Module):
     remat: RematPolicy = RematPolicy.NONE
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -156,10 +159,10 @@ class SwinStage(nn.Module):
         block = functools.partial(block_cls, c.stage_dims[s], c.num_heads[s], window, version=c.version,
                                   mlp_ratio=c.mlp_ratio, pretrained_window=(pretrained, pretrained),
                                   cpb_hidden=c.cpb_hidden, layer_norm_eps=c.layer_norm_eps, dtype=self.dtype,
-                                  param_dtype=self.param_dtype)
+                                  param_dtype=self.param_dtype, ops=self.ops)
         tap = None
         for j in range(c.depths[s]):
-            x = gradient_barrier(x)  # as in BEiT: no fusion of the residual gradient across blocks
+            x = gradient_barrier(x, self.ops.barrier)  # as in BEiT: no fusion of the residual gradient across blocks
             x = block(shift=shift if j % 2 else (0, 0), name=f"blocks_{j}")(x)
             if j == c.hooks[s]:
                 tap = x
@@ -175,12 +178,14 @@ class SwinEncoder(nn.Module):
     Attributes:
       config: the backbone's ``SwinConfig`` (a frozen dataclass of plain fields).
       remat: per-block rematerialisation policy.
+      ops: the platform-dependent op forms (``zoejax.ops.platform``), passed to every block.
     """
 
     config: SwinConfig
     remat: RematPolicy = RematPolicy.NONE
     dtype: Dtype = jnp.float32
     param_dtype: Dtype = jnp.float32
+    ops: OpForms = GENERIC
 
     @nn.compact
     def __call__(self, images: jnp.ndarray) -> list[jnp.ndarray]:
@@ -191,17 +196,18 @@ class SwinEncoder(nn.Module):
           of stage s, before that stage's patch merging.
         """
         c = self.config
-        x = SwinPatchEmbed(c.embed_dim, c.patch_size, c.layer_norm_eps, self.dtype, self.param_dtype,
+        x = SwinPatchEmbed(c.embed_dim, c.patch_size, c.layer_norm_eps, self.dtype, self.param_dtype, self.ops,
                            name="patch_embed")(images)
         taps = []
         for s in range(len(c.depths)):
-            tap, x = SwinStage(c, s, self.remat, self.dtype, self.param_dtype, name=f"layers_{s}")(x)
+            tap, x = SwinStage(c, s, self.remat, self.dtype, self.param_dtype, self.ops, name=f"layers_{s}")(x)
             taps.append(tap)
         return taps
 
 
 def reassemble(config: SwinConfig, reassemble_features: tuple[int, ...], taps: list[jnp.ndarray],
-               image_hw: tuple[int, int], dtype: Dtype, param_dtype: Dtype) -> list[jnp.ndarray]:
+               image_hw: tuple[int, int], dtype: Dtype, param_dtype: Dtype,
+               ops: OpForms = GENERIC) -> list[jnp.ndarray]:
     """The features Swin hands the decoder: the four stage maps themselves (MiDaS' ``act_postprocess`` only
     transposes and unflattens them), so there are no ``act_postprocess`` parameters."""
     return list(taps)
