@@ -55,7 +55,7 @@ def _pair(kind):
     calibrate_output(ref, _taps((364, 490), 0), (26, 35))
     params = state_dict_to_params(_head_state(state_dict_numpy(ref)), _hf_table(head), _shapes(head)).params
     module = DepthAnythingHead(head)
-    forward = jax.jit(lambda p, taps, grid: module.apply({"params": p}, taps, grid), static_argnums=2)
+    forward = jax.jit(lambda p, maps: module.apply({"params": p}, maps))
     return ref, params["head"], forward
 
 
@@ -67,9 +67,8 @@ def _taps(size, seed):
 
 
 def _shapes(head):
-    taps = [jax.ShapeDtypeStruct((1, 1 + 6, EMBED), np.float32)] * 4
-    init = functools.partial(DepthAnythingHead(head).init, grid=(2, 3))
-    return {"head": jax.eval_shape(init, jax.random.PRNGKey(0), taps)["params"]}
+    maps = [jax.ShapeDtypeStruct((1, 2, 3, EMBED), np.float32)] * 4
+    return {"head": jax.eval_shape(DepthAnythingHead(head).init, jax.random.PRNGKey(0), maps)["params"]}
 
 
 @pytest.mark.parametrize("kind,size", [("relative", (518, 686)), ("metric", (518, 686)),
@@ -79,7 +78,8 @@ def test_head_matches_transformers(kind, size):
     grid = (size[0] // 14, size[1] // 14)
     taps = _taps(size, sum(size))
     expected = run_neck_and_head(ref, taps, grid)
-    got = jax.device_get(forward(params, taps, grid))
+    maps = [t[:, 1:].reshape(2, *grid, EMBED) for t in taps]  # what the encoder hands the head
+    got = jax.device_get(forward(params, maps))
     assert got["depth"].shape == (2, *size) == expected["depth"].shape
     errors = {k: rel_l2(got[k], expected[k]) for k in ("r4", "r3", "r2", "r1", "out_conv", "depth")}
     print(kind, size, {k: f"{v:.1e}" for k, v in errors.items()})

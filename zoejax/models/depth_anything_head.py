@@ -63,35 +63,28 @@ class DepthAnythingHeadConfig:
             raise ValueError(f"head.max_depth must be positive (metres), got {self.max_depth}")
 
 
-def reassemble(taps: Sequence[jnp.ndarray], grid: tuple[int, int], out_channels: Sequence[int], dtype: Dtype,
-               param_dtype: Dtype, ops: OpForms = GENERIC) -> list[jnp.ndarray]:
-    """The head's reassemble: per tap, the patch tokens laid out on the ``grid``, a 1x1 conv to
-    ``out_channels[i]`` (``projects_{i}``) and a resample to 4x, 2x, 1x, 1/2x the grid (``resize_layers_{i}``;
-    the identity has no parameters). Call it inside a compact module: the layers are created there.
+def reassemble(maps: Sequence[jnp.ndarray], out_channels: Sequence[int], dtype: Dtype, param_dtype: Dtype,
+               ops: OpForms = GENERIC) -> list[jnp.ndarray]:
+    """The head's reassemble: per tapped block, a 1x1 conv to ``out_channels[i]`` (``projects_{i}``) and a
+    resample to 4x, 2x, 1x, 1/2x the patch grid (``resize_layers_{i}``; the identity has no parameters). Call it
+    inside a compact module: the layers are created there (the DINOv2 family's ``reassemble`` does, for ZoeDepth).
 
     Args:
-      taps: four (B, T, D) token sequences whose last gh*gw tokens are the patches (a leading class token and
-        register tokens are dropped: no readout).
-      grid: (gh, gw), the patch grid (H/14, W/14).
+      maps: four (B, gh, gw, D) patch-token maps (class and register tokens already dropped: no readout).
     Returns:
       four (B, h_i, w_i, out_channels[i]) maps: (4gh, 4gw), (2gh, 2gw), (gh, gw), (ceil(gh/2), ceil(gw/2)).
     """
-    gh, gw = grid
     conv = functools.partial(nn.Conv, dtype=dtype, param_dtype=param_dtype, conv_general_dilated=conv_general_dilated)
-    maps = []
-    for i, (tap, channels, factor) in enumerate(zip(taps, out_channels, RESIZE_FACTORS, strict=True)):
-        b, t, d = tap.shape
-        if t < gh * gw:
-            raise ValueError(f"tap {i} has {t} tokens, fewer than the {gh}x{gw} patch grid")
-        x = tap[:, t - gh * gw:].reshape(b, gh, gw, d)
-        x = conv(channels, (1, 1), name=f"projects_{i}")(x)
+    out = []
+    for i, (x, channels, factor) in enumerate(zip(maps, out_channels, RESIZE_FACTORS, strict=True)):
+        x = conv(channels, (1, 1), name=f"projects_{i}")(x.astype(dtype))
         if factor > 1:
             x = ConvTransposeNonOverlapping(channels, factor, dtype, param_dtype, name=f"resize_layers_{i}")(x)
         elif factor < 1:
             # Symmetric padding 1, as torch's padding=1 ('SAME' would pad (0, 1) for even sizes).
             x = conv(channels, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), name=f"resize_layers_{i}")(x)
-        maps.append(x)
-    return maps
+        out.append(x)
+    return out
 
 
 class DepthAnythingScratch(nn.Module):
@@ -145,10 +138,11 @@ class DepthAnythingHead(nn.Module):
     ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform)
 
     @nn.compact
-    def __call__(self, taps: Sequence[jnp.ndarray], grid: tuple[int, int]) -> dict[str, jnp.ndarray]:
-        """taps: four (B, T, D) token sequences (see ``reassemble``); grid (gh, gw) -> the scratch's dict (see
-        ``DepthAnythingScratch``, depth (B, patch*gh, patch*gw)) plus ``reassembled``, the four maps."""
-        layers = reassemble(taps, grid, self.config.out_channels, self.dtype, self.param_dtype, self.ops)
+    def __call__(self, maps: Sequence[jnp.ndarray]) -> dict[str, jnp.ndarray]:
+        """maps: the four tapped blocks' (B, gh, gw, D) patch-token maps -> the scratch's dict (see
+        ``DepthAnythingScratch``; depth (B, patch*gh, patch*gw)) plus ``reassembled``, the four maps."""
+        layers = reassemble(maps, self.config.out_channels, self.dtype, self.param_dtype, self.ops)
+        grid = maps[0].shape[1:3]
         out_size = (self.patch_size * grid[0], self.patch_size * grid[1])
         out = DepthAnythingScratch(self.config, self.dtype, self.param_dtype, self.ops, name="scratch")(
             layers, out_size)
