@@ -24,6 +24,7 @@ EXTRA_REASONS = {
     "encoder.fc_norm": "timm BEiT's classification pooling norm: not used by MiDaS/ZoeDepth",
     "encoder.head": "timm BEiT's / Swin's ImageNet classifier: not used by MiDaS/ZoeDepth",
     "encoder.norm": "timm Swin's final norm before pooling: not used by MiDaS/ZoeDepth",
+    "encoder.mask_token": "DINOv2's masked-image-modelling token: not used by Depth Anything",
     "refinenet4.resConfUnit1": "refinenet4's first residual unit: built by MiDaS, never called",
 }
 

@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from zoejax.models.backbones import beit, swin_encoder
+from zoejax.models.backbones import beit, dinov2, swin_encoder
 
 # A family's encoder is built as ``encoder(config, remat, dtype, param_dtype, ops=ops, name="model")`` and maps
 # (B, H, W, 3) images in [-1, 1] to its four hooked taps; ``ops`` (``zoejax.ops.platform.OpForms``) is the form of
@@ -56,6 +56,8 @@ BACKBONES: dict[str, Backbone] = {
     "swin": Backbone(swin_encoder.SwinConfig, swin_encoder.SwinEncoder, swin_encoder.reassemble,
                      swin_encoder.encoder_flops, "zoejax.conversion.swin_table", swin_encoder.PRESETS,
                      swin_encoder.FIXTURES),
+    "dinov2": Backbone(dinov2.DinoV2Config, dinov2.DinoV2Encoder, dinov2.reassemble, dinov2.encoder_flops,
+                       "zoejax.conversion.dinov2_table", dinov2.PRESETS, dinov2.FIXTURES),
 }
 
 # Config files and checkpoints written before Swin existed carry no ``kind``: they are BEiT.
