@@ -47,8 +47,16 @@ def _reduce_swin(enc, dec):
     return enc, DPTConfig(reassemble_features=enc.stage_dims, features=16, num_relative_features=8)
 
 
+def _reduce_dinov2(enc, dec):
+    # Patch 16 on a 3x3 trained grid, so that the MiDaS decoder's H/4 .. H/32 maps of INPUT line up and every
+    # tap is resized by the preset's interpolation rule; registers and SwiGLU kept.
+    return (dataclasses.replace(enc, embed_dim=32, num_heads=2, depth=4, hooks=(0, 1, 2, 3), patch_size=16,
+                                pretrain_grid=3),
+            DPTConfig(reassemble_features=(8, 16, 32, 32), features=16, num_relative_features=8))
+
+
 # kind -> (backbone config, decoder) -> a reduced copy. A new family adds its line here.
-REDUCE = {"beit": _reduce_beit, "swin": _reduce_swin}
+REDUCE = {"beit": _reduce_beit, "swin": _reduce_swin, "dinov2": _reduce_dinov2}
 INPUT = (1, 64, 96)  # batch, height, width (non-square)
 
 

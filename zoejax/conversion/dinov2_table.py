@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from zoejax.conversion.table import Table
-from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY, LINEAR, QKV, QKV_BIAS, Transform
+from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY, QKV, QKV_BIAS, Transform
 from zoejax.models.backbones.dinov2 import DA_RESAMPLE, PRESETS, DinoV2Config
 
 MARKER = "DINOv2 pos_embed"
@@ -134,7 +134,8 @@ def hf_config(backbone: DinoV2Config) -> tuple[str, dict[str, Any]]:
     ``Dinov2WithRegistersConfig`` with registers. transformers resizes with its own rule, whatever the config's
     ``pos_interpolation`` says."""
     kwargs = dict(hidden_size=backbone.embed_dim, num_hidden_layers=backbone.depth,
-                  num_attention_heads=backbone.num_heads, mlp_ratio=backbone.mlp_ratio,
+                  num_attention_heads=backbone.num_heads,
+                  mlp_ratio=int(backbone.mlp_ratio) if float(backbone.mlp_ratio).is_integer() else backbone.mlp_ratio,
                   image_size=backbone.pretrain_grid * backbone.patch_size, patch_size=backbone.patch_size,
                   layer_norm_eps=backbone.layer_norm_eps, layerscale_value=backbone.init_values,
                   use_swiglu_ffn=backbone.ffn == "swiglu", hidden_act="gelu",

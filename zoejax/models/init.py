@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 from typing import Any
 
 import flax.linen as nn
@@ -12,8 +13,13 @@ import jax.numpy as jnp
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.zoedepth import ZoeDepth
 
-# Parameter shapes do not depend on the input size; the smallest valid input keeps tracing cheap.
-_INIT_SIZE = 32
+# Parameter shapes do not depend on the input size; the smallest valid input keeps tracing cheap: a multiple of
+# 32 (the decoder's coarsest map) and of the backbone's own ``input_multiple`` where it has one (DINOv2's patch 14).
+_INIT_MULTIPLE = 32
+
+
+def _init_size(config: ZoeDepthConfig) -> int:
+    return math.lcm(_INIT_MULTIPLE, int(getattr(config.backbone, "input_multiple", 1)))
 
 # Initialisation runs once, so for small models XLA's optimisation passes cost more compile time than they save
 # (CPU, jax 0.10.2: ZoeD_N "tiny" compiles in 10 s instead of 24 s and runs 0.03 -> 0.15 s; "small", 4.7M params,
@@ -27,7 +33,7 @@ def init_fn(config: ZoeDepthConfig):
     model = ZoeDepth(config)
 
     def init(rng: jax.Array) -> dict[str, Any]:
-        images = jnp.zeros((1, _INIT_SIZE, _INIT_SIZE, 3), jnp.float32)
+        images = jnp.zeros((1, _init_size(config), _init_size(config), 3), jnp.float32)
         return nn.unbox(model.init(rng, images)["params"])
 
     return init
@@ -73,7 +79,7 @@ def logical_axes(config: ZoeDepthConfig) -> dict[str, Any]:
 # and ``get_partition_spec`` build new ones), so the cached one never changes.
 @functools.lru_cache(maxsize=8)
 def _abstract_boxed_params(config: ZoeDepthConfig) -> dict[str, Any]:
-    images = jax.ShapeDtypeStruct((1, _INIT_SIZE, _INIT_SIZE, 3), jnp.float32)
+    images = jax.ShapeDtypeStruct((1, _init_size(config), _init_size(config), 3), jnp.float32)
     return jax.eval_shape(ZoeDepth(config).init, jax.random.key(0), images)["params"]
 
 

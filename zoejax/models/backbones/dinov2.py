@@ -386,13 +386,7 @@ PRESETS: dict[str, tuple[DinoV2Config, DPTConfig]] = {
                                                    _DECODERS[size])
     for size in _SIZES for reg in (False, True)
 }
-PRESETS.update({
-    # Test fixtures: 4 blocks of width 32 at the real patch size on a 4x4 trained grid (56 px); the second with
-    # registers, their interpolation and SwiGLU.
-    "dinov2_tiny": (DinoV2Config(embed_dim=32, depth=4, num_heads=2, pretrain_grid=4, hooks=(0, 1, 2, 3)),
-                    DPTConfig(reassemble_features=(8, 16, 32, 32), features=16, num_relative_features=8)),
-    "dinov2_tiny_reg": (DinoV2Config(embed_dim=32, depth=4, num_heads=2, pretrain_grid=4, hooks=(0, 1, 2, 3),
-                                     ffn="swiglu", num_register_tokens=4, pos_interpolation="registers"),
-                        DPTConfig(reassemble_features=(8, 16, 32, 32), features=16, num_relative_features=8)),
-})
-FIXTURES = ("dinov2_tiny", "dinov2_tiny_reg")
+PRESETS["dinov2_tiny"] = (  # test fixture: 4 blocks of width 32 at the real patch size on a 4x4 trained grid (56 px)
+    DinoV2Config(embed_dim=32, depth=4, num_heads=2, pretrain_grid=4, hooks=(0, 1, 2, 3)),
+    DPTConfig(reassemble_features=(8, 16, 32, 32), features=16, num_relative_features=8))
+FIXTURES = ("dinov2_tiny",)
