@@ -26,7 +26,8 @@ import numpy as np
 
 from zoejax.conversion.table import Table
 from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY, QKV, QKV_BIAS, Transform
-from zoejax.models.backbones.dinov2 import DA_RESAMPLE, PRESETS, DinoV2Config
+from zoejax.models.backbones.dinov2 import PRESETS, DinoV2Config
+from zoejax.models.depth_anything_head import RESIZE_FACTORS
 
 MARKER = "DINOv2 pos_embed"
 ENCODER = "core/pretrained/model"
@@ -111,13 +112,13 @@ def reassemble_hf(t: Table, flax: str, torch: str) -> None:
 
 
 def _reassemble(t: Table, flax: str, keys) -> None:
-    for j, resample in enumerate(DA_RESAMPLE):
+    for j, factor in enumerate(RESIZE_FACTORS):
         project, resize = keys(j)
         t.conv(f"{flax}/projects_{j}", project)
-        if resample in ("up4", "up2"):
+        if factor > 1:
             t.add(f"{flax}/resize_layers_{j}/kernel", f"{resize}.weight", CONV_TRANSPOSE)
             t.add(f"{flax}/resize_layers_{j}/bias", f"{resize}.bias", IDENTITY)
-        elif resample == "down2":
+        elif factor < 1:
             t.conv(f"{flax}/resize_layers_{j}", resize)
 
 

@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from zoejax.models.dpt import ConvTransposeNonOverlapping, FeatureFusionBlock
-from zoejax.ops.conv import conv_general_dilated
+from zoejax.ops.conv import conv_for, conv_general_dilated
 from zoejax.ops.platform import GENERIC, OpForms
 from zoejax.ops.resize import resize_bilinear
 
@@ -74,7 +74,7 @@ def reassemble(maps: Sequence[jnp.ndarray], out_channels: Sequence[int], dtype: 
     Returns:
       four (B, h_i, w_i, out_channels[i]) maps: (4gh, 4gw), (2gh, 2gw), (gh, gw), (ceil(gh/2), ceil(gw/2)).
     """
-    conv = functools.partial(nn.Conv, dtype=dtype, param_dtype=param_dtype, conv_general_dilated=conv_general_dilated)
+    conv = functools.partial(nn.Conv, dtype=dtype, param_dtype=param_dtype, conv_general_dilated=conv_for(ops))
     out = []
     for i, (x, channels, factor) in enumerate(zip(maps, out_channels, RESIZE_FACTORS, strict=True)):
         x = conv(channels, (1, 1), name=f"projects_{i}")(x.astype(dtype))

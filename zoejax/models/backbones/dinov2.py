@@ -11,14 +11,13 @@ transformers' ``Dinov2Model`` / ``Dinov2WithRegistersModel``:
   * every hooked block goes through the final ``norm`` (``get_intermediate_layers(..., norm=True)``).
 
 Parameter names mirror the official module paths (``blocks_3/attn/qkv``, ``blocks_3/ls1/gamma``), so the weight
-table (``zoejax/conversion/dinov2_table.py``) is near identity. ``reassemble`` is Depth Anything's ``projects`` and
-``resize_layers``.
+table (``zoejax/conversion/dinov2_table.py``) is near identity. ``reassemble`` is the Depth Anything head's
+(``zoejax/models/depth_anything_head.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Any
 
@@ -26,11 +25,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from zoejax.models import depth_anything_head
 from zoejax.models.backbones.beit import PatchEmbed
-from zoejax.models.dpt import ConvTransposeNonOverlapping, DPTConfig
+from zoejax.models.dpt import DPTConfig
 from zoejax.models.layers import REMAT_POLICIES, Mlp, RematPolicy, dense_init
 from zoejax.ops.attention import attention
-from zoejax.ops.conv import conv_for
 from zoejax.ops.grad_barrier import gradient_barrier
 from zoejax.ops.platform import GENERIC, OpForms
 from zoejax.ops.resize import resize_bicubic
@@ -296,30 +295,16 @@ class DinoV2Encoder(nn.Module):
         return taps
 
 
-# Depth Anything's resize layer per tap: ConvTranspose 4/4, ConvTranspose 2/2, identity, conv 3x3 stride 2.
-DA_RESAMPLE = ("up4", "up2", "none", "down2")
-
-
 def reassemble(config: DinoV2Config, reassemble_features: tuple[int, ...], taps: list[tuple[jnp.ndarray, jnp.ndarray]],
                image_hw: tuple[int, int], dtype: Dtype, param_dtype: Dtype,
                ops: OpForms = GENERIC) -> list[jnp.ndarray]:
-    """The features Depth Anything's DPT head makes from the taps (``DPTHead.projects`` and ``resize_layers``,
-    ``use_clstoken=False``: the class token is not read): per tap j a 1x1 conv to ``reassemble_features[j]``
-    channels (``projects_{j}``), then ``resize_layers_{j}``: ConvTranspose 4x4 stride 4, ConvTranspose 2x2
-    stride 2, identity, conv 3x3 stride 2 padding 1, i.e. maps at 4x, 2x, 1x and ceil(1/2 x) the (H/14, W/14)
-    grid. Created in the calling module, as BEiT's ``act_postprocess{j}``."""
-    conv = functools.partial(nn.Conv, dtype=dtype, param_dtype=param_dtype, conv_general_dilated=conv_for(ops))
-    maps = []
-    for j, (f, resample, (tokens, _cls)) in enumerate(zip(reassemble_features, DA_RESAMPLE, taps, strict=True)):
-        x = conv(f, (1, 1), name=f"projects_{j}")(tokens.astype(dtype))
-        if resample in ("up4", "up2"):
-            x = ConvTransposeNonOverlapping(f, 4 if resample == "up4" else 2, dtype, param_dtype,
-                                            name=f"resize_layers_{j}")(x)
-        elif resample == "down2":
-            # Symmetric padding 1 (torch's padding=1): 'SAME' would pad (0, 1) for even sizes and shift the grid.
-            x = conv(f, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)), name=f"resize_layers_{j}")(x)
-        maps.append(x)
-    return maps
+    """The features Depth Anything's DPT head makes from the taps: ``zoejax.models.depth_anything_head.reassemble``
+    on the patch maps (``use_clstoken=False``: the class token is not read), i.e. per tap j a 1x1 conv to
+    ``reassemble_features[j]`` channels (``projects_{j}``) and ``resize_layers_{j}`` (ConvTranspose 4/4,
+    ConvTranspose 2/2, identity, conv 3x3 stride 2): maps at 4x, 2x, 1x and ceil(1/2 x) the (H/14, W/14) grid.
+    Created in the calling module, as BEiT's ``act_postprocess{j}``."""
+    return depth_anything_head.reassemble([tokens for tokens, _cls in taps], reassemble_features, dtype, param_dtype,
+                                          ops)
 
 
 def encoder_flops(config: DinoV2Config, reassemble_features: tuple[int, ...], batch: int, height: int,
@@ -346,12 +331,11 @@ def encoder_flops(config: DinoV2Config, reassemble_features: tuple[int, ...], ba
     else:
         out["mlp"] = config.depth * b * 2 * mm(t, d, hidden)
     total = 0
-    for f, resample in zip(reassemble_features, DA_RESAMPLE, strict=True):
+    for f, factor in zip(reassemble_features, depth_anything_head.RESIZE_FACTORS, strict=True):
         total += b * mm(n, d, f)
-        if resample in ("up4", "up2"):
-            k = 4 if resample == "up4" else 2
-            total += b * mm(n, f, f * k * k)
-        elif resample == "down2":
+        if factor > 1:
+            total += b * mm(n, f, f * factor * factor)
+        elif factor < 1:
             total += b * mm(-(-gh // 2) * -(-gw // 2), 9 * f, f)
     out["reassemble"] = total
     return out
