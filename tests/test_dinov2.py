@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from fast_compile import fast_compiles
 from flax.traverse_util import flatten_dict, unflatten_dict
 from transformers import Dinov2Config, Dinov2Model, Dinov2WithRegistersConfig, Dinov2WithRegistersModel
 
@@ -306,3 +307,27 @@ def test_file_naming_is_what_save_pretrained_writes(name, tmp_path):
     from_file = _params(table, stored, "m")
     from_module = _params(_hf_table(cfg, "module"), module, "m")
     jax.tree.map(np.testing.assert_array_equal, from_file, from_module)
+
+
+def test_remat_and_bfloat16_keep_the_values(rng):
+    from zoejax.models.backbones.dinov2 import last_four
+    from zoejax.models.layers import RematPolicy
+
+    cfg = TINY["registers_swiglu"]
+    assert last_four(PRESETS["dinov2_vitl14"][0]).hooks == (20, 21, 22, 23)  # Depth Anything V1's taps
+    x = jnp.asarray(rng.normal(size=(1, 56, 84, 3)).astype(np.float32))
+    params = jax.eval_shape(DinoV2Encoder(cfg).init, jax.random.key(0), x)["params"]
+    params = jax.tree.map(lambda s: jnp.asarray(rng.normal(size=s.shape).astype(np.float32) * 0.2),
+                          nn.unbox(params))
+
+    def loss(p, remat, dtype=jnp.float32):
+        taps = DinoV2Encoder(cfg, remat, dtype, ops=forms_for("cpu")).apply({"params": p}, x)
+        return sum(jnp.sum(jnp.sin(t.astype(jnp.float32))) + jnp.sum(c.astype(jnp.float32)) for t, c in taps)
+
+    with fast_compiles():  # both sides compile alike; the values are checked against each other
+        value, grads = jax.jit(jax.value_and_grad(loss), static_argnums=1)(params, RematPolicy.NONE)
+        v, g = jax.jit(jax.value_and_grad(loss), static_argnums=1)(params, RematPolicy.FULL)
+        half = jax.jit(loss, static_argnums=(1, 2))(params, RematPolicy.NONE, jnp.bfloat16)
+    np.testing.assert_allclose(v, value, rtol=1e-6)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g, grads)
+    assert np.isfinite(half) and abs(float(half) - float(value)) < 0.05 * abs(float(value)) + 1.0
