@@ -331,3 +331,13 @@ def test_remat_and_bfloat16_keep_the_values(rng):
     np.testing.assert_allclose(v, value, rtol=1e-6)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), g, grads)
     assert np.isfinite(half) and abs(float(half) - float(value)) < 0.05 * abs(float(value)) + 1.0
+
+
+def test_a_transformers_dinov2_backbone_is_not_taken_for_beit():
+    from zoejax.conversion import beit_table
+
+    t = Table()
+    dinov2_table.encoder_hf(t, PRESETS["dinov2_tiny"][0], "m", "backbone", "file")
+    keys = {k for e in t.entries for k in e.torch_keys} | set(t.extras)
+    assert "backbone.embeddings.cls_token" in keys
+    assert beit_table.hf_naming(keys) is None and dinov2_table.hf_naming(keys) is None

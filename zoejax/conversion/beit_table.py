@@ -142,7 +142,10 @@ def holds(keys: Set[str], prefix: str) -> bool:
 def hf_naming(keys: Set[str]) -> str | None:
     if "backbone.beit.embeddings.cls_token" in keys:
         return "module"
-    if "backbone.embeddings.cls_token" in keys:
+    # A transformers DINOv2 backbone (DepthAnythingForDepthEstimation) stores the same class-token key: BEiT's
+    # file naming is told apart by its per-layer relative-position tables.
+    bias = "backbone.encoder.layer.0.attention.attention.relative_position_bias.relative_position_bias_table"
+    if "backbone.embeddings.cls_token" in keys and bias in keys:
         return "file"
     return None
 
