@@ -22,7 +22,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from zoejax.models.dpt import ConvTransposeNonOverlapping, FeatureFusionBlock
-from zoejax.ops.conv import conv_for, conv_general_dilated
+from zoejax.ops.conv import conv_for
 from zoejax.ops.platform import GENERIC, OpForms
 from zoejax.ops.resize import resize_bilinear
 
@@ -105,10 +105,11 @@ class DepthAnythingScratch(nn.Module):
         """
         cfg = self.config
         conv = functools.partial(nn.Conv, dtype=self.dtype, param_dtype=self.param_dtype,
-                                 conv_general_dilated=conv_general_dilated)
+                                 conv_general_dilated=conv_for(self.ops))
         rn = [conv(cfg.features, (3, 3), padding=((1, 1), (1, 1)), use_bias=False, name=f"layer{k}_rn")(x)
               for k, x in zip(range(1, 5), layers, strict=True)]
-        fusion = functools.partial(FeatureFusionBlock, cfg.features, dtype=self.dtype, param_dtype=self.param_dtype)
+        fusion = functools.partial(FeatureFusionBlock, cfg.features, dtype=self.dtype, param_dtype=self.param_dtype,
+                                   ops=self.ops)
         r4 = fusion(has_skip=False, name="refinenet4")(rn[3], size=rn[2].shape[1:3])
         r3 = fusion(name="refinenet3")(r4, rn[2], size=rn[1].shape[1:3])
         r2 = fusion(name="refinenet2")(r3, rn[1], size=rn[0].shape[1:3])
