@@ -36,7 +36,13 @@ def calibrate_output(model, taps: list[np.ndarray], grid: tuple[int, int]) -> No
     hook = model.head.conv3.register_forward_hook(lambda module, args, out: seen.append(args[0]))
     run_neck_and_head(model, taps, grid)
     hook.remove()
-    x = seen[0].double()
+    calibrate_last_conv(model, seen[0])
+
+
+def calibrate_last_conv(model, conv3_input: torch.Tensor) -> torch.Tensor:
+    """``calibrate_output`` from the last convolution's input (B, C, H, W); returns the head's new output, the
+    depth (B, H, W), so that a caller holding that input needs no second forward."""
+    x = conv3_input.double()
     mean = x.mean(dim=(0, 2, 3))
     with torch.no_grad():
         w = model.head.conv3.weight[0, :, 0, 0].double()
@@ -44,6 +50,8 @@ def calibrate_output(model, taps: list[np.ndarray], grid: tuple[int, int]) -> No
         out = torch.einsum("c,bchw->bhw", w, x)
         model.head.conv3.weight[0, :, 0, 0] = (w / out.std()).float()
         model.head.conv3.bias.zero_()
+        depth = model.head.activation2(model.head.conv3(conv3_input)) * model.head.max_depth
+    return depth.squeeze(1)
 
 
 def state_dict_numpy(model) -> dict[str, np.ndarray]:

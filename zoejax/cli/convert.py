@@ -6,6 +6,8 @@
   zoejax-convert --to official out/zoed_n ZoeD_N_back.pt    # zoejax folder -> official .pt (strict-loadable)
   zoejax-convert --to hf out/zoed_n hf_out/                 # zoejax folder -> model.safetensors + config.json
   zoejax-convert --to stablehlo out/zoed_n serve/ --size 480x640   # jitted predict as a StableHLO artefact
+  zoejax-convert depth_anything_v2_metric_hypersim_vitl.pth out/da2_hypersim_l   # Depth Anything (.pth or HF)
+  zoejax-convert my_finetune.pth out/da2_s --preset da2_relative_vits            # a .pth not named as released
 
 Exit status 0 on success, 1 on a conversion problem (all problems listed), 2 on bad usage.
 """
@@ -17,6 +19,7 @@ import sys
 import time
 
 from zoejax.conversion.apply import ConversionError
+from zoejax.conversion.depth_anything_table import DetectedDepthAnything
 from zoejax.conversion.detect import FORMATS, VARIANTS
 from zoejax.conversion.readers import CheckpointReadError
 from zoejax.conversion.table import EXTRA_REASONS, extra_group
@@ -51,6 +54,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-depth", type=float, default=None,
                    help="ZoeD_K's bin range upper bound in metres: 10 = the released model (default), 80 = the "
                         "paper's KITTI protocol")
+    p.add_argument("--preset", default=None,
+                   help="Depth Anything .pth only: its model (e.g. da2_metric_vkitti_vitl), when the file name is "
+                        "not the release's (the weights cannot tell V1 from V2 nor relative from metric)")
     p.add_argument("--seed", type=int, default=0, help="seed of a freshly initialised metric head (MiDaS input)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output: a file, or a folder zoejax wrote (never one holding other "
@@ -74,13 +80,17 @@ def main(argv: list[str] | None = None) -> int:
 
         out, detected, converted = convert_file(args.input, args.output, format=args.format,
                                                 variant=args.variant, max_depth=args.max_depth,
-                                                overwrite=args.overwrite, seed=args.seed)
+                                                overwrite=args.overwrite, seed=args.seed, preset=args.preset)
     except (ConversionError, CheckpointReadError, UnsafeOutputError, OSError, ValueError,
             argparse.ArgumentTypeError) as e:  # OSError: missing or unreadable input, an existing output, disk full
         where = f"{args.output}: " if isinstance(e, OSError) and e.errno and not e.filename else ""
         print(f"zoejax-convert: error: {where}{e}", file=sys.stderr)  # a bare "[Errno 28]" names the output
         return 1
-    print(f"source: {args.input} ({detected.format} layout, ZoeD_{detected.variant.upper()}, {detected.backbone})")
+    if isinstance(detected, DetectedDepthAnything):
+        print(f"source: {args.input} ({detected.describe()})")
+    else:
+        print(f"source: {args.input} ({detected.format} layout, ZoeD_{detected.variant.upper()}, "
+              f"{detected.backbone})")
     print(f"params: {count_params(converted.params):,}")
     for group in sorted({extra_group(n) for n in converted.extras}):
         print(f"kept aside for export: {group} ({EXTRA_REASONS.get(group, 'unused by the forward pass')})")

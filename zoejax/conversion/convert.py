@@ -13,6 +13,8 @@ import numpy as np
 
 from zoejax.conversion.apply import Converted, params_to_state_dict, state_dict_to_params
 from zoejax.conversion.backbone_weights import weights_of
+from zoejax.conversion.depth_anything_convert import convert_depth_anything, export_depth_anything
+from zoejax.conversion.depth_anything_table import DetectedDepthAnything, layout_of
 from zoejax.conversion.detect import Detected, detect
 from zoejax.conversion.hf_config import hf_backbone_config_class, hf_config_kwargs
 from zoejax.conversion.hf_table import hf_table
@@ -21,6 +23,7 @@ from zoejax.conversion.readers import read_checkpoint
 from zoejax.conversion.table import Table, default_extras
 from zoejax.io.safe_output import atomic_dir, atomic_path, check_dir_output, check_file_output
 from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.depth_anything_config import DepthAnythingConfig
 from zoejax.models.init import init_params, param_shapes
 from zoejax.storage.converted import read_converted, save_converted, sha256_file
 from zoejax.storage.layout import StoredModel, is_converted_dir, is_workdir
@@ -52,14 +55,29 @@ def convert_state_dict(state: dict[str, np.ndarray], hf_config: dict | None = No
 
 def convert_file(input_path: str | os.PathLike, output_dir: str | os.PathLike, *, format: str | None = None,
                  variant: str | None = None, max_depth: float | None = None, overwrite: bool = False,
-                 seed: int = 0) -> tuple[Path, Detected, Converted]:
-    """Convert an official / MiDaS / HF checkpoint into a zoejax folder (orbax + config + provenance)."""
+                 seed: int = 0, preset: str | None = None) -> tuple[Path, Detected | DetectedDepthAnything, Converted]:
+    """Convert an official / MiDaS / HF checkpoint into a zoejax folder (orbax + config + provenance).
+
+    A Depth Anything ``.pth`` or transformers folder is recognised from its keys (``depth_anything_table``);
+    ``preset`` names its model when the ``.pth`` file name is not the release's."""
     check_dir_output(output_dir, overwrite=overwrite, inputs=[input_path])  # before minutes of reading
     state, hf_config = read_checkpoint(input_path)
-    detected, converted = convert_state_dict(state, hf_config, source=str(input_path), format=format,
-                                             variant=variant, max_depth=max_depth, seed=seed)
     weights = Path(input_path)
     weights = weights / "model.safetensors" if weights.is_dir() else weights
+    if layout_of(state) is not None:
+        if format is not None or variant is not None or max_depth is not None:
+            raise ValueError(f"{input_path} is a Depth Anything checkpoint: --format, --variant and --max-depth are "
+                             f"ZoeDepth's (name a Depth Anything model with --preset)")
+        found, converted = convert_depth_anything(state, hf_config, source=str(input_path), preset=preset)
+        provenance = {"source": str(Path(input_path).absolute()), "sha256": sha256_file(weights),
+                      "format": found.format, "preset": found.preset, "extras": sorted(converted.extras)}
+        out = save_converted(output_dir, found.config, converted.params, converted.extras, provenance, overwrite)
+        return out, found, converted
+    if preset is not None:
+        raise ValueError(f"--preset names a Depth Anything model, but {input_path} is not a Depth Anything "
+                         f"checkpoint")
+    detected, converted = convert_state_dict(state, hf_config, source=str(input_path), format=format,
+                                             variant=variant, max_depth=max_depth, seed=seed)
     provenance = {"source": str(Path(input_path).absolute()), "sha256": sha256_file(weights),
                   "format": detected.format, "variant": detected.variant, "backbone": detected.backbone,
                   "extras": sorted(converted.extras),
@@ -115,6 +133,8 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike,
     source = model.provenance.get("source")
     inputs = [checkpoint_dir] + ([source] if isinstance(source, str) else [])
     check(out, overwrite=overwrite, inputs=inputs)
+    if isinstance(model.config, DepthAnythingConfig):
+        return export_depth_anything(model, out, to, overwrite, inputs)
     state = export_state_dict(model.config, model.params, model.extras, to)
     if to == "official":
         with warnings.catch_warnings():  # read-only host arrays: torch.save only reads them, so no copy is made

@@ -8,7 +8,9 @@ import dataclasses
 import os
 from pathlib import Path
 
+from zoejax.conversion.depth_anything_table import layout_of
 from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.depth_anything_config import DepthAnythingConfig
 from zoejax.storage.converted import read_converted
 from zoejax.storage.layout import StoredModel, is_converted_dir, is_workdir
 from zoejax.storage.workdir import read_workdir
@@ -29,13 +31,22 @@ def load_weights(path: str | os.PathLike, *, max_depth: float | None = None,
         from zoejax.conversion.readers import read_checkpoint
 
         state, hf_config = read_checkpoint(path)
+        _refuse_depth_anything(path, layout_of(state) is not None)
         detected, converted = convert_state_dict(state, hf_config, source=str(path), variant=variant,
                                                  max_depth=max_depth)
         provenance = {"source": str(path.absolute()), "format": detected.format, "variant": detected.variant}
         return StoredModel(detected.config, converted.params, converted.extras, provenance)
+    _refuse_depth_anything(path, isinstance(stored.config, DepthAnythingConfig))
     if max_depth is not None:
         stored.config = with_max_depth(stored.config, max_depth)
     return stored
+
+
+def _refuse_depth_anything(path: Path, is_depth_anything: bool) -> None:
+    if is_depth_anything:
+        raise ValueError(f"{path} is a Depth Anything model: zoejax.load, predict, evaluation and training take "
+                         f"ZoeDepth models only so far; build zoejax.models.depth_anything.DepthAnything from "
+                         f"zoejax.storage.converted.read_converted (or zoejax-convert it and export it back)")
 
 
 def with_max_depth(config: ZoeDepthConfig, max_depth: float) -> ZoeDepthConfig:

@@ -20,6 +20,7 @@ import orbax.checkpoint as ocp
 
 from zoejax.io.safe_output import atomic_dir
 from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.depth_anything_config import DepthAnythingConfig
 from zoejax.storage.layout import CONFIG_FILE, PROVENANCE_FILE, STATE_DIR, StoredModel, is_converted_dir
 from zoejax.version import __version__
 
@@ -32,7 +33,7 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
     return h.hexdigest()
 
 
-def save_converted(output_dir: str | os.PathLike, config: ZoeDepthConfig, params: Any,
+def save_converted(output_dir: str | os.PathLike, config: ZoeDepthConfig | DepthAnythingConfig, params: Any,
                    extras: dict[str, np.ndarray], provenance: dict[str, Any], overwrite: bool = False) -> Path:
     """Write a converted checkpoint atomically. Refuses a non-empty ``output_dir`` unless ``overwrite``, and even
     then one holding ``provenance["source"]`` or files zoejax did not write (``zoejax.io.safe_output``)."""
@@ -48,13 +49,21 @@ def save_converted(output_dir: str | os.PathLike, config: ZoeDepthConfig, params
     return out
 
 
+def model_config_from_dict(d: dict[str, Any]) -> ZoeDepthConfig | DepthAnythingConfig:
+    """The config of a ``model_config.json``: a Depth Anything one says ``model_type: depth_anything``; every
+    other (older files have no ``model_type``) is a ZoeDepth."""
+    if d.get("model_type") == "depth_anything":
+        return DepthAnythingConfig.from_dict(d)
+    return ZoeDepthConfig.from_dict(d)
+
+
 def read_converted(path: str | os.PathLike) -> StoredModel:
     """The model in a converted checkpoint folder (its provenance as recorded at conversion)."""
     path = Path(path)
     if not is_converted_dir(path):
         raise FileNotFoundError(f"{path} is not a converted zoejax checkpoint (expected {CONFIG_FILE} and "
                                 f"{STATE_DIR}/ inside)")
-    config = ZoeDepthConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+    config = model_config_from_dict(json.loads((path / CONFIG_FILE).read_text()))
     with warnings.catch_warnings():  # host numpy/jax arrays are what we want; orbax's topology note is noise here
         warnings.filterwarnings("ignore", message="Sharding info not provided")
         state = ocp.PyTreeCheckpointer().restore((path / STATE_DIR).absolute())
