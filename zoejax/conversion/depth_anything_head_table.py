@@ -8,21 +8,14 @@
   ``residual_layer{1,2}.convolution{1,2}`` and ``projection``, ``head.conv{1,2,3}`` (output_conv*).
 
 refinenet4's first residual unit is stored in both layouts but never called: it is an extra (kept for export).
+The reassemble's entries (``projects`` / ``resize_layers``) are the DINOv2 family's, which ZoeDepth on DINOv2 shares.
 """
 
 from __future__ import annotations
 
+from zoejax.conversion.dinov2_table import reassemble_hf, reassemble_official
 from zoejax.conversion.table import Table
-from zoejax.conversion.transforms import CONV_TRANSPOSE, IDENTITY
 from zoejax.models.depth_anything_head import RESIZE_FACTORS, DepthAnythingHeadConfig
-
-
-def _resize(t: Table, flax: str, torch: str, factor: float) -> None:
-    if factor > 1:
-        t.add(f"{flax}/kernel", f"{torch}.weight", CONV_TRANSPOSE)
-        t.add(f"{flax}/bias", f"{torch}.bias", IDENTITY)
-    elif factor < 1:
-        t.conv(flax, torch)
 
 
 def official_head_entries(t: Table, config: DepthAnythingHeadConfig, flax_prefix: str = "depth_head",
@@ -30,9 +23,7 @@ def official_head_entries(t: Table, config: DepthAnythingHeadConfig, flax_prefix
     """The head's entries in the official layout (torch keys under ``prefix``, Flax paths under ``flax_prefix``)."""
     del config  # every width is in the shapes; the layout is the same for every size
     f, p = flax_prefix, prefix
-    for i, factor in enumerate(RESIZE_FACTORS):
-        t.conv(f"{f}/projects_{i}", f"{p}projects.{i}")
-        _resize(t, f"{f}/resize_layers_{i}", f"{p}resize_layers.{i}", factor)
+    reassemble_official(t, f, p.rstrip("."))
     s, ps = f"{f}/scratch", f"{p}scratch"
     for k in range(1, 5):
         t.conv(f"{s}/layer{k}_rn", f"{ps}.layer{k}_rn", bias=False)
@@ -50,10 +41,7 @@ def hf_head_entries(t: Table, config: DepthAnythingHeadConfig, flax_prefix: str 
     """The head's entries in transformers' ``DepthAnythingForDepthEstimation`` layout (``neck.*``, ``head.*``)."""
     del config
     f = flax_prefix
-    for i, factor in enumerate(RESIZE_FACTORS):
-        layer = f"neck.reassemble_stage.layers.{i}"
-        t.conv(f"{f}/projects_{i}", f"{layer}.projection")
-        _resize(t, f"{f}/resize_layers_{i}", f"{layer}.resize", factor)
+    reassemble_hf(t, f, "neck.reassemble_stage")
     s = f"{f}/scratch"
     for k in range(1, 5):
         t.conv(f"{s}/layer{k}_rn", f"neck.convs.{k - 1}", bias=False)

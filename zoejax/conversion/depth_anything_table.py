@@ -175,7 +175,5 @@ def hf_config_dict(config: DepthAnythingConfig) -> dict[str, Any]:
     ``backbone_config`` and the head's fields."""
     cls, kwargs = hf_config(config.backbone)
     kwargs = {**kwargs, "apply_layernorm": True}
-    if float(kwargs["mlp_ratio"]).is_integer():  # transformers 5.24's strict Dinov2Config takes an int
-        kwargs["mlp_ratio"] = int(kwargs["mlp_ratio"])
     return {"backbone_config": (cls, kwargs),
             **hf_head_config(config.head, config.backbone.embed_dim, config.backbone.patch_size)}

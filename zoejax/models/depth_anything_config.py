@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from zoejax.models.backbones.dinov2 import last_four
 from zoejax.models.backbones.registry import BACKBONES, backbone_of, config_class
 from zoejax.models.config import build_dataclass, parse_dtype
 from zoejax.models.depth_anything_head import DepthAnythingHeadConfig
@@ -86,15 +87,10 @@ class DepthAnythingConfig:
         return cls(**kwargs)
 
 
-def _last_four(backbone: Any) -> Any:
-    """Depth Anything V1's taps: the last four blocks (``get_intermediate_layers(x, 4)``)."""
-    return dataclasses.replace(backbone, hooks=tuple(range(backbone.depth - 4, backbone.depth)))
-
-
 def _build(encoder: str, version: str, depth_type: str = "relative", max_depth: float = 1.0) -> DepthAnythingConfig:
     backbone, decoder = BACKBONES[KIND].presets[encoder]
     if version == "v1":
-        backbone = _last_four(backbone)
+        backbone = last_four(backbone)
     head = DepthAnythingHeadConfig(features=decoder.features, out_channels=tuple(decoder.reassemble_features),
                                    head_features=decoder.num_relative_features, depth_type=depth_type,
                                    max_depth=max_depth)
