@@ -213,3 +213,15 @@ def test_detect_official_files():
         detect(state, source="model.pth")
     with pytest.raises(ValueError, match="does not match the weights' encoder.*da2_relative_vits"):
         detect(state, preset="da2_relative_vitl")
+
+
+
+def test_config_dict_round_trip():
+    """The config survives its JSON form (what a converted folder's model_config.json holds); a ZoeDepth one is
+    refused by name. (bfloat16 and remat of the encoder are tests/test_dinov2.py's.)"""
+    for name in ("da_tiny_metric", "da1_relative_vitl", "da2_metric_vkitti_vitb"):
+        assert DepthAnythingConfig.from_dict(PRESETS[name].to_dict()) == PRESETS[name]
+    with pytest.raises(ValueError, match="model_type"):
+        DepthAnythingConfig.from_dict({**PRESETS["da_tiny_metric"].to_dict(), "model_type": "zoedepth"})
+    with pytest.raises(ValueError, match="unknown key"):
+        DepthAnythingConfig.from_dict({**PRESETS["da_tiny_metric"].to_dict(), "bins": []})

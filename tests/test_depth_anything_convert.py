@@ -11,7 +11,7 @@ from flax.traverse_util import flatten_dict
 from zoejax.cli.convert import main
 from zoejax.conversion.apply import state_dict_to_params
 from zoejax.conversion.depth_anything_convert import export_state_dict, param_shapes
-from zoejax.conversion.depth_anything_table import config_from_hf, hf_table
+from zoejax.conversion.depth_anything_table import config_from_hf, detect, hf_table
 from zoejax.models.depth_anything_config import PRESETS
 from zoejax.storage.converted import read_converted
 
@@ -70,6 +70,8 @@ def test_zoedepth_options_are_refused_for_depth_anything(tmp_path, capsys):
     torch.save({k: torch.from_numpy(v) for k, v in state.items()}, pth)
     assert main([str(pth), str(tmp_path / "out"), "--variant", "n"]) == 1
     assert "--preset" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="needs its config.json"):  # a transformers state dict alone
+        detect(export_state_dict(cfg, _random_params(cfg, 3), {}, "hf"), None)
     with pytest.raises(ValueError, match="Depth Anything model"):
         import zoejax
 
