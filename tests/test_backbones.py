@@ -7,6 +7,7 @@ position-bias tables, version -- kept, widths and depths cut; ``REDUCE``), so th
 """
 
 import dataclasses
+import functools
 
 import jax
 import jax.numpy as jnp
@@ -127,14 +128,23 @@ def test_full_size_preset_is_detected_from_its_keys(name):
         assert found.config == cfg
 
 
-@pytest.mark.parametrize("name", PRESETS)
-def test_reduced_copy_forward_and_round_trip(name):
-    cfg = _reduced(name)
+@functools.cache
+def _reduced_forward(cfg):
+    """Initialised params and the forward's outputs of a reduced config. Presets of one family that differ only
+    in size reduce to the same config (BEiT-L/B, small and tiny; DINOv2 S/B/L and its fixture): compiled once."""
     b, h, w = INPUT
     images = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (b, h, w, 3)), jnp.float32)
     with fast_compiles():
         params = init_params(cfg, 0)
         out = jax.jit(lambda p, x: ZoeDepth(cfg).apply({"params": p}, x, return_intermediates=True))(params, images)
+    return params, out
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_reduced_copy_forward_and_round_trip(name):
+    cfg = _reduced(name)
+    b, h, w = INPUT
+    params, out = _reduced_forward(cfg)
     assert out["metric_depth"].shape == out["rel_depth"].shape == (b, h, w)
     assert bool(jnp.all(jnp.isfinite(out["metric_depth"])))
     # The features the backbone hands the decoder: H/4 .. H/32 at the decoder's reassemble widths.
