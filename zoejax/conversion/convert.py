@@ -17,11 +17,12 @@ from zoejax.conversion.depth_anything_convert import convert_depth_anything, exp
 from zoejax.conversion.depth_anything_table import DetectedDepthAnything, layout_of
 from zoejax.conversion.detect import Detected, detect
 from zoejax.conversion.hf_config import hf_backbone_config_class, hf_config_kwargs
+from zoejax.conversion.hf_folder import write_hf_folder
 from zoejax.conversion.hf_table import hf_table
 from zoejax.conversion.official_table import midas_table, official_table
 from zoejax.conversion.readers import read_checkpoint
 from zoejax.conversion.table import Table, default_extras
-from zoejax.io.safe_output import atomic_dir, atomic_path, check_dir_output, check_file_output
+from zoejax.io.safe_output import atomic_path, check_dir_output, check_file_output
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.depth_anything_config import DepthAnythingConfig
 from zoejax.models.init import init_params, param_shapes
@@ -144,18 +145,8 @@ def export_checkpoint(checkpoint_dir: str | os.PathLike, out: str | os.PathLike,
             torch.save({"model": tensors, "optimizer": None, "epoch": 0}, tmp)
         return out
     import transformers
-    from safetensors import SafetensorError
-    from safetensors.numpy import save_file
-
     kwargs = hf_config_kwargs(model.config)
     backbone_config = getattr(transformers, hf_backbone_config_class(model.config))(**kwargs.pop("backbone_config"))
     hf_cfg = transformers.ZoeDepthConfig(backbone_config=backbone_config, **kwargs)
     hf_cfg.architectures = ["ZoeDepthForDepthEstimation"]
-    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        try:
-            save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "model.safetensors"),
-                      metadata={"format": "pt"})
-        except SafetensorError as e:  # its I/O errors (a full disk) are not OSErrors
-            raise OSError(f"writing {out / 'model.safetensors'} failed: {e}") from e
-        (tmp / "config.json").write_text(hf_cfg.to_json_string())
-    return out
+    return write_hf_folder(out, state, hf_cfg, overwrite=overwrite, inputs=inputs)

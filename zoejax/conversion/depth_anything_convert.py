@@ -20,7 +20,8 @@ from zoejax.conversion.depth_anything_table import (
     hf_table,
     official_table,
 )
-from zoejax.io.safe_output import atomic_dir, atomic_path
+from zoejax.conversion.hf_folder import write_hf_folder
+from zoejax.io.safe_output import atomic_path
 from zoejax.models.depth_anything_config import DepthAnythingConfig
 from zoejax.storage.layout import StoredModel
 
@@ -70,18 +71,8 @@ def export_depth_anything(model: StoredModel, out: Path, to: str, overwrite: boo
             torch.save(tensors, tmp)
         return out
     import transformers
-    from safetensors import SafetensorError
-    from safetensors.numpy import save_file
-
     kwargs = hf_config_dict(model.config)
     cls, backbone = kwargs.pop("backbone_config")
     hf_cfg = transformers.DepthAnythingConfig(backbone_config=getattr(transformers, cls)(**backbone), **kwargs)
     hf_cfg.architectures = ["DepthAnythingForDepthEstimation"]
-    with atomic_dir(out, overwrite=overwrite, inputs=inputs) as tmp:
-        try:
-            save_file({k: np.ascontiguousarray(v) for k, v in state.items()}, str(tmp / "model.safetensors"),
-                      metadata={"format": "pt"})
-        except SafetensorError as e:  # its I/O errors (a full disk) are not OSErrors
-            raise OSError(f"writing {out / 'model.safetensors'} failed: {e}") from e
-        (tmp / "config.json").write_text(hf_cfg.to_json_string())
-    return out
+    return write_hf_folder(out, state, hf_cfg, overwrite=overwrite, inputs=inputs)
