@@ -1,4 +1,5 @@
-"""Parameter initialisation and abstract shapes for a ZoeDepth config (jit-compiled: eager init is slow)."""
+"""Parameter initialisation and abstract shapes of a model config of any family (``zoejax.models.family``);
+jit-compiled, as eager init is slow."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from zoejax.models.config import ZoeDepthConfig
-from zoejax.models.zoedepth import ZoeDepth
+from zoejax.models.family import module_for
 
 # Parameter shapes do not depend on the input size; the smallest valid input keeps tracing cheap: a multiple of
 # 32 (the decoder's coarsest map) and of the backbone's own ``input_multiple`` where it has one (DINOv2's patch 14).
@@ -30,7 +31,7 @@ _UNOPTIMISED = {"xla_backend_optimization_level": 0, "xla_llvm_disable_expensive
 
 def init_fn(config: ZoeDepthConfig):
     """``rng -> params`` (plain arrays; logical-axis boxes removed), to jit or ``eval_shape``."""
-    model = ZoeDepth(config)
+    model = module_for(config)
 
     def init(rng: jax.Array) -> dict[str, Any]:
         images = jnp.zeros((1, _init_size(config), _init_size(config), 3), jnp.float32)
@@ -80,7 +81,7 @@ def logical_axes(config: ZoeDepthConfig) -> dict[str, Any]:
 @functools.lru_cache(maxsize=8)
 def _abstract_boxed_params(config: ZoeDepthConfig) -> dict[str, Any]:
     images = jax.ShapeDtypeStruct((1, _init_size(config), _init_size(config), 3), jnp.float32)
-    return jax.eval_shape(ZoeDepth(config).init, jax.random.key(0), images)["params"]
+    return jax.eval_shape(module_for(config).init, jax.random.key(0), images)["params"]
 
 
 def count_params(tree: Any) -> int:

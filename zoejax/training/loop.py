@@ -31,7 +31,7 @@ from jax.sharding import Mesh
 from tqdm import tqdm
 
 from zoejax.models.config import ZoeDepthConfig, backbone_summary
-from zoejax.models.zoedepth import ZoeDepth
+from zoejax.models.family import module_for
 from zoejax.ops.platform import OpForms
 from zoejax.training import checkpointing, monitoring
 from zoejax.training import workdir as run_files
@@ -123,7 +123,7 @@ def _jitted_train_step(model_config: ZoeDepthConfig, optim_config: OptimConfig, 
     minutes at full size). ``ops``: the model's op forms (``zoejax.ops.platform``); None: this machine's
     backend's, as a run needs; a TPU AOT compile on a CPU host passes TPU's."""
     tx = make_optimizer(optim_config)
-    train_step = make_train_step(ZoeDepth(model_config, ops=ops), tx, loss_config)
+    train_step = make_train_step(module_for(model_config, ops), tx, loss_config)
     shardings = state_shardings(model_config, tx, mesh)
     return tx, shardings, jax.jit(train_step, in_shardings=(shardings, batch_sharding(mesh), None),
                                   out_shardings=(shardings, None), donate_argnums=0)

@@ -65,3 +65,27 @@ def gradient_matching_loss(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.nda
         total = total + jnp.sum(jnp.where(both, jnp.abs(dp - dt), 0.0))
         count = count + jnp.sum(both)
     return total / jnp.maximum(count, 1.0)
+
+
+def shifted_silog_loss(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray,
+                       lambd: float = 0.5) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """Depth Anything V2's metric loss over the batch's valid pixels: d = ln(target) - ln(pred),
+    L = sqrt(mean(d^2) - lambd * mean(d)^2) (biased moments, no x10, no epsilon, as the official ``SiLogLoss``).
+
+    Args:
+      pred: (B, h, w) predicted depth in metres, > 0 (resized to the target's size when widths differ).
+      target: (B, H, W) ground-truth depth in metres.
+      mask: (B, H, W) bool, pixels to score (the caller has applied the recipe's depth range).
+    Returns:
+      (loss, n_valid): scalar float32 loss (0 when no pixel is valid) and the valid count.
+    """
+    pred = resize_prediction(pred.astype(jnp.float32), target.shape[-2:])
+    mask = mask.astype(bool)
+    n = jnp.sum(mask).astype(jnp.float32)
+    d = jnp.where(mask, jnp.log(jnp.where(mask, target.astype(jnp.float32), 1.0))
+                  - jnp.log(jnp.where(mask, pred, 1.0)), 0.0)
+    mean = jnp.sum(d) / jnp.maximum(n, 1.0)
+    mean_sq = jnp.sum(d * d) / jnp.maximum(n, 1.0)
+    # mean(d^2) >= mean(d)^2 > lambd * mean(d)^2 for lambd < 1, so the root's argument is >= 0 up to rounding.
+    loss = jnp.sqrt(jnp.maximum(mean_sq - lambd * mean**2, 0.0))
+    return jnp.where(n > 0, loss, 0.0), n
