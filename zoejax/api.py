@@ -11,23 +11,32 @@ import os
 
 from zoejax.conversion.load import load_weights
 from zoejax.inference import Prediction, ZoeDepthModel
+from zoejax.inference_depth_anything import DepthAnythingModel
+from zoejax.inference_models import DepthModel, model_with_weights
 
-__all__ = ["Prediction", "ZoeDepthModel", "load"]
+__all__ = ["DepthAnythingModel", "DepthModel", "Prediction", "ZoeDepthModel", "load"]
 
 
 def load(path: str | os.PathLike, *, max_depth: float | None = None, variant: str | None = None,
-         input_size: tuple[int, int] | None = None) -> ZoeDepthModel:
-    """Load a converted zoejax folder, or convert an official / MiDaS / HF checkpoint in memory.
+         input_size: tuple[int, int] | int | None = None, preset: str | None = None) -> DepthModel:
+    """Load a converted zoejax folder, or convert an official / MiDaS / HF / Depth Anything checkpoint in memory.
+
+    Returns a ``ZoeDepthModel`` or a ``DepthAnythingModel`` (``zoejax.inference_models.MODEL_CLASSES``, by the
+    config's type); both have the ``DepthModel`` interface.
 
     Args:
       path: a training work directory (its latest checkpoint); a folder written by ``zoejax-convert``; an
         official ``ZoeD_M12_*.pt``; a MiDaS v3.1
-        ``dpt_beit_*_384.pt`` (metric head freshly initialised); an HF ``model.safetensors`` or its folder.
+        ``dpt_beit_*_384.pt`` (metric head freshly initialised); an HF ``model.safetensors`` or its folder; a
+        Depth Anything ``.pth`` (V1 / V2 relative, V2 metric) or transformers ``DepthAnythingForDepthEstimation``
+        folder.
       max_depth: ZoeD_K only: 10 (default, the released model's behaviour) or 80 (the paper's KITTI protocol).
       variant: "n" | "k" | "nk" to override detection (for MiDaS files: which head to initialise).
       input_size: the network size target, default 384x512 (384x768 for ZoeD_K); for a training work directory,
-        the size it trained at.
+        the size it trained at. Depth Anything: the lower side (default 518, a multiple of 14).
+      preset: a Depth Anything ``.pth`` whose file name is not the release's: its model, e.g.
+        "da2_relative_vitl" (``zoejax.models.depth_anything_config.PRESETS``).
     """
-    stored = load_weights(path, max_depth=max_depth, variant=variant)
-    return ZoeDepthModel(stored.config, stored.params, stored.extras, stored.provenance,
-                         input_size or stored.input_size)
+    stored = load_weights(path, max_depth=max_depth, variant=variant, preset=preset)
+    return model_with_weights(stored.config, stored.params, stored.extras, stored.provenance,
+                              input_size or stored.input_size)

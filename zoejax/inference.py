@@ -46,12 +46,14 @@ def check_predictable_size(height: int, width: int, pad: tuple[int, int]) -> Non
 
 @dataclasses.dataclass
 class Prediction:
-    """``depth`` (B, H, W) float32 metres; for ZoeD_NK ``domain`` (B,) int, the head the router chose for each
-    (un-mirrored) image, an index into ``domain_names`` (e.g. ("nyu", "kitti"))."""
+    """``depth`` (B, H, W) float32: metres when ``output`` is "metric_depth", relative inverse depth (unitless,
+    larger is nearer) when it is "relative_depth"; for ZoeD_NK ``domain`` (B,) int, the head the router chose for
+    each (un-mirrored) image, an index into ``domain_names`` (e.g. ("nyu", "kitti"))."""
 
     depth: np.ndarray
     domain: np.ndarray | None = None
     domain_names: tuple[str, ...] = ()
+    output: str = "metric_depth"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,6 +87,10 @@ class ZoeDepthModel:
     provenance: dict[str, Any] = dataclasses.field(default_factory=dict)
     input_size: tuple[int, int] | None = None
     keep_aspect_ratio: bool = True
+    output = "metric_depth"  # what ``depth`` holds (the ``zoejax.inference_models.DepthModel`` interface)
+    units = "metres"
+    default_pad_input = True  # the official ``infer`` pads and mirrors
+    default_flip_tta = True
 
     def __post_init__(self):
         self.input_size = tuple(self.input_size or default_input_size(self.config))
@@ -107,11 +113,12 @@ class ZoeDepthModel:
             domain = jnp.asarray(check_domain_labels(domain, images.shape[0], self.config.domain_names))
         return _forward(self._module, size, self.params, jnp.asarray(images), domain)
 
-    def predict(self, image: Any, pad_input: bool = True, flip_tta: bool = True) -> np.ndarray:
+    def predict(self, image: Any, pad_input: bool | None = None, flip_tta: bool | None = None) -> np.ndarray:
         """One (H, W, 3) image (uint8, or float in [0, 1]) -> (H, W) float32 metric depth, as official ``infer``."""
         return self.predict_batch(as_float_image(image)[None], pad_input, flip_tta).depth[0]
 
-    def predict_batch(self, images: Any, pad_input: bool = True, flip_tta: bool = True) -> Prediction:
+    def predict_batch(self, images: Any, pad_input: bool | None = None, flip_tta: bool | None = None
+                      ) -> Prediction:
         """(B, H, W, 3) images of one size (uint8, or float in [0, 1]) -> ``Prediction`` with depth (B, H, W)
         metres at the input size: each image exactly as ``predict`` would treat it alone (for ZoeD_NK each is
         routed by its own vote), in one compiled call."""
@@ -127,12 +134,15 @@ class ZoeDepthModel:
         return Prediction(np.asarray(out["depth"]), None if domain is None else np.asarray(domain),
                           tuple(self.config.domain_names) if domain is not None else ())
 
-    def prediction_function(self, height: int, width: int, pad_input: bool = True, flip_tta: bool = True,
-                            platforms: Sequence[str] | None = None) -> PredictionFunction:
+    def prediction_function(self, height: int, width: int, pad_input: bool | None = None,
+                            flip_tta: bool | None = None, platforms: Sequence[str] | None = None
+                            ) -> PredictionFunction:
         """``predict_batch`` for images of ``height`` x ``width`` pixels as a traceable function of
         (params, images), for export; raises ValueError for an image too small to predict. ``platforms``: the
         ``jax.export`` platforms the function is for (their op forms, ``zoejax.ops.platform.forms_for``);
-        None: this machine's backend."""
+        None: this machine's backend. ``pad_input`` / ``flip_tta`` None: on, as the official ``infer``."""
+        pad_input = self.default_pad_input if pad_input is None else pad_input
+        flip_tta = self.default_flip_tta if flip_tta is None else flip_tta
         pad = infer_padding(height, width) if pad_input else (0, 0)
         check_predictable_size(height, width, pad)
         size = self.network_size(height + 2 * pad[0], width + 2 * pad[1])

@@ -17,8 +17,9 @@ from zoejax.storage.workdir import read_workdir
 
 
 def load_weights(path: str | os.PathLike, *, max_depth: float | None = None,
-                 variant: str | None = None) -> StoredModel:
-    """The model stored at ``path`` (see ``zoejax.api.load`` for the arguments)."""
+                 variant: str | None = None, preset: str | None = None) -> StoredModel:
+    """The model stored at ``path`` (see ``zoejax.api.load`` for the arguments): a ZoeDepth or a Depth Anything
+    one (``.pth`` / transformers folder detected from its keys, ``depth_anything_convert``)."""
     path = Path(path)
     if is_workdir(path):
         stored = read_workdir(path)
@@ -31,22 +32,36 @@ def load_weights(path: str | os.PathLike, *, max_depth: float | None = None,
         from zoejax.conversion.readers import read_checkpoint
 
         state, hf_config = read_checkpoint(path)
-        _refuse_depth_anything(path, layout_of(state) is not None)
+        if layout_of(state) is not None:
+            return _depth_anything_weights(path, state, hf_config, max_depth, variant, preset)
+        if preset is not None:
+            raise ValueError(f"preset names a Depth Anything model, but {path} is not a Depth Anything checkpoint")
         detected, converted = convert_state_dict(state, hf_config, source=str(path), variant=variant,
                                                  max_depth=max_depth)
         provenance = {"source": str(path.absolute()), "format": detected.format, "variant": detected.variant}
         return StoredModel(detected.config, converted.params, converted.extras, provenance)
-    _refuse_depth_anything(path, isinstance(stored.config, DepthAnythingConfig))
-    if max_depth is not None:
+    if isinstance(stored.config, DepthAnythingConfig):
+        _refuse_zoedepth_options(path, max_depth, variant)
+    elif max_depth is not None:
         stored.config = with_max_depth(stored.config, max_depth)
     return stored
 
 
-def _refuse_depth_anything(path: Path, is_depth_anything: bool) -> None:
-    if is_depth_anything:
-        raise ValueError(f"{path} is a Depth Anything model: zoejax.load, predict, evaluation and training take "
-                         f"ZoeDepth models only so far; build zoejax.models.depth_anything.DepthAnything from "
-                         f"zoejax.storage.converted.read_converted (or zoejax-convert it and export it back)")
+def _depth_anything_weights(path: Path, state, hf_config, max_depth, variant, preset) -> StoredModel:
+    """A Depth Anything ``.pth`` or transformers folder converted in memory (``preset``: which model a ``.pth``
+    holds when its file name is not the release's)."""
+    from zoejax.conversion.depth_anything_convert import convert_depth_anything
+
+    _refuse_zoedepth_options(path, max_depth, variant)
+    found, converted = convert_depth_anything(state, hf_config, source=str(path), preset=preset)
+    provenance = {"source": str(path.absolute()), "format": found.format, "preset": found.preset}
+    return StoredModel(found.config, converted.params, converted.extras, provenance)
+
+
+def _refuse_zoedepth_options(path: Path, max_depth: float | None, variant: str | None) -> None:
+    if max_depth is not None or variant is not None:
+        raise ValueError(f"{path} is a Depth Anything model: max_depth and variant are ZoeDepth's (a V2 metric "
+                         f"model's max_depth is in its config; name a Depth Anything model with preset)")
 
 
 def with_max_depth(config: ZoeDepthConfig, max_depth: float) -> ZoeDepthConfig:

@@ -1,0 +1,125 @@
+"""Depth Anything through the inference layer: ``zoejax.load`` of a ``.pth``, a transformers folder and a converted
+folder returns a ``DepthAnythingModel`` whose ``predict`` equals the documented preprocessing done by hand with
+torch (bicubic A=-0.75 to the lower-bound size, the module, bilinear back with align_corners=True); the
+lower-bound rule of the official ``Resize``; the family table."""
+
+import jax
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import zoejax
+from zoejax.conversion.depth_anything_convert import export_depth_anything, export_state_dict, param_shapes
+from zoejax.inference import ZoeDepthModel
+from zoejax.inference_depth_anything import DepthAnythingModel, lower_bound_size, official_align_corners
+from zoejax.inference_models import DepthModel, model_with_weights
+from zoejax.models.depth_anything import DepthAnything
+from zoejax.models.depth_anything_config import PRESETS
+from zoejax.storage.layout import StoredModel
+
+
+def random_params(cfg, seed, size=(28, 42)):
+    """Random weights whose depth varies (not all zero after the ReLU, not saturated after the Sigmoid): the last
+    convolution is projected orthogonal to its mean input on a random image of ``size`` and scaled to unit spread."""
+    rng = np.random.default_rng(seed)
+    params = jax.tree_util.tree_map(lambda s: (0.05 * rng.standard_normal(s.shape)).astype(np.float32),
+                                    param_shapes(cfg))
+    x = rng.uniform(0, 1, (1, *size, 3)).astype(np.float32)
+    feats = np.asarray(DepthAnything(cfg).apply({"params": params}, x, return_intermediates=True)["out_conv"],
+                       np.float64)
+    last = params["depth_head"]["scratch"]["output_conv2_2"]
+    mean = feats.mean(axis=(0, 1, 2))
+    w = last["kernel"][0, 0, :, 0].astype(np.float64)
+    w = w - (w @ mean) / (mean @ mean) * mean
+    last["kernel"][0, 0, :, 0] = w / (feats @ w).std()
+    last["bias"][:] = 0
+    return params
+
+
+def write_pth(cfg, params, path):
+    state = export_state_dict(cfg, params, {}, "official")
+    torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in state.items()}, path)
+    return path
+
+
+def by_hand(cfg, params, image, size, align_corners):
+    """The documented preprocessing with torch's own resizes around the module: (H, W) depth."""
+    x = torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    x = F.interpolate(x, size, mode="bicubic", align_corners=False)  # cv2 INTER_CUBIC's kernel (A = -0.75)
+    out = DepthAnything(cfg).apply({"params": params}, x.permute(0, 2, 3, 1).numpy())[cfg.output_key]
+    back = F.interpolate(torch.from_numpy(np.array(out))[:, None], image.shape[:2], mode="bilinear",
+                         align_corners=align_corners)
+    return back[0, 0].numpy()
+
+
+def test_lower_bound_size_is_the_official_resize():
+    assert lower_bound_size(480, 640) == (518, 686)  # the lower side is 518, 640 * 518 / 480 = 690.7 -> 686
+    assert lower_bound_size(640, 480) == (686, 518)
+    assert lower_bound_size(100, 100) == (518, 518)
+    assert lower_bound_size(375, 1242) == (518, 1722)  # 1715.6 rounds to 1722 (123 x 14)
+    assert lower_bound_size(500, 503, 28) == (28, 28)  # 28.17 rounds to 28
+    assert lower_bound_size(500, 521, 28) == (28, 28)  # 29.18 / 14 -> 2 (half-to-even of 2.08)
+    assert lower_bound_size(10, 13, 14) == (14, 14)  # 18.2 rounds to 14, not below the bound
+
+
+def test_load_pth_hf_and_converted_folder_predict_as_documented(tmp_path):
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)
+    cfg = PRESETS["da_tiny_relative"]
+    params = random_params(cfg, 1)
+    pth = write_pth(cfg, params, tmp_path / "finetuned.pth")
+
+    model = zoejax.load(pth, preset="da_tiny_relative", input_size=28)
+    assert isinstance(model, DepthAnythingModel) and isinstance(model, DepthModel)
+    assert model.output == "relative_depth" and model.provenance["preset"] == "da_tiny_relative"
+    assert model.network_size(30, 41) == (28, 42)
+    want = by_hand(cfg, params, image, (28, 42), align_corners=True)
+    got = model.predict(image)
+    assert got.shape == (30, 41) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    assert not np.allclose(want, by_hand(cfg, params, image, (28, 42), align_corners=False), rtol=1e-4)
+    batch = model.predict_batch(image[None])
+    np.testing.assert_array_equal(batch.depth[0], got)
+    assert batch.output == "relative_depth"
+    with pytest.raises(ValueError, match="name the preset"):
+        zoejax.load(pth)  # the weights cannot say V1 / V2, relative / metric
+    with pytest.raises(ValueError, match="ZoeDepth's"):
+        zoejax.load(pth, preset="da_tiny_relative", max_depth=10.0)
+
+    mcfg = PRESETS["da_tiny_metric"]
+    mparams = random_params(mcfg, 2)
+    hf = export_depth_anything(StoredModel(mcfg, mparams), tmp_path / "hf", "hf", False, [])
+    metric = zoejax.load(hf, input_size=28)
+    assert isinstance(metric, DepthAnythingModel) and metric.output == "metric_depth" and metric.units == "metres"
+    # A transformers folder resizes the position table its own way; the model is built from its config.
+    want = by_hand(metric.config, mparams, image, (28, 42), align_corners=True)
+    depth = metric.predict(image)
+    np.testing.assert_allclose(depth, want, rtol=1e-5, atol=1e-5 * np.abs(want).max())
+    assert 0 < depth.min() and depth.max() < mcfg.head.max_depth
+
+    from zoejax.cli.convert import main as convert_main
+    assert convert_main([str(pth), str(tmp_path / "da"), "--preset", "da_tiny_relative"]) == 0
+    again = zoejax.load(tmp_path / "da", input_size=28)
+    assert isinstance(again, DepthAnythingModel) and again.config == cfg and again.align_corners
+    assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(again.params), jax.tree.leaves(model.params),
+                                                    strict=True))
+
+
+def test_the_table_picks_the_class_by_config_type():
+    cfg = PRESETS["da_tiny_metric"]
+    model = model_with_weights(cfg, random_params(cfg, 0))
+    assert type(model) is DepthAnythingModel and model.input_size == 518
+    assert model.network_size(480, 640) == (518, 686)
+    with pytest.raises(TypeError, match="DepthAnythingConfig"):
+        model_with_weights(object(), {})
+    with pytest.raises(ValueError, match="multiple of 14"):
+        DepthAnythingModel(cfg, {}, input_size=500)
+    assert ZoeDepthModel.output == "metric_depth" and ZoeDepthModel.default_flip_tta
+
+
+def test_v1_resizes_back_without_aligned_corners():
+    v1, v2 = PRESETS["da1_relative_vits"], PRESETS["da2_relative_vits"]
+    assert not official_align_corners(v1) and official_align_corners(v2)
+    assert not official_align_corners(PRESETS["da_tiny_relative"], "da1_relative_vits")
+    assert official_align_corners(PRESETS["da_tiny_relative"])
