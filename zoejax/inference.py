@@ -26,6 +26,7 @@ from zoejax.models.validation import check_domain_labels, check_images
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.ops.platform import forms_for
 from zoejax.ops.resize import resize_bicubic
+from zoejax.ops.uncertainty import confidence_from_std, mixture_std
 from zoejax.preprocess import as_float_image, infer_padding, network_size, reflect_pad, to_network_input
 
 MIN_IMAGE_SIDE = 8
@@ -48,24 +49,30 @@ def check_predictable_size(height: int, width: int, pad: tuple[int, int]) -> Non
 class Prediction:
     """``depth`` (B, H, W) float32: metres when ``output`` is "metric_depth", relative inverse depth (unitless,
     larger is nearer) when it is "relative_depth"; for ZoeD_NK ``domain`` (B,) int, the head the router chose for
-    each (un-mirrored) image, an index into ``domain_names`` (e.g. ("nyu", "kitti"))."""
+    each (un-mirrored) image, an index into ``domain_names`` (e.g. ("nyu", "kitti")). With ``confidence=True``:
+    ``std`` (B, H, W) float32 metres, the per-pixel uncertainty, and ``confidence`` (B, H, W) in [0, 1]
+    (``zoejax.ops.uncertainty``)."""
 
     depth: np.ndarray
     domain: np.ndarray | None = None
     domain_names: tuple[str, ...] = ()
     output: str = "metric_depth"
+    std: np.ndarray | None = None
+    confidence: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
 class PredictionFunction:
     """``fn(params, images)`` with images (B, height, width, 3) float32 in [0, 1] -> {"depth": (B, H, W) metres}
-    (+ "domain" (B,) int32 for ZoeD_NK): ``predict_batch``'s whole computation for one input size, traceable
+    (+ "domain" (B,) int32 for ZoeD_NK; + "std" metres and "confidence" 0-1, (B, H, W), with ``confidence``):
+    ``predict_batch``'s whole computation for one input size, traceable
     (``jax.jit`` / ``jax.export``). ``network_size`` (h, w) and ``pad`` (rows, columns) are what it uses."""
 
     fn: Callable[[Any, jax.Array], dict[str, jax.Array]]
     network_size: tuple[int, int]
     pad: tuple[int, int]
     flip_tta: bool
+    confidence: bool = False
 
 
 @dataclasses.dataclass
@@ -113,42 +120,52 @@ class ZoeDepthModel:
             domain = jnp.asarray(check_domain_labels(domain, images.shape[0], self.config.domain_names))
         return _forward(self._module, size, self.params, jnp.asarray(images), domain)
 
-    def predict(self, image: Any, pad_input: bool | None = None, flip_tta: bool | None = None) -> np.ndarray:
-        """One (H, W, 3) image (uint8, or float in [0, 1]) -> (H, W) float32 metric depth, as official ``infer``."""
-        return self.predict_batch(as_float_image(image)[None], pad_input, flip_tta).depth[0]
+    def predict(self, image: Any, pad_input: bool | None = None, flip_tta: bool | None = None,
+                confidence: bool = False) -> np.ndarray | Prediction:
+        """One (H, W, 3) image (uint8, or float in [0, 1]) -> (H, W) float32 metric depth, as official ``infer``.
+        With ``confidence=True`` a ``Prediction`` of one image instead: depth, std and confidence (1, H, W)."""
+        pred = self.predict_batch(as_float_image(image)[None], pad_input, flip_tta, confidence)
+        return pred if confidence else pred.depth[0]
 
-    def predict_batch(self, images: Any, pad_input: bool | None = None, flip_tta: bool | None = None
-                      ) -> Prediction:
+    def predict_batch(self, images: Any, pad_input: bool | None = None, flip_tta: bool | None = None,
+                      confidence: bool = False) -> Prediction:
         """(B, H, W, 3) images of one size (uint8, or float in [0, 1]) -> ``Prediction`` with depth (B, H, W)
         metres at the input size: each image exactly as ``predict`` would treat it alone (for ZoeD_NK each is
-        routed by its own vote), in one compiled call."""
+        routed by its own vote), in one compiled call. ``confidence``: also the per-pixel uncertainty (the
+        bins' spread, with flip disagreement; see ``zoejax.ops.uncertainty``); the depth is unchanged."""
         images = np.asarray(images)
         if images.ndim != 4:
             raise ValueError(f"expected a (B, H, W, 3) batch, got shape {images.shape}")
         images = np.stack([as_float_image(x) for x in images]) if images.shape[0] else images
         if images.shape[0] == 0:
             raise ValueError("empty batch")
-        program = self.prediction_function(*images.shape[1:3], pad_input, flip_tta)
-        out = program.fn(self.params, jnp.asarray(images))
+        program = self.prediction_function(*images.shape[1:3], pad_input, flip_tta, confidence=confidence)
+        out = {k: np.asarray(v) for k, v in program.fn(self.params, jnp.asarray(images)).items()}
         domain = out.get("domain")
-        return Prediction(np.asarray(out["depth"]), None if domain is None else np.asarray(domain),
-                          tuple(self.config.domain_names) if domain is not None else ())
+        return Prediction(out["depth"], domain, tuple(self.config.domain_names) if domain is not None else (),
+                          std=out.get("std"), confidence=out.get("confidence"))
 
     def prediction_function(self, height: int, width: int, pad_input: bool | None = None,
-                            flip_tta: bool | None = None, platforms: Sequence[str] | None = None
-                            ) -> PredictionFunction:
+                            flip_tta: bool | None = None, platforms: Sequence[str] | None = None,
+                            confidence: bool = False) -> PredictionFunction:
         """``predict_batch`` for images of ``height`` x ``width`` pixels as a traceable function of
         (params, images), for export; raises ValueError for an image too small to predict. ``platforms``: the
         ``jax.export`` platforms the function is for (their op forms, ``zoejax.ops.platform.forms_for``);
-        None: this machine's backend. ``pad_input`` / ``flip_tta`` None: on, as the official ``infer``."""
+        None: this machine's backend. ``pad_input`` / ``flip_tta`` None: on, as the official ``infer``.
+        ``confidence``: also "std" and "confidence" (needs bins or flip TTA)."""
         pad_input = self.default_pad_input if pad_input is None else pad_input
         flip_tta = self.default_flip_tta if flip_tta is None else flip_tta
+        bins = self.config.head.head_type != "naive"
+        if confidence and not (bins or flip_tta):
+            raise ValueError("confidence needs the metric bins or flip TTA: this model has no bins, so keep "
+                             "flip_tta=True (its confidence is the flip disagreement)")
         pad = infer_padding(height, width) if pad_input else (0, 0)
         check_predictable_size(height, width, pad)
         size = self.network_size(height + 2 * pad[0], width + 2 * pad[1])
         module = self._module if platforms is None else ZoeDepth(self.config, ops=forms_for(platforms))
-        fn = functools.partial(_predict, module, size, pad, flip_tta)  # jitted, sizes static
-        return PredictionFunction(fn, size, pad, flip_tta)
+        uncertainty = (confidence, bins and confidence)  # (asked, from the bins too)
+        fn = functools.partial(_predict, module, size, pad, flip_tta, uncertainty)  # jitted, sizes static
+        return PredictionFunction(fn, size, pad, flip_tta, confidence)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -156,9 +173,10 @@ def _forward(model, size, params, images, domain):
     return model.apply({"params": params}, to_network_input(images, size), domain)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3))
-def _predict(model, size, pad, flip_tta, params, images):
-    """images (B, H, W, 3) in [0, 1] -> {"depth": (B, H, W)} (+ "domain" (B,) for NK)."""
+@functools.partial(jax.jit, static_argnums=(0, 1, 2, 3, 4))
+def _predict(model, size, pad, flip_tta, uncertainty, params, images):
+    """images (B, H, W, 3) in [0, 1] -> {"depth": (B, H, W)} (+ "domain" (B,) for NK; + "std", "confidence"
+    when ``uncertainty`` = (asked, from the bins too))."""
     n = images.shape[0]
     x = images
     if any(pad):
@@ -166,12 +184,23 @@ def _predict(model, size, pad, flip_tta, params, images):
     if flip_tta:
         x = jnp.concatenate([x, x[:, :, ::-1]], axis=0)  # originals and mirrors in one batch
     # Each image is routed by its own vote, as separate official forwards would be.
-    out = model.apply({"params": params}, to_network_input(x, size), vote_per_example=True)
-    depth = resize_bicubic(out["metric_depth"][..., None], x.shape[1:3])[..., 0]
-    depth = depth[:, pad[0]:depth.shape[1] - pad[0], pad[1]:depth.shape[2] - pad[1]]
+    kwargs = {"return_uncertainty": True} if uncertainty[1] else {}
+    out = model.apply({"params": params}, to_network_input(x, size), vote_per_example=True, **kwargs)
+
+    def back(network_map):  # (2B | B, h, w) at the network size -> at the input size, unpadded
+        full = resize_bicubic(network_map[..., None], x.shape[1:3])[..., 0]
+        return full[:, pad[0]:full.shape[1] - pad[0], pad[1]:full.shape[2] - pad[1]]
+
+    depth = back(out["metric_depth"])
+    std = jnp.maximum(back(out["metric_depth_std"]), 0.0) if uncertainty[1] else None  # bicubic overshoots
     if flip_tta:
+        if uncertainty[0]:
+            std = mixture_std(depth[:n], depth[n:, :, ::-1], *((std[:n], std[n:, :, ::-1]) if uncertainty[1]
+                                                               else ()))
         depth = 0.5 * (depth[:n] + depth[n:, :, ::-1])
     result = {"depth": depth}
+    if uncertainty[0]:
+        result.update(std=std, confidence=confidence_from_std(depth, std))
     if "domain" in out:
         result["domain"] = out["domain"][:n]
     return result

@@ -5,7 +5,8 @@
 
 For every input ``IMAGE`` it writes ``OUT/<name>.png`` (16-bit depth in millimetres, 0 = invalid; it holds at
 most 65.535 m, and a warning names the images clipped there), ``OUT/<name>.npy`` (float32 metres),
-``OUT/<name>_color.png`` (near bright, far dark) and, with ``--ply``, a coloured point cloud ``OUT/<name>.ply``;
+``OUT/<name>_color.png`` (near bright, far dark), with ``--confidence`` ``OUT/<name>_confidence.npy`` (0-1) and a
+``OUT/<name>_confidence.png`` map (bright = confident) and, with ``--ply``, a coloured point cloud ``OUT/<name>.ply``;
 ``OUT/predictions.json`` lists every input with its outputs, depth range and, for ZoeD_NK, the head the router
 chose. The depth has the input's size (the official ``infer``: reflect padding, resize to the network size, flip
 averaging). A file that cannot be used is reported and
@@ -30,7 +31,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zoejax.host_memory import apply_from_environment
-from zoejax.io.depth_files import depth_output_paths, write_depth
+from zoejax.io.depth_files import confidence_writers, depth_output_paths, write_depth
 from zoejax.io.images import ImageInputError, expand_inputs, output_stems, read_image
 from zoejax.io.ply import DEFAULT_FOV_DEGREES, Intrinsics, write_ply
 from zoejax.io.safe_output import atomic_path, holds_directly
@@ -52,6 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-pad", action="store_true", help="skip the official reflect padding")
     p.add_argument("--no-npy", action="store_true", help="do not write <name>.npy")
     p.add_argument("--no-color", action="store_true", help="do not write <name>_color.png")
+    p.add_argument("--confidence", action="store_true",
+                   help="also write <name>_confidence.npy (float32, 0-1) and <name>_confidence.png (bright = "
+                        "confident); see docs/inference.md")
     p.add_argument("--ply", action="store_true", help="also write a coloured point cloud <name>.ply")
     p.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY",
                    help="pinhole intrinsics in pixels of the input images for --ply")
@@ -138,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
                 images = np.concatenate([images, np.repeat(images[-1:], args.batch_size - len(group), 0)])
             compiled.add((images.shape[1:3], len(images)))
             try:
-                pred = model.predict_batch(images, pad_input=not args.no_pad, flip_tta=not args.no_flip_tta)
+                pred = model.predict_batch(images, pad_input=not args.no_pad, flip_tta=not args.no_flip_tta,
+                                           **({"confidence": True} if args.confidence else {}))
             except ValueError as e:  # e.g. too small: every image of this group has the same size
                 failures.update({str(g[0]): f"{g[0]}: {e}" for g in group})
                 bar.update(len(group))
@@ -148,7 +153,8 @@ def main(argv: list[str] | None = None) -> int:
                 record = {"input": str(src), "outputs": [], "height": depth.shape[0], "width": depth.shape[1],
                           "min_depth_m": float(depth.min()), "max_depth_m": float(depth.max())}
                 try:
-                    written = _write_outputs(stem, depth, image, args, intrinsics, record)
+                    confidence = pred.confidence[k] if args.confidence else None
+                    written = _write_outputs(stem, depth, image, args, intrinsics, record, confidence)
                 except OSError as e:  # disk full, permissions: the next image would fail alike
                     write_error = f"{src}: writing its outputs into {out} failed ({e}); its outputs of any " \
                                   "earlier run are unchanged"
@@ -193,10 +199,12 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _write_outputs(stem: Path, depth: np.ndarray, image: np.ndarray, args: argparse.Namespace,
-                   intrinsics: Intrinsics | None, record: dict) -> list[Path]:
+                   intrinsics: Intrinsics | None, record: dict, confidence: np.ndarray | None = None) -> list[Path]:
     """One image's files as one set: all new or, on failure, all as they were. Adds ``ply_points`` to
-    ``record`` with ``--ply``."""
+    ``record`` with ``--ply``; ``confidence`` (H, W) in [0, 1] is written as ``<name>_confidence.npy`` / ``.png``."""
     extra = []
+    if confidence is not None:
+        extra += confidence_writers(stem, confidence)
     if args.ply:
         k = intrinsics or Intrinsics.from_fov(*depth.shape, args.fov)
 
@@ -225,6 +233,7 @@ def collision_free_stems(files: list[Path], stems: list[Path], *, npy: bool, col
     ... Returns the stems and the (input, stem) pairs that were renamed."""
     def names(stem: Path) -> list[str]:
         paths = depth_output_paths(stem, npy=npy, color=color) + ([stem.with_name(stem.name + ".ply")] * ply)
+        paths += [p for p, _ in confidence_writers(stem, None)]  # reserved whether or not --confidence is given
         return [p.name.casefold() for p in paths]
 
     used, result, renamed = {SUMMARY_FILE.casefold()}, [], []

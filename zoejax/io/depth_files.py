@@ -78,3 +78,16 @@ def write_depth(stem: str | os.PathLike, depth_m: np.ndarray, *, npy: bool = Tru
         for write, tmp in zip(writers, temps, strict=True):
             write(tmp)
     return paths
+
+
+def confidence_writers(stem: str | os.PathLike, confidence: np.ndarray | None
+                       ) -> list[tuple[Path, Callable[[Path], object]]]:
+    """``(path, write)`` pairs for ``write_depth``'s ``extra``: ``<stem>_confidence.npy`` (float32, 0-1) and
+    ``<stem>_confidence.png`` (the colour map of ``colorize``, bright = confident). ``confidence`` (H, W); None
+    gives the paths only."""
+    stem = Path(stem)
+    c = None if confidence is None else np.asarray(confidence, np.float32)
+    return [(stem.with_name(stem.name + "_confidence.npy"), lambda tmp: _save_npy(tmp, c)),
+            # colorize shows small values bright: 1 - c + 1e-3 maps confident pixels bright, on a fixed 0-1 scale
+            (stem.with_name(stem.name + "_confidence.png"),
+             lambda tmp: Image.fromarray(colorize(1.001 - c, 0.0, 1.0)).save(tmp, format="PNG"))]

@@ -70,7 +70,9 @@ class ZoeDepth(nn.Module):
 
     Returns a dict with ``metric_depth`` (B, H, W) float32 metres and ``rel_depth`` (B, H, W); for NK also
     ``domain_logits`` (B, D) and the chosen ``domain`` (B,). With ``return_intermediates=True`` also the
-    encoder taps, decoder features, seed / per-level / final bin centres and the bin probabilities.
+    encoder taps, decoder features, seed / per-level / final bin centres and the bin probabilities. With
+    ``return_uncertainty=True`` also ``metric_depth_std`` (B, H, W) metres, the standard deviation of the
+    log-binomial's distribution over the bin centres (bins heads only; the naive head has no distribution).
 
     ``ops`` is the form of the platform-dependent ops (attention, convolutions, gradient barrier;
     ``zoejax.ops.platform``) for the platform the program runs on; None takes this machine's backend's
@@ -83,7 +85,8 @@ class ZoeDepth(nn.Module):
 
     @nn.compact
     def __call__(self, images: jnp.ndarray, domain: jnp.ndarray | None = None, *, train: bool = False,
-                 return_intermediates: bool = False, vote_per_example: bool = False) -> dict[str, jnp.ndarray]:
+                 return_intermediates: bool = False, vote_per_example: bool = False,
+                 return_uncertainty: bool = False) -> dict[str, jnp.ndarray]:
         check_image_shape(images.shape, multiple=32)
         cfg = self.config
         x = (images.astype(jnp.float32) - 0.5) / 0.5
@@ -94,12 +97,13 @@ class ZoeDepth(nn.Module):
             head_out = NaiveHead(name="metric_head")(features)
         elif cfg.is_multi_head:
             head_out = RoutedMetricBinsHead(cfg.head, tuple(cfg.bins), cfg.router, bottleneck, name="metric_head")(
-                features, domain, train, vote_per_example)
+                features, domain, train, vote_per_example, return_uncertainty)
         else:
-            head_out = MetricBinsHead(cfg.head, cfg.bins[0], bottleneck, name="metric_head")(features)
+            head_out = MetricBinsHead(cfg.head, cfg.bins[0], bottleneck, name="metric_head")(features,
+                                                                                            return_uncertainty)
         out = {"metric_depth": head_out["metric_depth"].astype(jnp.float32),
                "rel_depth": features["rel_depth"].astype(jnp.float32)}
-        for key in ("domain_logits", "domain"):
+        for key in ("domain_logits", "domain", "metric_depth_std"):
             if key in head_out:
                 out[key] = head_out[key]
         if return_intermediates:
