@@ -26,7 +26,7 @@ def full_n():
     return cfg, ref, params, intermediates_forward(cfg)
 
 
-@pytest.mark.parametrize("size", [(384, 512), (480, 640)])
+@pytest.mark.parametrize("size", [(384, 512)])  # non-square: every block resizes its 24x24 bias table
 def test_full_size_parity(full_n, size):
     cfg, ref, params, forward = full_n
     images = np.random.default_rng(0).random((1, *size, 3), dtype=np.float32)

@@ -216,7 +216,6 @@ def test_swin_zoed_n_trains_one_step():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name,size", [
-    ("swin2_t256", (256, 256)),  # window 16, last stage 8x8 without shift, at its build size
     ("swin2_t256", (384, 512)),  # ZoeDepth's input: stage 3 and 4 grids padded to window multiples
     ("swin2_b384", (384, 384)),  # window 24 from pretrained windows 12/12/12/6
     ("swin_l384", (384, 512)),   # Swin v1, window 12: stage 1 grid 96x128 padded to 96x132
