@@ -73,6 +73,10 @@ def scale_and_shift(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray) -
     """(B, H, W) x3 -> (B,) scale and (B,) shift minimising ``sum mask (s p + t - y)^2`` (0, 0 where singular)."""
     pred, target = pred.astype(jnp.float32), target.astype(jnp.float32)
     mask = mask.astype(jnp.float32)
+    # Solved on the prediction centred on its valid mean (the same solution): the raw normal equations lose
+    # float32 precision when the prediction is a small spread around a large offset.
+    centre = jnp.sum(mask * pred, axis=(1, 2)) / jnp.maximum(jnp.sum(mask, axis=(1, 2)), 1.0)
+    pred = pred - centre[:, None, None]
     a00 = jnp.sum(mask * pred * pred, axis=(1, 2))
     a01 = jnp.sum(mask * pred, axis=(1, 2))
     a11 = jnp.sum(mask, axis=(1, 2))
@@ -82,7 +86,7 @@ def scale_and_shift(pred: jnp.ndarray, target: jnp.ndarray, mask: jnp.ndarray) -
     ok = det > 0
     safe = jnp.where(ok, det, 1.0)
     scale = jnp.where(ok, (a11 * b0 - a01 * b1) / safe, 0.0)
-    shift = jnp.where(ok, (-a01 * b0 + a00 * b1) / safe, 0.0)
+    shift = jnp.where(ok, (-a01 * b0 + a00 * b1) / safe - scale * centre, 0.0)
     return scale, shift
 
 
