@@ -2,6 +2,7 @@
 
   zoejax-predict --checkpoint out/zoed_n --output depth/ photo.jpg more_photos/
   zoejax-predict --checkpoint ZoeD_M12_NK.pt --output depth/ --ply --fov 70 street/
+  zoejax-predict --checkpoint out/zoed_n --output depth/ --focal-px 1450 phone_photos/
 
 For every input ``IMAGE`` it writes ``OUT/<name>.png`` (16-bit depth in millimetres, 0 = invalid; it holds at
 most 65.535 m, and a warning names the images clipped there), ``OUT/<name>.npy`` (float32 metres),
@@ -31,6 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from zoejax.host_memory import apply_from_environment
+from zoejax.io.camera import focal_from_fov, focal_rescale
 from zoejax.io.depth_files import confidence_writers, depth_output_paths, write_depth
 from zoejax.io.images import ImageInputError, expand_inputs, output_stems, read_image
 from zoejax.io.ply import DEFAULT_FOV_DEGREES, Intrinsics, write_ply
@@ -59,9 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ply", action="store_true", help="also write a coloured point cloud <name>.ply")
     p.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY",
                    help="pinhole intrinsics in pixels of the input images for --ply")
-    p.add_argument("--fov", type=float, default=DEFAULT_FOV_DEGREES,
-                   help=f"horizontal field of view in degrees for --ply without --intrinsics "
-                        f"(default {DEFAULT_FOV_DEGREES:g})")
+    p.add_argument("--focal-px", type=float, default=None,
+                   help="the images' focal length in pixels: rescales the metric depth from the training camera's "
+                        "to it (docs/inference.md, 'Camera intrinsics') and is the --ply camera")
+    p.add_argument("--fov", type=float, default=None,
+                   help="the images' horizontal field of view in degrees, instead of --focal-px (the same "
+                        f"rescaling); without either, --ply assumes {DEFAULT_FOV_DEGREES:g} degrees and no rescaling")
     p.add_argument("--convert-to-rgb", action="store_true",
                    help="accept grayscale / palette / RGBA images (grey replicated, alpha dropped)")
     p.add_argument("--max-depth", type=float, default=None,
@@ -109,8 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         input_size = parse_size(args.input_size) if args.input_size else None
         intrinsics = Intrinsics.parse(args.intrinsics) if args.intrinsics else None
-        if not 0 < args.fov < 180:
+        if args.fov is not None and not 0 < args.fov < 180:
             raise ValueError(f"--fov must be in (0, 180) degrees, got {args.fov}")
+        if args.focal_px is not None and not args.focal_px > 0:
+            raise ValueError(f"--focal-px must be > 0 pixels, got {args.focal_px}")
+        if sum(v is not None for v in (args.focal_px, args.fov, intrinsics)) > 1:
+            raise ValueError("give one of --focal-px, --fov and --intrinsics")
     except (ValueError, argparse.ArgumentTypeError) as e:
         parser.error(str(e))
     out = Path(args.output)
@@ -150,11 +159,19 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for k, (src, stem, image) in enumerate(group):
                 depth = pred.depth[k]
+                try:
+                    camera = image_camera(model, pred, k, depth.shape, args.focal_px, args.fov)
+                except ValueError as e:
+                    print(f"zoejax-predict: error: {e}", file=sys.stderr)
+                    return 1
+                if camera is not None:
+                    depth = depth * np.float32(camera[1])
                 record = {"input": str(src), "outputs": [], "height": depth.shape[0], "width": depth.shape[1],
                           "min_depth_m": float(depth.min()), "max_depth_m": float(depth.max())}
                 try:
                     confidence = pred.confidence[k] if args.confidence else None
-                    written = _write_outputs(stem, depth, image, args, intrinsics, record, confidence)
+                    written = _write_outputs(stem, depth, image, args, camera[0] if camera else intrinsics, record,
+                                             confidence)
                 except OSError as e:  # disk full, permissions: the next image would fail alike
                     write_error = f"{src}: writing its outputs into {out} failed ({e}); its outputs of any " \
                                   "earlier run are unchanged"
@@ -167,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                     clipped[str(src)] = beyond
                 if pred.domain is not None:
                     record["domain"] = pred.domain_names[int(pred.domain[k])]
+                if camera is not None:
+                    record["focal_px"], record["depth_rescale"] = camera[0].fx, camera[1]
                 records.append(record)
             bar.update(len(group))
             if write_error:
@@ -206,12 +225,31 @@ def _write_outputs(stem: Path, depth: np.ndarray, image: np.ndarray, args: argpa
     if confidence is not None:
         extra += confidence_writers(stem, confidence)
     if args.ply:
-        k = intrinsics or Intrinsics.from_fov(*depth.shape, args.fov)
+        k = intrinsics or Intrinsics.from_fov(*depth.shape, DEFAULT_FOV_DEGREES)
 
         def ply(tmp: Path) -> None:
             record["ply_points"] = write_ply(tmp, depth, image, k)
         extra.append((stem.with_name(stem.name + ".ply"), ply))
     return write_depth(stem, depth, npy=not args.no_npy, color=not args.no_color, extra=extra)
+
+
+def image_camera(model, pred, k: int, shape: tuple[int, int], focal_px: float | None, fov: float | None
+                 ) -> tuple[Intrinsics, float] | None:
+    """With ``--focal-px`` or ``--fov``: the image's pinhole (principal point at the centre) and the factor from
+    the training camera of the head that predicted image ``k`` (``zoejax.io.camera``); None without either."""
+    if focal_px is None and fov is None:
+        return None
+    height, width = shape
+    focal = focal_px if focal_px is not None else focal_from_fov(width, fov)
+    if pred.domain is not None:
+        domain = pred.domain_names[int(pred.domain[k])]
+    else:
+        names = getattr(model.config, "domain_names", ())
+        if len(names) != 1 or getattr(pred, "output", "metric_depth") != "metric_depth":
+            raise ValueError("--focal-px / --fov rescale metric depth by the training camera, which this model "
+                             "does not record; leave them out")
+        domain = names[0]
+    return Intrinsics(focal, focal, (width - 1) / 2, (height - 1) / 2), focal_rescale(domain, focal, width)
 
 
 def _check_output_folder(out: Path, files: list[Path]) -> None:
