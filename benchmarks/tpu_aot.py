@@ -225,6 +225,10 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
     hbm = (mem.argument_size_in_bytes + mem.output_size_in_bytes - mem.alias_size_in_bytes
            + mem.temp_size_in_bytes + mem.generated_code_size_in_bytes)
     step_s = float(cost.get("optimal_seconds", float("nan")))
+    if not step_s > 0:
+        # libtpu 0.0.42 returns a negative optimal_seconds for some programs (seen on v5e-8, v6e-8 and v4-8 for
+        # the full BEiT-L step): no estimate, reported as nan rather than as a negative speed.
+        step_s = float("nan")
     chips = len(devices)
     basis = "model"
     if model_flops is None:
@@ -275,8 +279,11 @@ def report(r: Result) -> None:
           f"temporaries {r.temporaries_gib:.2f}; {100 * r.state_sharded:.0f}% of the state's bytes sharded)")
     print(f"  flops per chip {r.flops_per_chip / 1e12:7.2f} TFLOP; bytes accessed {r.bytes_per_chip / 1e9:.1f} GB "
           f"(intensity {r.flops_per_chip / max(r.bytes_per_chip, 1):.0f} flop/byte)")
-    print(f"  estimated step {r.step_s * 1e3:7.1f} ms -> {r.images_per_s:.1f} images/s, MFU {100 * r.mfu:.1f}% "
-          f"({r.mfu_basis} flops)")
+    if r.step_s > 0:
+        print(f"  estimated step {r.step_s * 1e3:7.1f} ms -> {r.images_per_s:.1f} images/s, MFU {100 * r.mfu:.1f}% "
+              f"({r.mfu_basis} flops)")
+    else:
+        print("  estimated step    n/a (libtpu's cost analysis gave no valid optimal_seconds for this program)")
     for op, c in sorted(r.collectives.items()):
         print(f"  {op:18s} {c['count']:5d}  {c['gib']:8.3f} GiB")
 
