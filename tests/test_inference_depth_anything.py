@@ -123,3 +123,43 @@ def test_v1_resizes_back_without_aligned_corners():
     assert not official_align_corners(v1) and official_align_corners(v2)
     assert not official_align_corners(PRESETS["da_tiny_relative"], "da1_relative_vits")
     assert official_align_corners(PRESETS["da_tiny_relative"])
+
+
+def test_predict_cli_writes_relative_outputs_and_the_export_round_trips(tmp_path):
+    """zoejax-predict on 2 images of a relative model: raw .npy, normalised uint16 PNG and preview; the StableHLO
+    artefact (jax.export deserialised) gives predict's depth."""
+    from PIL import Image
+
+    from zoejax.cli.predict import main as predict_main
+    from zoejax.serving.stablehlo import export_predict, load_exported
+
+    cfg = PRESETS["da_tiny_relative"]
+    params = random_params(cfg, 3)
+    pth = write_pth(cfg, params, tmp_path / "mine.pth")
+    rng = np.random.default_rng(1)
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)).save(images / f"{name}.png")
+    out = tmp_path / "out"
+    args = ["--checkpoint", str(pth), "--preset", "da_tiny_relative", "--input-size", "28x28", "--batch-size", "1",
+            "--output", str(out)]
+    assert predict_main(args + ["--ply", str(images)]) == 1  # no metres, no point cloud
+    assert predict_main(args + [str(images)]) == 0
+    model = zoejax.load(pth, preset="da_tiny_relative", input_size=28)
+    raw = model.predict(np.asarray(Image.open(images / "a.png")))
+    np.testing.assert_allclose(np.load(out / "a.npy"), raw, rtol=1e-6, atol=1e-6)
+    png = np.asarray(Image.open(out / "a.png"))
+    assert png.dtype == np.uint16 and png.max() == 65535 and png.min() == 0
+    want = np.round((raw - raw.min()) / (raw.max() - raw.min()) * 65535)
+    assert np.abs(png.astype(np.float64) - want).max() <= 1
+    assert np.asarray(Image.open(out / "b_color.png")).shape == (30, 41, 3)
+    import json
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["output"] == "relative_depth" and len(summary["predictions"]) == 2
+    assert not summary["flip_tta"]
+
+    exported = load_exported(export_predict(model, tmp_path / "hlo", 30, 41))
+    assert exported.meta["output"] == "relative_depth" and not exported.meta["flip_tta"]
+    np.testing.assert_allclose(exported(np.asarray(Image.open(images / "a.png"))[None])["depth"][0], raw,
+                               rtol=1e-6, atol=1e-6)

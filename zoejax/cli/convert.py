@@ -117,8 +117,10 @@ def _export_stablehlo(args: argparse.Namespace, t0: float) -> int:
     if unknown:  # jax.export would write an artefact for a platform nothing runs
         raise ValueError(f"--platforms: unknown {', '.join(unknown)}; choose from {', '.join(PLATFORMS)}")
     check_dir_output(args.output, overwrite=args.overwrite, inputs=[args.input])  # before loading and lowering
-    model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant, input_size=input_size)
-    out = export_predict(model, args.output, height, width, args.batch_size, flip_tta=not args.no_flip_tta,
+    model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant, input_size=input_size,
+                        preset=args.preset)
+    out = export_predict(model, args.output, height, width, args.batch_size,
+                         flip_tta=False if args.no_flip_tta else None,  # None: the family's own (ZoeDepth: on)
                          platforms=platforms, overwrite=args.overwrite)
     print(f"exported predict for {args.batch_size}x{height}x{width} images to {out} "
           f"({time.perf_counter() - t0:.1f}s); load it with zoejax.serving.stablehlo.load_exported")

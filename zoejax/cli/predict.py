@@ -1,4 +1,4 @@
-"""``zoejax-predict``: metric depth for your own images, from any checkpoint zoejax can load.
+"""``zoejax-predict``: depth for your own images, from any checkpoint zoejax can load (ZoeDepth, Depth Anything).
 
   zoejax-predict --checkpoint out/zoed_n --output depth/ photo.jpg more_photos/
   zoejax-predict --checkpoint ZoeD_M12_NK.pt --output depth/ --ply --fov 70 street/
@@ -10,7 +10,10 @@ most 65.535 m, and a warning names the images clipped there), ``OUT/<name>.npy``
 ``OUT/<name>_confidence.png`` map (bright = confident) and, with ``--ply``, a coloured point cloud ``OUT/<name>.ply``;
 ``OUT/predictions.json`` lists every input with its outputs, depth range and, for ZoeD_NK, the head the router
 chose. The depth has the input's size (the official ``infer``: reflect padding, resize to the network size, flip
-averaging). A file that cannot be used is reported and
+averaging; Depth Anything: its own, see docs/inference.md). A relative model (Depth Anything V1 / V2 relative)
+writes relative inverse depth instead: ``<name>.npy`` the raw float32 output (unitless, larger is nearer),
+``<name>.png`` the per-image min-max normalised map as uint16 (65535 = nearest, 0 = farthest) and
+``<name>_color.png`` that normalised map; no ``--ply`` (it needs metres). A file that cannot be used is reported and
 skipped; the exit status is then 1 (also for a missing checkpoint or no input), 2 for bad usage.
 
 Nothing you own is overwritten: an OUT that holds an input image (however spelled: symlinks, "..") is refused;
@@ -22,6 +25,7 @@ with the image's old files untouched.
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import sys
 import time
@@ -33,7 +37,12 @@ from tqdm import tqdm
 
 from zoejax.host_memory import apply_from_environment
 from zoejax.io.camera import focal_from_fov, focal_rescale
-from zoejax.io.depth_files import confidence_writers, depth_output_paths, write_depth
+from zoejax.io.depth_files import (
+    confidence_writers,
+    depth_output_paths,
+    write_depth,
+    write_relative_depth,
+)
 from zoejax.io.images import ImageInputError, expand_inputs, output_stems, read_image
 from zoejax.io.ply import DEFAULT_FOV_DEGREES, Intrinsics, write_ply
 from zoejax.io.safe_output import atomic_path, holds_directly
@@ -72,7 +81,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-depth", type=float, default=None,
                    help="ZoeD_K only: bin range upper bound, 10 (released model) or 80 (paper's KITTI protocol)")
     p.add_argument("--input-size", default=None, metavar="HxW",
-                   help="network size target (default 384x512; 384x768 for ZoeD_K)")
+                   help="network size target (default 384x512; 384x768 for ZoeD_K; Depth Anything: the lower side, "
+                        "518x518)")
+    p.add_argument("--preset", default=None,
+                   help="a Depth Anything .pth not named as released: its model, e.g. da2_relative_vitl")
     return p
 
 
@@ -134,8 +146,18 @@ def main(argv: list[str] | None = None) -> int:
     for src, stem in renamed:
         print(f"note: the outputs of {src} are named {stem.name}.* (another input's outputs take its own name)",
               file=sys.stderr)
-    model = _load_model(args.checkpoint, args.max_depth, input_size)
+    model = _load_model(args.checkpoint, args.max_depth, input_size, args.preset)
     if model is None:
+        return 1
+    relative = model.output == "relative_depth"
+    if relative and (args.ply or args.focal_px is not None or args.fov is not None):
+        flag = "--ply" if args.ply else "--focal-px" if args.focal_px is not None else "--fov"
+        print(f"zoejax-predict: error: {args.checkpoint} predicts relative depth: {flag} needs a metric model",
+              file=sys.stderr)
+        return 1
+    if args.confidence and "confidence" not in inspect.signature(model.predict_batch).parameters:
+        print(f"zoejax-predict: error: --confidence: {type(model).__name__} has no confidence map (ZoeDepth "
+              f"models have one)", file=sys.stderr)
         return 1
 
     failures: dict[str, str] = {}
@@ -151,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
                 images = np.concatenate([images, np.repeat(images[-1:], args.batch_size - len(group), 0)])
             compiled.add((images.shape[1:3], len(images)))
             try:
-                pred = model.predict_batch(images, pad_input=not args.no_pad, flip_tta=not args.no_flip_tta,
+                # Flags off: the family's own default (ZoeDepth pads and mirrors; Depth Anything does neither).
+                pred = model.predict_batch(images, pad_input=False if args.no_pad else None,
+                                           flip_tta=False if args.no_flip_tta else None,
                                            **({"confidence": True} if args.confidence else {}))
             except ValueError as e:  # e.g. too small: every image of this group has the same size
                 failures.update({str(g[0]): f"{g[0]}: {e}" for g in group})
@@ -159,26 +183,32 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             for k, (src, stem, image) in enumerate(group):
                 depth = pred.depth[k]
-                try:
-                    camera = image_camera(model, pred, k, depth.shape, args.focal_px, args.fov)
-                except ValueError as e:
-                    print(f"zoejax-predict: error: {e}", file=sys.stderr)
-                    return 1
-                if camera is not None:
-                    depth = depth * np.float32(camera[1])
-                record = {"input": str(src), "outputs": [], "height": depth.shape[0], "width": depth.shape[1],
-                          "min_depth_m": float(depth.min()), "max_depth_m": float(depth.max())}
+                camera = None
+                if not relative:  # a focal length rescales metres; relative depth has no scale to follow it
+                    try:
+                        camera = image_camera(model, pred, k, depth.shape, args.focal_px, args.fov)
+                    except ValueError as e:
+                        print(f"zoejax-predict: error: {e}", file=sys.stderr)
+                        return 1
+                    if camera is not None:
+                        depth = depth * np.float32(camera[1])
+                record = {"input": str(src), "outputs": [], "height": depth.shape[0], "width": depth.shape[1]}
+                unit = "relative" if relative else "m"
+                record.update({f"min_depth_{unit}": float(depth.min()), f"max_depth_{unit}": float(depth.max())})
                 try:
                     confidence = pred.confidence[k] if args.confidence else None
-                    written = _write_outputs(stem, depth, image, args, camera[0] if camera else intrinsics, record,
-                                             confidence)
+                    if relative:
+                        written = write_relative_depth(stem, depth, npy=not args.no_npy, color=not args.no_color)
+                    else:
+                        written = _write_outputs(stem, depth, image, args, camera[0] if camera else intrinsics,
+                                                 record, confidence)
                 except OSError as e:  # disk full, permissions: the next image would fail alike
                     write_error = f"{src}: writing its outputs into {out} failed ({e}); its outputs of any " \
                                   "earlier run are unchanged"
                     failures[str(src)] = write_error
                     break
                 record["outputs"] = [str(p) for p in written]
-                beyond = int(np.sum(depth > PNG_MAX_DEPTH_M))
+                beyond = 0 if relative else int(np.sum(depth > PNG_MAX_DEPTH_M))
                 if beyond:
                     record["png_clipped_pixels"] = beyond
                     clipped[str(src)] = beyond
@@ -191,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             if write_error:
                 break
     bar_time = time.perf_counter() - t0
-    summary = {"checkpoint": args.checkpoint, "flip_tta": not args.no_flip_tta, "predictions": records,
+    summary = {"checkpoint": args.checkpoint, "output": model.output, "units": model.units,
+               "flip_tta": (not args.no_flip_tta) and model.default_flip_tta, "predictions": records,
                "failures": failures}
     try:
         with atomic_path(out / SUMMARY_FILE) as tmp:
@@ -203,8 +234,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"zoejax-predict: error: {write_error}; stopped after {len(records)} of {len(files)} image(s)",
               file=sys.stderr)
         return 1
-    print(f"wrote depth for {len(records)} image(s) to {out}/ in {bar_time:.1f}s "
-          f"(<name>.png: uint16 mm, <name>.npy: float32 m)")
+    written_as = "<name>.png: uint16 normalised (65535 = nearest), <name>.npy: float32 relative inverse depth" \
+        if relative else "<name>.png: uint16 mm, <name>.npy: float32 m"
+    print(f"wrote depth for {len(records)} image(s) to {out}/ in {bar_time:.1f}s ({written_as})")
     if clipped:
         print(f"warning: {len(clipped)} image(s) have depth beyond {PNG_MAX_DEPTH_M} m, the most a 16-bit "
               f"millimetre PNG holds: those pixels are {PNG_MAX_DEPTH_M} m in <name>.png (the .npy keeps the exact "
@@ -286,7 +318,7 @@ def collision_free_stems(files: list[Path], stems: list[Path], *, npy: bool, col
     return result, renamed
 
 
-def _load_model(checkpoint: str, max_depth: float | None, input_size):
+def _load_model(checkpoint: str, max_depth: float | None, input_size, preset: str | None = None):
     """zoejax.load with its failures turned into one clear line (None on failure)."""
     path = Path(checkpoint)
     if not path.exists():
@@ -295,7 +327,7 @@ def _load_model(checkpoint: str, max_depth: float | None, input_size):
     import zoejax
 
     try:
-        return zoejax.load(path, max_depth=max_depth, input_size=input_size)
+        return zoejax.load(path, max_depth=max_depth, input_size=input_size, preset=preset)
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is reported, not traced
         print(f"zoejax-predict: error: cannot load checkpoint {path}: {type(e).__name__}: {e}", file=sys.stderr)
         return None

@@ -91,3 +91,33 @@ def confidence_writers(stem: str | os.PathLike, confidence: np.ndarray | None
             # colorize shows small values bright: 1 - c + 1e-3 maps confident pixels bright, on a fixed 0-1 scale
             (stem.with_name(stem.name + "_confidence.png"),
              lambda tmp: Image.fromarray(colorize(1.001 - c, 0.0, 1.0)).save(tmp, format="PNG"))]
+
+
+def normalise_relative(relative: np.ndarray) -> np.ndarray:
+    """(H, W) relative inverse depth -> float32 in [0, 1] by this image's min and max (1 = nearest), as the
+    official Depth Anything ``run.py`` scales its preview; a constant map is all 0."""
+    r = np.nan_to_num(np.asarray(relative, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(r.min()), float(r.max())
+    return ((r - lo) / (hi - lo) if hi > lo else np.zeros_like(r)).astype(np.float32)
+
+
+def write_relative_depth(stem: str | os.PathLike, relative: np.ndarray, *, npy: bool = True, color: bool = True
+                         ) -> list[Path]:
+    """A relative model's files as one set: ``<stem>.png`` (uint16, the min-max normalised map x 65535, 65535 =
+    nearest), optionally ``<stem>.npy`` (the raw float32 output, unnormalised) and ``<stem>_color.png`` (the
+    normalised map, near bright and far dark). Returns the paths written."""
+    relative = np.asarray(relative, np.float32)
+    if relative.ndim != 2:
+        raise ValueError(f"depth must be (H, W), got shape {relative.shape}")
+    unit = normalise_relative(relative)
+    paths = depth_output_paths(stem, npy=npy, color=color)
+    writers: list[Callable[[Path], object]] = [
+        lambda tmp: Image.fromarray(np.round(unit * 65535).astype(np.uint16)).save(tmp, format="PNG")]
+    if npy:
+        writers.append(lambda tmp: _save_npy(tmp, relative))
+    if color:  # ``colorize`` shows small values bright: 2 - unit puts the nearest (unit 1) brightest
+        writers.append(lambda tmp: Image.fromarray(colorize(2.0 - unit, 1.0, 2.0)).save(tmp, format="PNG"))
+    with atomic_files(paths) as temps:
+        for write, tmp in zip(writers, temps, strict=True):
+            write(tmp)
+    return paths

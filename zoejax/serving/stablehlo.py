@@ -24,19 +24,20 @@ import jax.numpy as jnp
 import numpy as np
 
 if TYPE_CHECKING:  # loading an artefact needs jax and numpy only, not the model code
-    from zoejax.inference import ZoeDepthModel
+    from zoejax.inference_models import DepthModel
 
 PROGRAM_FILE, PARAMS_FILE, META_FILE = "predict.stablehlo", "params.npz", "meta.json"
 FORMAT_VERSION = 1
 
 
-def export_predict(model: ZoeDepthModel, out_dir: str | os.PathLike, height: int, width: int, batch_size: int = 1,
-                   flip_tta: bool = True, pad_input: bool = True, platforms: Sequence[str] | None = None,
+def export_predict(model: DepthModel, out_dir: str | os.PathLike, height: int, width: int, batch_size: int = 1,
+                   flip_tta: bool | None = None, pad_input: bool | None = None,
+                   platforms: Sequence[str] | None = None,
                    overwrite: bool = False) -> Path:
     """Write the artefact for images of ``height`` x ``width`` pixels, ``batch_size`` at a time.
 
     Args:
-      model: a ``zoejax.inference.ZoeDepthModel`` (what ``zoejax.load`` returns).
+      model: a ``zoejax.inference_models.DepthModel`` (what ``zoejax.load`` returns: ZoeDepth or Depth Anything).
       platforms: lowering targets ("cpu", "cuda", "rocm", "tpu"); default: this machine's backend. The graph is
         traced with their op forms (``zoejax.ops.platform.forms_for``), not this machine's: an export for GPU/TPU
         made on a CPU host gets batched attention and plain convolutions, not the CPU forms.
@@ -49,6 +50,7 @@ def export_predict(model: ZoeDepthModel, out_dir: str | os.PathLike, height: int
     inputs = [source] if isinstance(source, str) else []
     check_dir_output(out_dir, overwrite=overwrite, inputs=inputs)  # before the lowering, which takes a while
     program = model.prediction_function(height, width, pad_input, flip_tta, platforms)
+    flip_tta = program.flip_tta
     size, pad = program.network_size, program.pad
 
     params = jax.device_get(model.params)
@@ -56,14 +58,17 @@ def export_predict(model: ZoeDepthModel, out_dir: str | os.PathLike, height: int
     images_spec = jax.ShapeDtypeStruct((batch_size, height, width, 3), jnp.float32)
     exported = jax.export.export(jax.jit(program.fn), platforms=platforms)(params_spec, images_spec)
     leaves = jax.tree.leaves(params)
+    multi_head = getattr(model.config, "is_multi_head", False)
+    output = getattr(model, "output", "metric_depth")
     meta = {
         "format_version": FORMAT_VERSION,
         "input": {"name": "images", "shape": [batch_size, height, width, 3], "dtype": "float32",
                   "range": "[0, 1] RGB"},
-        "outputs": {"depth": "float32 (B, H, W) metres at the input size",
-                    **({"domain": "int32 (B,) index into domain_names"} if model.config.is_multi_head else {})},
+        "outputs": {"depth": f"float32 (B, H, W) {getattr(model, 'units', 'metres')} at the input size",
+                    **({"domain": "int32 (B,) index into domain_names"} if multi_head else {})},
+        "output": output,
         "network_size": list(size), "pad": list(pad), "flip_tta": flip_tta,
-        "domain_names": list(model.config.domain_names) if model.config.is_multi_head else [],
+        "domain_names": list(model.config.domain_names) if multi_head else [],
         "num_param_arrays": len(leaves), "platforms": list(exported.platforms),
         "jax_version": jax.__version__, "provenance": model.provenance,
     }
