@@ -195,12 +195,24 @@ def _predict(model, size, pad, flip_tta, uncertainty, params, images):
     std = jnp.maximum(back(out["metric_depth_std"]), 0.0) if uncertainty[1] else None  # bicubic overshoots
     if flip_tta:
         if uncertainty[0]:
-            std = mixture_std(depth[:n], depth[n:, :, ::-1], *((std[:n], std[n:, :, ::-1]) if uncertainty[1]
-                                                               else ()))
-        depth = 0.5 * (depth[:n] + depth[n:, :, ::-1])
+            std = mixture_std(_first_half(depth, n), _second_half(depth, n)[:, :, ::-1],
+                              *((_first_half(std, n), _second_half(std, n)[:, :, ::-1]) if uncertainty[1] else ()))
+        depth = 0.5 * (_first_half(depth, n) + _second_half(depth, n)[:, :, ::-1])
     result = {"depth": depth}
     if uncertainty[0]:
         result.update(std=std, confidence=confidence_from_std(depth, std))
     if "domain" in out:
-        result["domain"] = out["domain"][:n]
+        result["domain"] = _first_half(out["domain"], n) if flip_tta else out["domain"]
     return result
+
+
+def _first_half(x: jax.Array, n: Any) -> jax.Array:
+    """x[:n] of a (2n, ...) array. A symbolic n (a dynamic-batch export) takes it through a reshape: jax2onnx
+    sizes a slice at a symbolic offset as empty. A static n keeps the plain slice, so the jitted and TPU
+    programs are unchanged."""
+    return x[:n] if isinstance(n, int) else x.reshape(2, n, *x.shape[1:])[0]
+
+
+def _second_half(x: jax.Array, n: Any) -> jax.Array:
+    """x[n:] of a (2n, ...) array (see ``_first_half``)."""
+    return x[n:] if isinstance(n, int) else x.reshape(2, n, *x.shape[1:])[1]

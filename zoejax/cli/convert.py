@@ -6,6 +6,7 @@
   zoejax-convert --to official out/zoed_n ZoeD_N_back.pt    # zoejax folder -> official .pt (strict-loadable)
   zoejax-convert --to hf out/zoed_n hf_out/                 # zoejax folder -> model.safetensors + config.json
   zoejax-convert --to stablehlo out/zoed_n serve/ --size 480x640   # jitted predict as a StableHLO artefact
+  zoejax-convert --to onnx out/zoed_n zoed_n.onnx --size 480x640 --dynamic-batch --weights float16
   zoejax-convert depth_anything_v2_metric_hypersim_vitl.pth out/da2_hypersim_l   # Depth Anything (.pth or HF)
   zoejax-convert my_finetune.pth out/da2_s --preset da2_relative_vits            # a .pth not named as released
 
@@ -36,15 +37,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("input", help="checkpoint to convert (.pt, .safetensors or an HF folder); with --to, a "
                                  "zoejax folder written by this command or by training")
     p.add_argument("output", help="output folder (import, or --to hf) or .pt file (--to official)")
-    p.add_argument("--to", choices=("official", "hf", "stablehlo"), default=None,
+    p.add_argument("--to", choices=("official", "hf", "stablehlo", "onnx"), default=None,
                    help="export a zoejax folder to the official .pt or the HF layout, or any loadable checkpoint "
-                        "to a StableHLO serving artefact, instead of importing")
+                        "to a StableHLO serving artefact or a self-contained .onnx file, instead of importing")
     p.add_argument("--size", default=None, metavar="HxW",
-                   help="--to stablehlo: the input image size the artefact takes, e.g. 480x640")
-    p.add_argument("--batch-size", type=int, default=1, help="--to stablehlo: images per call (default 1)")
+                   help="--to stablehlo / onnx: the input image size the artefact takes, e.g. 480x640")
+    p.add_argument("--batch-size", type=int, default=1, help="--to stablehlo / onnx: images per call (default 1)")
     p.add_argument("--input-size", default=None, metavar="HxW",
-                   help="--to stablehlo: network size target (default 384x512; 384x768 for ZoeD_K)")
-    p.add_argument("--no-flip-tta", action="store_true", help="--to stablehlo: leave out the mirrored pass")
+                   help="--to stablehlo / onnx: network size target (default 384x512; 384x768 for ZoeD_K)")
+    p.add_argument("--no-flip-tta", action="store_true", help="--to stablehlo / onnx: leave out the mirrored pass")
+    p.add_argument("--dynamic-batch", action="store_true",
+                   help="--to onnx: any number of images per call (a symbolic batch axis B) instead of --batch-size")
+    p.add_argument("--weights", choices=("float32", "float16"), default="float32",
+                   help="--to onnx: stored weight precision (float16 halves the file; arithmetic stays float32)")
+    p.add_argument("--program", choices=("predict", "forward"), default="predict",
+                   help="--to onnx: the whole predict path (default) or the bare forward at the network size")
     p.add_argument("--platforms", default=None,
                    help="--to stablehlo: comma-separated lowering targets (cpu,cuda,tpu); default this machine's")
     p.add_argument("--format", choices=FORMATS, default=None,
@@ -70,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.to == "stablehlo":
             return _export_stablehlo(args, t0)
+        if args.to == "onnx":
+            return _export_onnx(args, t0)
         if args.to:
             from zoejax.conversion.convert import export_checkpoint
 
@@ -81,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         out, detected, converted = convert_file(args.input, args.output, format=args.format,
                                                 variant=args.variant, max_depth=args.max_depth,
                                                 overwrite=args.overwrite, seed=args.seed, preset=args.preset)
-    except (ConversionError, CheckpointReadError, UnsafeOutputError, OSError, ValueError,
+    except (ConversionError, CheckpointReadError, UnsafeOutputError, OSError, ValueError, ImportError,
             argparse.ArgumentTypeError) as e:  # OSError: missing or unreadable input, an existing output, disk full
         where = f"{args.output}: " if isinstance(e, OSError) and e.errno and not e.filename else ""
         print(f"zoejax-convert: error: {where}{e}", file=sys.stderr)  # a bare "[Errno 28]" names the output
@@ -124,6 +133,30 @@ def _export_stablehlo(args: argparse.Namespace, t0: float) -> int:
                          platforms=platforms, overwrite=args.overwrite)
     print(f"exported predict for {args.batch_size}x{height}x{width} images to {out} "
           f"({time.perf_counter() - t0:.1f}s); load it with zoejax.serving.stablehlo.load_exported")
+    return 0
+
+
+def _export_onnx(args: argparse.Namespace, t0: float) -> int:
+    import zoejax
+    from zoejax.cli.predict import parse_size
+    from zoejax.io.safe_output import check_file_output
+    from zoejax.serving.onnx import export_onnx
+
+    if not args.size:
+        raise ValueError("--to onnx needs --size HxW (the input image size the file takes)")
+    height, width = parse_size(args.size)
+    if args.batch_size < 1:
+        raise ValueError("--batch-size must be >= 1")
+    if args.platforms:
+        raise ValueError("--platforms is for --to stablehlo; an ONNX file always gets the generic op forms")
+    input_size = parse_size(args.input_size) if args.input_size else None
+    check_file_output(args.output, overwrite=args.overwrite, inputs=[args.input])  # before loading and tracing
+    model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant, input_size=input_size)
+    batch = None if args.dynamic_batch else args.batch_size
+    out = export_onnx(model, args.output, height, width, batch, program=args.program, weights=args.weights,
+                      flip_tta=not args.no_flip_tta, overwrite=args.overwrite)
+    print(f"exported {args.program} for {'B' if batch is None else batch}x{height}x{width} images "
+          f"({args.weights} weights) to {out} ({time.perf_counter() - t0:.1f}s); run it with onnxruntime")
     return 0
 
 

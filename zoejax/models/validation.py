@@ -13,8 +13,10 @@ import numpy as np
 
 
 def check_image_shape(shape: Sequence[int], multiple: int = 32) -> None:
-    """Raise ValueError unless ``shape`` is (B, H, W, 3) with H and W positive multiples of ``multiple``."""
-    shape = tuple(int(s) for s in shape)
+    """Raise ValueError unless ``shape`` is (B, H, W, 3) with H and W positive multiples of ``multiple``.
+
+    B may be a symbolic dimension (a dynamic-batch export, ``zoejax.serving.onnx``): symbolic sizes are >= 1."""
+    shape = tuple(s if _is_symbolic(s) else int(s) for s in shape)
     if len(shape) != 4:
         raise ValueError(
             f"images must be a batch of rank 4 (B, H, W, 3), got rank {len(shape)} with shape {shape}; "
@@ -28,6 +30,11 @@ def check_image_shape(shape: Sequence[int], multiple: int = 32) -> None:
         raise ValueError(
             f"image height and width must be positive multiples of {multiple}, got {h}x{w}; resize with "
             "zoejax's preprocessing (official 'minimal' rule) or pad first")
+
+
+def _is_symbolic(size) -> bool:
+    """A ``jax.export`` symbolic dimension (e.g. ``"B"``) rather than a number."""
+    return not isinstance(size, (int, np.integer)) and hasattr(size, "dimension_as_value")
 
 
 def check_images(images, multiple: int = 32) -> np.ndarray:

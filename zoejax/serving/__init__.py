@@ -1,1 +1,1 @@
-"""Serving artefacts: the jitted predict function exported as StableHLO (``stablehlo.py``)."""
+"""Serving artefacts: the jitted predict function exported as StableHLO (``stablehlo.py``) or ONNX (``onnx.py``)."""
