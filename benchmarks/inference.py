@@ -4,6 +4,7 @@ weights; eager, and ``torch.compile`` where it works), timed alternately in one 
   python benchmarks/inference.py                                   # BEiT-L ZoeD_N 384x512, batch 1 and 8, fp32 and bf16
   python benchmarks/inference.py --batch-sizes 1 --dtypes fp32     # the quick CPU run
   python benchmarks/inference.py --no-compile --repeats 7
+  python benchmarks/inference.py --backbone beit_b384 --batch-sizes 1 --dtypes fp32 --no-compile --onnx
 
 PyTorch runs in a spawned process that never imports jax's runtime (``torch_worker.py``; ``--torch-in-process``
 for the old single-process way), and times its calls there; the two sides alternate, each idle while the other
@@ -12,6 +13,10 @@ call of every implementation in a rotating order, so load from other processes h
 shows the median (and min) of the repeats. fp32 outputs are checked against PyTorch eager (relative L2 of metric_depth
 <= 1e-4). Runs on the GPU when jax's default backend and torch.cuda are GPUs. The last line is
 ``speedup_vs_pytorch: X`` = PyTorch eager fp32 batch 1 median / zoejax fp32 batch 1 median.
+
+``--onnx`` adds an ONNX Runtime row (fp32): zoejax's own export (``zoejax.serving.onnx``, the bare forward with the
+same weights, fixed batch; its network resize is the identity at the benchmark size) run by onnxruntime's CPU
+provider in this process, timed in the same rotation.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import contextlib
 import dataclasses
 import datetime
 import functools
+import tempfile
 import time
 
 import jax
@@ -44,6 +50,25 @@ def zoejax_forward(cfg, params, dtype: str):
     fn = jax.jit(lambda p, x: model.apply({"params": p}, x)["metric_depth"])
     params = jax.device_put(params)
     return lambda images: fn(params, images).block_until_ready()
+
+
+def onnx_forward(cfg, params, size: tuple[int, int], batch: int, workdir: str):
+    """zoejax's ONNX export of the forward, run in ONNX Runtime (CPU): ``images -> metric_depth``."""
+    import os
+
+    import onnxruntime as ort
+
+    from zoejax.inference import ZoeDepthModel
+    from zoejax.serving.onnx import export_onnx
+
+    path = os.path.join(workdir, f"forward_b{batch}.onnx")
+    t0 = time.perf_counter()
+    export_onnx(ZoeDepthModel(cfg, params, input_size=size), path, *size, batch_size=batch, program="forward")
+    print(f"onnx export batch {batch}: {time.perf_counter() - t0:.1f}s, {os.path.getsize(path) / 1e6:.0f} MB",
+          flush=True)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    index = [o.name for o in sess.get_outputs()].index("metric_depth")
+    return lambda images: sess.run(None, {"images": images})[index]
 
 
 def torch_forward(module, dtype: str, device: str):
@@ -77,6 +102,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per implementation (median)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed calls per implementation first")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
+    parser.add_argument("--onnx", action="store_true",
+                        help="add an ONNX Runtime row (fp32): zoejax's ONNX export of the same forward")
     parser.add_argument("--torch-in-process", action="store_true",
                         help="run PyTorch in this process instead of a spawned one (the two runtimes' threads "
                              "then share the cores between calls)")
@@ -115,12 +142,17 @@ def main() -> None:
         return time.perf_counter() - t0, out
 
     rows, times = [], {}
+    onnx_dir = tempfile.TemporaryDirectory(prefix="zoejax_bench_onnx_")
     for dtype in dtypes:
         for batch in batch_sizes:
             images = np.random.default_rng(batch).random((batch, *args.size, 3), dtype=np.float32)
             x = jax.device_put(jnp.asarray(images))
             impls = {"zoejax (jit)": functools.partial(seconds_and_output,
                                                        functools.partial(zoejax_forward(cfg, params, dtype), x))}
+            if args.onnx and dtype == "fp32":
+                impls["onnxruntime (zoejax export)"] = functools.partial(
+                    seconds_and_output, functools.partial(onnx_forward(cfg, params, tuple(args.size), batch,
+                                                                       onnx_dir.name), images))
             if worker is None:
                 pv = pixel_values(images).to(device)
                 impls["pytorch eager"] = functools.partial(
@@ -186,6 +218,7 @@ def main() -> None:
         print(f"| {dtype} | {batch} | {name} | {t:.3f} | {tmin:.3f} | {ips:.2f} | {first:.1f} | {speed} | {err} |")
     if worker is not None:
         worker.close()
+    onnx_dir.cleanup()
     jx, pt = times.get(("fp32", 1, "zoejax (jit)")), times.get(("fp32", 1, "pytorch eager"))
     print(f"speedup_vs_pytorch: {pt / jx:.2f}" if jx and pt else "speedup_vs_pytorch: n/a (needs fp32 batch 1)")
 

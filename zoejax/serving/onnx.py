@@ -54,8 +54,11 @@ def export_onnx(model: ZoeDepthModel, path: str | os.PathLike, height: int, widt
     The file is written atomically; an existing file is replaced only with ``overwrite`` and never when it is the
     model's source. Raises ValueError for a bad argument, ImportError when jax2onnx / onnx are missing.
     """
+    from zoejax.inference import ZoeDepthModel
     from zoejax.io.safe_output import atomic_path, check_file_output
 
+    if not isinstance(model, ZoeDepthModel):
+        raise ValueError(f"ONNX export takes ZoeDepth models so far, not {type(model).__name__}")
     if program not in PROGRAMS:
         raise ValueError(f"unknown ONNX program {program!r}; expected one of {PROGRAMS}")
     if weights not in WEIGHT_DTYPES:
