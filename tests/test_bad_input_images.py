@@ -121,7 +121,8 @@ def test_predict_says_which_outputs_clip_at_65_metres(tmp_path, capsys, monkeypa
         depth[:, :4] = np.where(batch[:, :4, :, 0] == 255, 79.0, 5.0)
         return Prediction(depth, None, ())
 
-    model = types.SimpleNamespace(predict_batch=predict_batch)
+    model = types.SimpleNamespace(predict_batch=predict_batch, output="metric_depth", units="metres",
+                                  default_pad_input=True, default_flip_tta=True)
     monkeypatch.setattr(predict_cli, "_load_model", lambda *a: model)
     out = tmp_path / "out"
     code = predict_cli.main(["--checkpoint", str(tmp_path), "--output", str(out), "--batch-size", "1",

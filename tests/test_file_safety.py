@@ -31,6 +31,9 @@ class _StubModel:
     input's depth differs) to the power ``power`` (a rerun with another power changes every file, the
     percentile-scaled preview too)."""
 
+    # The DepthModel interface attributes zoejax-predict reads (zoejax/inference.py).
+    output, units, default_pad_input, default_flip_tta = "metric_depth", "metres", True, True
+
     def __init__(self, power=1.0):
         self.power = power
 
