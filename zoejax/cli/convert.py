@@ -109,18 +109,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _export_stablehlo(args: argparse.Namespace, t0: float) -> int:
-    import zoejax
+def _export_sizes(args: argparse.Namespace, target: str, artefact: str) -> tuple[int, int, tuple[int, int] | None]:
+    """The image (height, width) an export takes and its network size target (None: the model's), checked."""
     from zoejax.cli.predict import parse_size
-    from zoejax.io.safe_output import check_dir_output
-    from zoejax.serving.stablehlo import export_predict
 
     if not args.size:
-        raise ValueError("--to stablehlo needs --size HxW (the input image size the artefact takes)")
+        raise ValueError(f"--to {target} needs --size HxW (the input image size the {artefact} takes)")
     height, width = parse_size(args.size)
     if args.batch_size < 1:
         raise ValueError("--batch-size must be >= 1")
-    input_size = parse_size(args.input_size) if args.input_size else None
+    return height, width, parse_size(args.input_size) if args.input_size else None
+
+
+def _export_stablehlo(args: argparse.Namespace, t0: float) -> int:
+    import zoejax
+    from zoejax.io.safe_output import check_dir_output
+    from zoejax.serving.stablehlo import export_predict
+
+    height, width, input_size = _export_sizes(args, "stablehlo", "artefact")
     platforms = [p.strip() for p in args.platforms.split(",")] if args.platforms else None
     unknown = sorted(set(platforms or ()) - set(PLATFORMS))
     if unknown:  # jax.export would write an artefact for a platform nothing runs
@@ -138,18 +144,12 @@ def _export_stablehlo(args: argparse.Namespace, t0: float) -> int:
 
 def _export_onnx(args: argparse.Namespace, t0: float) -> int:
     import zoejax
-    from zoejax.cli.predict import parse_size
     from zoejax.io.safe_output import check_file_output
     from zoejax.serving.onnx import export_onnx
 
-    if not args.size:
-        raise ValueError("--to onnx needs --size HxW (the input image size the file takes)")
-    height, width = parse_size(args.size)
-    if args.batch_size < 1:
-        raise ValueError("--batch-size must be >= 1")
     if args.platforms:
         raise ValueError("--platforms is for --to stablehlo; an ONNX file always gets the generic op forms")
-    input_size = parse_size(args.input_size) if args.input_size else None
+    height, width, input_size = _export_sizes(args, "onnx", "file")
     check_file_output(args.output, overwrite=args.overwrite, inputs=[args.input])  # before loading and tracing
     model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant, input_size=input_size)
     batch = None if args.dynamic_batch else args.batch_size
