@@ -25,7 +25,8 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("io", ("zoejax.io", "zoejax.preprocess", "data_pipelines")),  # files, images, input preparation, data
     ("storage", ("zoejax.storage",)),  # converted folders and training work directories
     # the model with its weights: forward, predict, predict_batch; each family's class and the table of them
-    ("inference", ("zoejax.inference", "zoejax.inference_depth_anything", "zoejax.inference_models")),
+    ("inference", ("zoejax.inference", "zoejax.inference_depth_anything", "zoejax.inference_models",
+                   "zoejax.inference_relative")),
     ("conversion", ("zoejax.conversion",)),  # official / MiDaS / HF checkpoints in and out
     ("applications", ("zoejax.training", "zoejax.evaluation", "zoejax.serving")),
     ("facade", ("zoejax", "zoejax.api")),  # ``zoejax.load``: composes the layers above, imported by none

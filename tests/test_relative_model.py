@@ -9,6 +9,8 @@ from checkpoint_fixtures import manifest_state_dict
 from flax.traverse_util import flatten_dict, unflatten_dict
 
 from zoejax.conversion.relative_convert import relative_from_midas, relative_to_midas
+from zoejax.inference_models import DepthModel, model_with_weights
+from zoejax.inference_relative import RelativeDepthConfig, RelativeDepthModel
 from zoejax.models import presets
 from zoejax.models.init import count_params, param_shapes
 from zoejax.models.relative_depth import RelativeDepth
@@ -62,3 +64,18 @@ def test_relative_model_runs_on_zoedepths_core_and_round_trips_through_the_midas
     assert set(again) == set(state)
     for key, value in state.items():
         np.testing.assert_array_equal(again[key], value, err_msg=key)
+
+
+def test_relative_model_predicts_through_the_inference_table(tiny):
+    cfg, images, params = tiny
+    model = model_with_weights(RelativeDepthConfig(cfg), params, provenance={"source": "dpt_test.pt"},
+                               input_size=(64, 96))
+    assert isinstance(model, RelativeDepthModel) and isinstance(model, DepthModel)
+    assert model.output == "relative_depth" and model.network_size(48, 80) == (64, 96)
+    assert model.network_size(64, 96) == (64, 96)
+    pred = model.predict_batch(np.asarray(images))  # already at the network size: no resize either way
+    assert pred.output == "relative_depth" and pred.depth.shape == (2, 64, 96)
+    want = jax.jit(RelativeDepth(cfg).apply)({"params": params}, images)["relative_depth"]
+    np.testing.assert_allclose(pred.depth, np.asarray(want), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="too small"):
+        model.prediction_function(4, 4)

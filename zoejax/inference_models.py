@@ -15,6 +15,7 @@ import numpy as np
 
 from zoejax.inference import Prediction, PredictionFunction, ZoeDepthModel
 from zoejax.inference_depth_anything import DepthAnythingModel
+from zoejax.inference_relative import RelativeDepthConfig, RelativeDepthModel
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.depth_anything_config import DepthAnythingConfig
 
@@ -62,7 +63,8 @@ class DepthModel(Protocol):
 
 
 # config class -> the class of its model with weights.
-MODEL_CLASSES: dict[type, type] = {ZoeDepthConfig: ZoeDepthModel, DepthAnythingConfig: DepthAnythingModel}
+MODEL_CLASSES: dict[type, type] = {ZoeDepthConfig: ZoeDepthModel, DepthAnythingConfig: DepthAnythingModel,
+                                   RelativeDepthConfig: RelativeDepthModel}
 
 
 def model_with_weights(config: Any, params: Any, extras: dict[str, np.ndarray] | None = None,
