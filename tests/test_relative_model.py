@@ -10,10 +10,10 @@ from flax.traverse_util import flatten_dict, unflatten_dict
 
 from zoejax.conversion.relative_convert import relative_from_midas, relative_to_midas
 from zoejax.inference_models import DepthModel, model_with_weights
-from zoejax.inference_relative import RelativeDepthConfig, RelativeDepthModel
+from zoejax.inference_relative import RelativeDepthModel
 from zoejax.models import presets
 from zoejax.models.init import count_params, param_shapes
-from zoejax.models.relative_depth import RelativeDepth
+from zoejax.models.relative_depth import RelativeDepth, RelativeDepthConfig
 
 
 def test_full_size_midas_release_loads_as_relative_model():

@@ -1,8 +1,8 @@
 """The family-neutral "depth model with its weights" and the table that picks its class from the config type.
 
-Every family's model (``ZoeDepthModel``, ``DepthAnythingModel``) has the ``DepthModel`` interface, so that
-``zoejax.load``, ``zoejax-predict``, the exports and serving take any of them without asking which it is. A new
-family is one class with this interface and one entry in ``MODEL_CLASSES``.
+Every family's model (``ZoeDepthModel``, ``DepthAnythingModel``, ``RelativeDepthModel``) has the ``DepthModel``
+interface, so that ``zoejax.load``, ``zoejax-predict``, the exports and serving take any of them without asking
+which it is. A new family is one class with this interface and one entry in ``MODEL_CLASSES``.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ import numpy as np
 
 from zoejax.inference import Prediction, PredictionFunction, ZoeDepthModel
 from zoejax.inference_depth_anything import DepthAnythingModel
-from zoejax.inference_relative import RelativeDepthConfig, RelativeDepthModel
+from zoejax.inference_relative import RelativeDepthModel
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.depth_anything_config import DepthAnythingConfig
+from zoejax.models.relative_depth import RelativeDepthConfig
 
 OUTPUTS = ("metric_depth", "relative_depth")
 

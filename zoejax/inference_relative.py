@@ -20,8 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from zoejax.inference import MIN_IMAGE_SIDE, Prediction, PredictionFunction
-from zoejax.models.config import ZoeDepthConfig
-from zoejax.models.relative_depth import RelativeDepth
+from zoejax.models.relative_depth import RelativeDepth, RelativeDepthConfig
 from zoejax.models.validation import check_images
 from zoejax.ops.platform import forms_for
 from zoejax.ops.resize import resize_bicubic
@@ -30,17 +29,10 @@ from zoejax.preprocess import as_float_image, infer_padding, network_size, refle
 MIDAS_INPUT_SIZE = (384, 384)
 
 
-@dataclasses.dataclass(frozen=True)
-class RelativeDepthConfig:
-    """The config of a relative-depth model: ``core`` gives its backbone and decoder (a ``ZoeDepthConfig`` whose
-    metric-head fields are unused). A type of its own so that the inference table tells it from ZoeDepth."""
-
-    core: ZoeDepthConfig
-
-
 @dataclasses.dataclass
 class RelativeDepthModel:
-    """A relative-depth model with its weights: ``params`` is ``{"core": ...}`` (``relative_from_midas``)."""
+    """A relative-depth model with its weights: ``params`` is ``{"core": ...}`` (``relative_from_midas``, or a
+    relative training run)."""
 
     config: RelativeDepthConfig
     params: Any

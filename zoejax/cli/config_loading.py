@@ -115,8 +115,11 @@ def _unknown_override(config: ml_collections.ConfigDict, argv: Sequence[str]) ->
 
 
 def model_config(config: ml_collections.ConfigDict) -> ZoeDepthConfig:
-    """The typed model config of a loaded ConfigDict (unknown or invalid fields raise ValueError)."""
-    return ZoeDepthConfig.from_dict(config.model.to_dict())
+    """The typed model config of a loaded ConfigDict (unknown or invalid fields raise ValueError); its
+    ``model_type`` picks the family as in ``model_config.json`` (``model_config_from_dict``)."""
+    from zoejax.storage.converted import model_config_from_dict
+
+    return model_config_from_dict(config.model.to_dict())
 
 
 def run_configs(config: ml_collections.ConfigDict):

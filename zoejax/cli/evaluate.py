@@ -15,7 +15,9 @@ Datasets are built as zoejax-train's periodic evaluation builds them (zoejax.eva
 held-out synthetic scenes, a custom list scored indoor or outdoor (--custom-domain), so a run's logged
 evaluation at step S equals zoejax-eval on step S's checkpoint. Multi-host: run the same command on every
 host with ZOEJAX_DISTRIBUTED=1 (and ZOEJAX_COORDINATOR / ZOEJAX_NUM_PROCESSES / ZOEJAX_PROCESS_ID where
-JAX cannot find the coordinator itself), as zoejax-train.
+JAX cannot find the coordinator itself), as zoejax-train. A relative-depth model (a relative run, MiDaS v3.1
+with --relative) is scored by the relative protocol: each image's prediction aligned to the ground truth by
+least-squares scale and shift in disparity space, then the same metrics (docs/evaluation.md).
 """
 
 from __future__ import annotations
@@ -54,6 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-flip-tta", action="store_true", help="score without flip test-time augmentation")
     p.add_argument("--route-by-label", action="store_true",
                    help="ZoeD_NK: use each dataset's domain head instead of the router (official: router)")
+    p.add_argument("--relative", action="store_true",
+                   help="read a MiDaS v3.1 file as the relative model it is (scored by the relative protocol: "
+                        "least-squares scale and shift in disparity, then the metrics); relative runs need no flag")
     p.add_argument("--mesh", default="-1,1,1", help="data,fsdp,tensor mesh shape (-1 fills; default -1,1,1)")
     p.add_argument("--max-depth", type=float, default=None,
                    help="ZoeD_K only: bin range upper bound, 10 (released model) or 80 (paper's KITTI protocol)")
@@ -227,25 +232,27 @@ def run(args: argparse.Namespace, datasets: list[str], overrides: dict, mesh_sha
         input_size: tuple[int, int] | None) -> list:
     """Load the checkpoint, build the sharded evaluator, score every dataset."""
     import zoejax
-    from zoejax.evaluation.evaluator import Evaluator
+    from zoejax.evaluation.relative_evaluator import evaluator_for
     from zoejax.evaluation.run import EvalDataSettings, evaluate_datasets
+    from zoejax.models.family import module_for
     from zoejax.models.init import logical_axes
-    from zoejax.models.zoedepth import ZoeDepth
     from zoejax.training.sharding import make_mesh, param_shardings
 
     path = Path(args.checkpoint)
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        model = zoejax.load(path, max_depth=args.max_depth, input_size=input_size)
+        model = zoejax.load(path, max_depth=args.max_depth, input_size=input_size,
+                            variant="relative" if args.relative else None)
     except (ConversionError, CheckpointReadError, FileNotFoundError):
         raise  # their messages name the file
     except Exception as e:  # noqa: BLE001 - orbax / JSON / config errors of a damaged folder, reported in one line
         raise CheckpointReadError(f"cannot load checkpoint {path}: {type(e).__name__}: "
                                   f"{(str(e).splitlines() or [''])[0]}") from None
     mesh = make_mesh(mesh_shape)
-    evaluator = Evaluator(ZoeDepth(model.config), mesh, param_shardings(logical_axes(model.config), mesh),
-                          route_by_label=args.route_by_label)
+    # A relative model is scored by the relative protocol (least-squares aligned in disparity, relative_evaluator).
+    evaluator = evaluator_for(module_for(model.config), mesh, param_shardings(logical_axes(model.config), mesh),
+                              route_by_label=args.route_by_label)
     settings = EvalDataSettings(data_root=args.data_root, overrides=overrides, batch_size=args.batch_size,
                                 image_size=tuple(model.input_size), synthetic_examples=args.synthetic_examples,
                                 custom_domain=args.custom_domain, max_batches=-(-args.max_examples // args.batch_size),

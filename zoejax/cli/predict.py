@@ -10,11 +10,12 @@ most 65.535 m, and a warning names the images clipped there), ``OUT/<name>.npy``
 ``OUT/<name>_confidence.png`` map (bright = confident) and, with ``--ply``, a coloured point cloud ``OUT/<name>.ply``;
 ``OUT/predictions.json`` lists every input with its outputs, depth range and, for ZoeD_NK, the head the router
 chose. The depth has the input's size (the official ``infer``: reflect padding, resize to the network size, flip
-averaging; Depth Anything: its own, see docs/inference.md). A relative model (Depth Anything V1 / V2 relative)
-writes relative inverse depth instead: ``<name>.npy`` the raw float32 output (unitless, larger is nearer),
-``<name>.png`` the per-image min-max normalised map as uint16 (65535 = nearest, 0 = farthest) and
-``<name>_color.png`` that normalised map; no ``--ply`` (it needs metres). A file that cannot be used is reported and
-skipped; the exit status is then 1 (also for a missing checkpoint or no input), 2 for bad usage.
+averaging; Depth Anything: its own, see docs/inference.md). A relative model (Depth Anything V1 / V2 relative, MiDaS
+v3.1 with ``--relative``, a relative training run) writes relative inverse depth instead: ``<name>.npy`` the raw
+float32 output (unitless, larger is nearer), ``<name>.png`` the per-image min-max normalised map as uint16 (65535 =
+nearest, 0 = farthest) and ``<name>_color.png`` that normalised map; no ``--ply`` (it needs metres). A file that
+cannot be used is reported and skipped; the exit status is then 1 (also for a missing checkpoint or no input), 2 for
+bad usage.
 
 Nothing you own is overwritten: an OUT that holds an input image (however spelled: symlinks, "..") is refused;
 inputs whose outputs would share a name (``x.png``'s ``x_color.png`` preview and ``x_color.png``'s depth) get
@@ -85,6 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "518x518)")
     p.add_argument("--preset", default=None,
                    help="a Depth Anything .pth not named as released: its model, e.g. da2_relative_vitl")
+    p.add_argument("--relative", action="store_true",
+                   help="read a MiDaS v3.1 file (dpt_beit_large_384.pt, ...) as the relative model it is; without "
+                        "it the file initialises ZoeDepth (fresh metric head). Relative runs load as such anyway")
     return p
 
 
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     for src, stem in renamed:
         print(f"note: the outputs of {src} are named {stem.name}.* (another input's outputs take its own name)",
               file=sys.stderr)
-    model = _load_model(args.checkpoint, args.max_depth, input_size, args.preset)
+    model = _load_model(args.checkpoint, args.max_depth, input_size, args.preset, args.relative)
     if model is None:
         return 1
     relative = model.output == "relative_depth"
@@ -318,7 +322,8 @@ def collision_free_stems(files: list[Path], stems: list[Path], *, npy: bool, col
     return result, renamed
 
 
-def _load_model(checkpoint: str, max_depth: float | None, input_size, preset: str | None = None):
+def _load_model(checkpoint: str, max_depth: float | None, input_size, preset: str | None = None,
+                relative: bool = False):
     """zoejax.load with its failures turned into one clear line (None on failure)."""
     path = Path(checkpoint)
     if not path.exists():
@@ -327,7 +332,8 @@ def _load_model(checkpoint: str, max_depth: float | None, input_size, preset: st
     import zoejax
 
     try:
-        return zoejax.load(path, max_depth=max_depth, input_size=input_size, preset=preset)
+        return zoejax.load(path, max_depth=max_depth, input_size=input_size, preset=preset,
+                           variant="relative" if relative else None)
     except Exception as e:  # noqa: BLE001 - any unreadable checkpoint is reported, not traced
         print(f"zoejax-predict: error: cannot load checkpoint {path}: {type(e).__name__}: {e}", file=sys.stderr)
         return None

@@ -102,15 +102,15 @@ def make_evaluate(config, model_config, param_shardings, mesh, process_index: in
     ``zoejax.evaluation.run`` (the pipelines ``zoejax-eval`` builds) with the train state's parameter shardings.
     Keys are ``<dataset>/<metric>``, plus the first dataset's metrics unprefixed. None when no dataset is
     configured."""
-    from zoejax.evaluation.evaluator import Evaluator
+    from zoejax.evaluation.relative_evaluator import evaluator_for
     from zoejax.evaluation.run import DatasetEvaluation
-    from zoejax.models.zoedepth import ZoeDepth
+    from zoejax.models.family import module_for
 
     datasets = eval_datasets(config)
     if not datasets:
         return None
     evaluation = DatasetEvaluation(datasets, eval_settings(config, process_count), process_index, process_count)
-    evaluator = Evaluator(ZoeDepth(model_config), mesh, param_shardings)
+    evaluator = evaluator_for(module_for(model_config), mesh, param_shardings)  # relative models: aligned
 
     def evaluate(params) -> dict[str, float]:
         metrics: dict[str, float] = {}

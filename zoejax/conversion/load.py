@@ -11,6 +11,7 @@ from pathlib import Path
 from zoejax.conversion.depth_anything_table import layout_of
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.depth_anything_config import DepthAnythingConfig
+from zoejax.models.relative_depth import RelativeDepthConfig, relative_config
 from zoejax.storage.converted import read_converted
 from zoejax.storage.layout import StoredModel, is_converted_dir, is_workdir
 from zoejax.storage.workdir import read_workdir
@@ -19,8 +20,11 @@ from zoejax.storage.workdir import read_workdir
 def load_weights(path: str | os.PathLike, *, max_depth: float | None = None,
                  variant: str | None = None, preset: str | None = None) -> StoredModel:
     """The model stored at ``path`` (see ``zoejax.api.load`` for the arguments): a ZoeDepth or a Depth Anything
-    one (``.pth`` / transformers folder detected from its keys, ``depth_anything_convert``)."""
+    one (``.pth`` / transformers folder detected from its keys, ``depth_anything_convert``), or a relative MiDaS
+    one (a relative run or folder; a MiDaS v3.1 file, or a ZoeDepth folder's core, with ``variant="relative"``)."""
     path = Path(path)
+    if variant == RELATIVE:
+        return _relative_weights(path, max_depth, preset)
     if is_workdir(path):
         stored = read_workdir(path)
     elif is_converted_dir(path):
@@ -42,9 +46,40 @@ def load_weights(path: str | os.PathLike, *, max_depth: float | None = None,
         return StoredModel(detected.config, converted.params, converted.extras, provenance)
     if isinstance(stored.config, DepthAnythingConfig):
         _refuse_zoedepth_options(path, max_depth, variant)
+    elif isinstance(stored.config, RelativeDepthConfig):
+        if max_depth is not None or variant is not None:
+            raise ValueError(f"{path} is a relative-depth model: max_depth and variant (n | k | nk) are a metric "
+                             "ZoeDepth's")
     elif max_depth is not None:
         stored.config = with_max_depth(stored.config, max_depth)
     return stored
+
+
+RELATIVE = "relative"  # the variant that reads a MiDaS v3.1 file (the same file initialises ZoeDepth) as itself
+
+
+def _relative_weights(path: Path, max_depth: float | None, preset: str | None) -> StoredModel:
+    """``variant="relative"``: a MiDaS v3.1 release file converted strictly as a relative model, or the
+    relative model (core) of a stored ZoeDepth or relative model."""
+    if max_depth is not None or preset is not None:
+        raise ValueError(f"{path}: variant='relative' loads a relative MiDaS model; max_depth and preset do not "
+                         "apply")
+    if is_workdir(path) or is_converted_dir(path):
+        stored = read_workdir(path) if is_workdir(path) else read_converted(path)
+        if isinstance(stored.config, DepthAnythingConfig):
+            raise ValueError(f"{path} is a Depth Anything model: variant='relative' takes MiDaS / ZoeDepth ones")
+        stored.config = relative_config(stored.config)
+        stored.params = {"core": stored.params["core"]}
+        return stored
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint at {path}")
+    from zoejax.conversion.readers import read_checkpoint
+    from zoejax.conversion.relative_convert import relative_from_midas
+
+    state, _ = read_checkpoint(path)
+    config, params, extras = relative_from_midas(state, source=str(path))
+    provenance = {"source": str(path.absolute()), "format": "midas", "variant": RELATIVE}
+    return StoredModel(relative_config(config), params, extras, provenance)
 
 
 def _depth_anything_weights(path: Path, state, hf_config, max_depth, variant, preset) -> StoredModel:

@@ -115,11 +115,16 @@ class Evaluator:
             for batch in batches:
                 pred = self.predict(params, batch, flip)
                 for gt, valid, p in zip(batch["depth"], batch["valid"], pred, strict=True):
-                    avg.update(compute_metrics(gt, p, protocol.min_depth, protocol.max_depth, protocol.crop,
-                                               valid=valid))
+                    avg.update(self.score(gt, p, protocol, valid))
                 bar.update(1)
         total = _sum_over_hosts(avg)
         return EvalResult(protocol.dataset, total.result(), total.count, total.skipped, time.perf_counter() - start)
+
+
+    def score(self, gt: np.ndarray, pred: np.ndarray, protocol: EvalProtocol, valid: np.ndarray
+              ) -> dict[str, float] | None:
+        """One image's metrics (None: no valid pixel): the official ones of the metric prediction."""
+        return compute_metrics(gt, pred, protocol.min_depth, protocol.max_depth, protocol.crop, valid=valid)
 
 
 def _sum_over_hosts(avg: MetricAverager) -> MetricAverager:

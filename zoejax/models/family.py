@@ -1,4 +1,5 @@
-"""The model family of a config: which Flax module a typed model config builds (ZoeDepth, Depth Anything).
+"""The model family of a config: which Flax module a typed model config builds (ZoeDepth, Depth Anything,
+relative MiDaS).
 
 The one place that maps a config class to its module, so that initialisation, training and shardings take any
 family's config. A new family is one entry in ``_MODULES``.
@@ -13,10 +14,17 @@ import flax.linen as nn
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.depth_anything import DepthAnything
 from zoejax.models.depth_anything_config import DepthAnythingConfig
+from zoejax.models.relative_depth import RelativeDepth, RelativeDepthConfig
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.ops.platform import OpForms
 
-_MODULES: dict[type, type[nn.Module]] = {ZoeDepthConfig: ZoeDepth, DepthAnythingConfig: DepthAnything}
+
+def _relative(config: RelativeDepthConfig, ops: OpForms | None = None) -> nn.Module:
+    return RelativeDepth(config.core, ops=ops)  # the module takes the ZoeDepth config of its core
+
+
+_MODULES: dict[type, Any] = {ZoeDepthConfig: ZoeDepth, DepthAnythingConfig: DepthAnything,
+                             RelativeDepthConfig: _relative}
 
 
 def module_for(config: Any, ops: OpForms | None = None) -> nn.Module:

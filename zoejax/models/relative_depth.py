@@ -8,6 +8,10 @@ back, and why a relative run's params initialise a ZoeDepth model's ``core``.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
 import flax.linen as nn
 import jax.numpy as jnp
 
@@ -15,6 +19,63 @@ from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.validation import check_image_shape
 from zoejax.models.zoedepth import MidasCore
 from zoejax.ops.platform import OpForms, forms_for
+
+MODEL_TYPE = "relative"
+# The ZoeDepthConfig fields a relative model uses (its encoder and decoder); the metric-head fields are not stored.
+CORE_FIELDS = ("backbone", "decoder", "dtype", "param_dtype", "remat")
+
+
+@dataclasses.dataclass(frozen=True)
+class RelativeDepthConfig:
+    """The config of a relative-depth model: ``core`` gives its backbone, decoder, dtypes and remat (a
+    ``ZoeDepthConfig`` whose metric-head fields are unused). A type of its own so that the model, training and
+    inference tables (``family.module_for``, ``objectives``, ``inference_models``) tell it from ZoeDepth."""
+
+    core: ZoeDepthConfig
+
+    # What the training loop, monitoring and summaries read of any family's config.
+    @property
+    def backbone(self) -> Any:
+        return self.core.backbone
+
+    @property
+    def decoder(self) -> Any:
+        return self.core.decoder
+
+    @property
+    def dtype(self) -> str:
+        return self.core.dtype
+
+    @property
+    def param_dtype(self) -> str:
+        return self.core.param_dtype
+
+    @property
+    def remat(self) -> Any:
+        return self.core.remat
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly: ``model_type: relative`` plus the core's ``CORE_FIELDS`` (inverse of ``from_dict``)."""
+        core = self.core.to_dict()
+        return {"model_type": MODEL_TYPE, **{k: core[k] for k in CORE_FIELDS}}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> RelativeDepthConfig:
+        """From ``to_dict``'s form (or a config file's ``model`` section); unknown keys are an error."""
+        d = dict(d)
+        if d.pop("model_type", MODEL_TYPE) != MODEL_TYPE:
+            raise ValueError(f"model.model_type must be {MODEL_TYPE!r} for a relative-depth model")
+        unknown = sorted(set(d) - set(CORE_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown key(s) in model: {unknown}; a relative model has {sorted(CORE_FIELDS)}")
+        return cls(ZoeDepthConfig.from_dict(d))
+
+
+def relative_config(config: ZoeDepthConfig | RelativeDepthConfig) -> RelativeDepthConfig:
+    """The relative model on ``config``'s encoder and decoder (a ZoeDepth config's core, without its head)."""
+    if isinstance(config, RelativeDepthConfig):
+        return config
+    return RelativeDepthConfig.from_dict({k: v for k, v in config.to_dict().items() if k in CORE_FIELDS})
 
 
 class RelativeDepth(nn.Module):

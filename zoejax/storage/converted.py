@@ -21,6 +21,8 @@ import orbax.checkpoint as ocp
 from zoejax.io.safe_output import atomic_dir
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.depth_anything_config import DepthAnythingConfig
+from zoejax.models.relative_depth import MODEL_TYPE as RELATIVE_TYPE
+from zoejax.models.relative_depth import RelativeDepthConfig
 from zoejax.storage.layout import CONFIG_FILE, PROVENANCE_FILE, STATE_DIR, StoredModel, is_converted_dir
 from zoejax.version import __version__
 
@@ -49,11 +51,13 @@ def save_converted(output_dir: str | os.PathLike, config: ZoeDepthConfig | Depth
     return out
 
 
-def model_config_from_dict(d: dict[str, Any]) -> ZoeDepthConfig | DepthAnythingConfig:
-    """The config of a ``model_config.json``: a Depth Anything one says ``model_type: depth_anything``; every
-    other (older files have no ``model_type``) is a ZoeDepth."""
+def model_config_from_dict(d: dict[str, Any]) -> ZoeDepthConfig | DepthAnythingConfig | RelativeDepthConfig:
+    """The config of a ``model_config.json``: a Depth Anything one says ``model_type: depth_anything``, a
+    relative MiDaS one ``model_type: relative``; every other (older files have no ``model_type``) is a ZoeDepth."""
     if d.get("model_type") == "depth_anything":
         return DepthAnythingConfig.from_dict(d)
+    if d.get("model_type") == RELATIVE_TYPE:
+        return RelativeDepthConfig.from_dict(d)
     return ZoeDepthConfig.from_dict(d)
 
 

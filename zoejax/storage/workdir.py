@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from zoejax.models.config import ZoeDepthConfig
+from zoejax.storage.converted import model_config_from_dict
 from zoejax.storage.layout import CONFIG_FILE, EXTRAS_FILE, INFERENCE_FILE, StoredModel, checkpoint_dir
 
 
@@ -86,7 +86,7 @@ def read_workdir(path: str | os.PathLike, step: int | None = None) -> StoredMode
     """The model of a work directory: the config it wrote, the params of ``step`` (None: the latest readable
     one), the input size it trains at and the extras of its ``init_from``."""
     path = Path(path)
-    config = ZoeDepthConfig.from_dict(json.loads((path / CONFIG_FILE).read_text()))
+    config = model_config_from_dict(json.loads((path / CONFIG_FILE).read_text()))
     params, _, step = load_params(path, step)
     info = path / INFERENCE_FILE
     input_size = tuple(json.loads(info.read_text())["input_size"]) if info.is_file() else None
