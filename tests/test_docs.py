@@ -34,7 +34,7 @@ DOCS = REPO / "docs"
 
 ARGPARSE_CLIS = {"zoejax-eval": "zoejax.cli.evaluate", "zoejax-predict": "zoejax.cli.predict",
                  "zoejax-convert": "zoejax.cli.convert", "zoejax-data": "zoejax.cli.data",
-                 "zoejax-demo": "zoejax.cli.demo"}
+                 "zoejax-demo": "zoejax.cli.demo", "zoejax-serve": "zoejax.cli.serve"}
 ABSL_CLIS = {"zoejax-train": "zoejax.cli.train", "zoejax-info": "zoejax.cli.info"}
 SCRIPTS = ("launch_tpu.sh", "launch_gpu.sh")
 MODULE_TO_TOOL = {module: tool for tool, module in {**ARGPARSE_CLIS, **ABSL_CLIS}.items()}
@@ -48,14 +48,15 @@ PAGE_TOOLS = {
     "inference.md": ("zoejax-predict", "zoejax-convert"),
     "conversion.md": ("zoejax-convert",),
     "data.md": ("zoejax-data",),
+    "serving.md": ("zoejax-serve", "zoejax-predict"),
     "README.md": ("zoejax-demo",),
 }
 COMPLETE = {"training.md": ("zoejax-train", "zoejax-info", *SCRIPTS), "evaluation.md": ("zoejax-eval",),
             "inference.md": ("zoejax-predict",), "conversion.md": ("zoejax-convert",), "data.md": ("zoejax-data",),
-            "README.md": ("zoejax-demo",)}
+            "serving.md": ("zoejax-serve",), "README.md": ("zoejax-demo",)}
 # Programs that are not ours: their flags are not checked.
-FOREIGN = re.compile(r"\b(pip|pytest|gcloud|tfds|tensorboard|srun|sbatch|git|ruff|tmux|nohup|ssh|scp)\b")
-TOOL = re.compile(r"(zoejax-(?:train|eval|predict|convert|info|data|demo)\b|python -m zoejax\.cli\.(\w+)"
+FOREIGN = re.compile(r"\b(pip|pytest|gcloud|tfds|tensorboard|srun|sbatch|git|ruff|tmux|nohup|ssh|scp|curl)\b")
+TOOL = re.compile(r"(zoejax-(?:train|eval|predict|convert|info|data|demo|serve)\b|python -m zoejax\.cli\.(\w+)"
                   r"|launch_(?:tpu|gpu)\.sh|benchmarks/\w+\.py)")
 FLAG = re.compile(r"(?<![\w-])--(?:\[no\])?[A-Za-z][\w-]*(?:\.[A-Za-z_][\w]*)*")
 ALWAYS_VALID = {"--help", "--helpfull"}

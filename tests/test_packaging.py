@@ -62,12 +62,13 @@ def test_a_built_wheel_runs_every_console_script_from_any_directory(tmp_path):
         names = set(archive.namelist())
         archive.extractall(site)
     assert "zoejax/configs/demo.py" in names and "data_pipelines/pipeline.py" in names
+    assert {f"zoejax/serving/static/{f}" for f in ("index.html", "app.js", "viewer.js", "style.css")} <= names
     (dist_info,) = site.glob("zoejax-*.dist-info")
     entry_points = configparser.ConfigParser()
     entry_points.read(dist_info / "entry_points.txt")
     scripts = dict(entry_points["console_scripts"])
     assert set(scripts) == {"zoejax-info", "zoejax-demo", "zoejax-convert", "zoejax-train", "zoejax-data",
-                            "zoejax-eval", "zoejax-predict"}
+                            "zoejax-eval", "zoejax-predict", "zoejax-serve"}
 
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()

@@ -11,6 +11,7 @@ it is shown), with Pillow's ``ImageOps.exif_transpose``.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 from collections.abc import Iterable
@@ -28,6 +29,10 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
 
 class ImageInputError(ValueError):
     """An input image that cannot be used; the message names the file and the reason."""
+
+
+class ImageTooLargeError(ImageInputError):
+    """An image with more pixels than the caller allows."""
 
 
 def read_image(path: str | os.PathLike, convert: bool = False) -> np.ndarray:
@@ -64,6 +69,29 @@ def upright_rgb(img: Image.Image, path: str | os.PathLike, convert: bool) -> np.
         grey = _grey_to_8bit(np.asarray(img), mode, path)
         return np.repeat(grey[..., None], 3, axis=2)
     return np.asarray(img.convert("RGB"))
+
+
+def decode_image_bytes(data: bytes, name: str, max_pixels: int, convert: bool = True) -> np.ndarray:
+    """An uploaded file's bytes -> uint8 (H, W, 3) RGB (upright, as ``read_image``). Raises ImageInputError for
+    empty bytes, bytes Pillow cannot decode and an image of more than ``max_pixels`` pixels (checked from the
+    header, before decoding); ``name`` labels the messages."""
+    if not data:
+        raise ImageInputError(f"{name}: empty (0 bytes); send the image file's contents")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            width, height = img.size
+            if width * height > max_pixels:
+                raise ImageTooLargeError(f"{name}: {width}x{height} pixels is more than the {max_pixels} allowed; "
+                                         "downscale it first")
+            img.load()
+            arr = upright_rgb(img, name, convert)
+    except ImageInputError:
+        raise
+    except _DECODE_ERRORS as e:
+        raise ImageInputError(f"{name}: not an image Pillow can read ({type(e).__name__}: {e})") from None
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.size == 0:
+        raise ImageInputError(f"{name}: decoded to shape {arr.shape}, expected (H, W, 3)")
+    return arr
 
 
 def _grey_to_8bit(values: np.ndarray, mode: str, path: str | os.PathLike) -> np.ndarray:

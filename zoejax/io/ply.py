@@ -55,9 +55,9 @@ def backproject(depth: np.ndarray, intrinsics: Intrinsics) -> np.ndarray:
     return np.stack([(u - intrinsics.cx) * z / intrinsics.fx, (v - intrinsics.cy) * z / intrinsics.fy, z], -1)
 
 
-def write_ply(path: str | os.PathLike, depth: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics) -> int:
-    """Write the finite, positive-depth pixels of ``depth`` (H, W) metres, coloured by ``rgb`` (H, W, 3) uint8,
-    as a binary little-endian PLY (float x, y, z; uchar red, green, blue). Returns the number of points."""
+def ply_bytes(depth: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics) -> tuple[bytes, int]:
+    """The finite, positive-depth pixels of ``depth`` (H, W) metres, coloured by ``rgb`` (H, W, 3) uint8, as a
+    binary little-endian PLY (float x, y, z; uchar red, green, blue). Returns (the file's bytes, the points)."""
     depth = np.asarray(depth, np.float32)
     rgb = np.asarray(rgb)
     if rgb.shape != depth.shape + (3,) or rgb.dtype != np.uint8:
@@ -73,7 +73,12 @@ def write_ply(path: str | os.PathLike, depth: np.ndarray, rgb: np.ndarray, intri
               f"cx={intrinsics.cx:.3f} cy={intrinsics.cy:.3f}\nelement vertex {len(vertex)}\n"
               "property float x\nproperty float y\nproperty float z\n"
               "property uchar red\nproperty uchar green\nproperty uchar blue\nend_header\n")
+    return header.encode("ascii") + vertex.tobytes(), len(vertex)
+
+
+def write_ply(path: str | os.PathLike, depth: np.ndarray, rgb: np.ndarray, intrinsics: Intrinsics) -> int:
+    """Write ``ply_bytes(depth, rgb, intrinsics)`` to ``path`` atomically. Returns the number of points."""
+    data, count = ply_bytes(depth, rgb, intrinsics)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        f.write(header.encode("ascii"))
-        f.write(vertex.tobytes())
-    return len(vertex)
+        f.write(data)
+    return count
