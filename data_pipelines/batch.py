@@ -13,6 +13,8 @@ valid      bool (B,h,w)      min_depth < depth < max_depth (strict), measured, a
                              (rotation corners, crop padding).
 domain     int32 (B,)        0 = indoor / NYU head, 1 = outdoor / KITTI head.
 focal      float32 (B,)      focal length in pixels at native resolution, 0 if unknown.
+disparity  bool (B,)         ``depth`` holds disparity (inverse depth up to scale and shift, no unit)
+                             instead of metres: custom rows of kind disparity; False everywhere else.
 =========  ===============  ======================================================================
 
 Shapes are fixed per source, so a train step compiles once per source (twice for the NK mix: NYU batches
@@ -29,7 +31,7 @@ from typing import TypedDict
 
 import numpy as np
 
-BATCH_KEYS = ("image", "depth", "valid", "domain", "focal")
+BATCH_KEYS = ("image", "depth", "valid", "domain", "focal", "disparity")
 
 
 class Batch(TypedDict):
@@ -38,3 +40,4 @@ class Batch(TypedDict):
     valid: np.ndarray  # bool (B, h, w)
     domain: np.ndarray  # int32 (B,)
     focal: np.ndarray  # float32 (B,), pixels
+    disparity: np.ndarray  # bool (B,)

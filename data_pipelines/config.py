@@ -24,6 +24,7 @@ from data_pipelines.sources import DATASETS
 # Every dataset a SourceConfig may name: the rows of the dataset table (data_pipelines/sources/__init__.py).
 DATASET_NAMES = tuple(DATASETS)
 BAD_EXAMPLE_POLICIES = ("skip", "raise")
+MIX_MODES = ("batch", "example")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,7 +119,11 @@ class DataConfig:
     """A training or evaluation input pipeline.
 
     Attributes:
-      sources: one dataset, or several mixed batch by batch (each batch comes from a single source).
+      sources: one dataset, or several mixed by ``mix``.
+      mix: "batch" (each batch from one source, batches in the proportions of the sources' ``weight``: the NK
+        mix) or "example" (every batch holds examples of each source in those proportions, as MiDaS mixes its
+        datasets: weights 1, 1, 1 and a batch of 12 = 4 of each; the sources' frames must then share one native
+        size, set by each source's ``size``). Both are deterministic and resume exactly.
       batch_size: examples per batch *per host* (process).
       image_size: model input (H, W); images are resized to it, depth stays at native size.
       augment: training augmentation (ignored by ``build_eval``).
@@ -133,6 +138,7 @@ class DataConfig:
     """
 
     sources: tuple[SourceConfig, ...]
+    mix: str = "batch"
     batch_size: int = 16
     image_size: tuple[int, int] = (384, 512)
     augment: AugmentConfig = AugmentConfig()
@@ -158,6 +164,8 @@ class DataConfig:
             raise ValueError("worker_buffer_size and read_buffer_size must be >= 1")
         if self.num_epochs is not None and self.num_epochs < 1:
             raise ValueError(f"num_epochs must be >= 1 or None, got {self.num_epochs}")
+        if self.mix not in MIX_MODES:
+            raise ValueError(f"mix must be one of {MIX_MODES}, got {self.mix!r}")
         if self.on_bad_example not in BAD_EXAMPLE_POLICIES:
             raise ValueError(f"on_bad_example must be one of {BAD_EXAMPLE_POLICIES}, "
                              f"got {self.on_bad_example!r}")

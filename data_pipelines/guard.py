@@ -49,6 +49,8 @@ class GuardedSource:
         return _describe(self.source, index)
 
     def _has_valid(self, example: Example) -> bool:
+        if example.get("disparity", False):  # no range in metres: any valid pixel counts
+            return bool(np.any(example["valid"]))
         lo, hi = self.depth_range
         d = example["depth"]
         return bool(np.any(example["valid"] & (d > lo) & (d < hi)))

@@ -6,7 +6,9 @@ Training, per source::
       -> joint transforms (seeded by the global stream position) -> this host's slice -> batch
 
 then, for several sources, a batch-level ``MapDataset.mix`` (each batch from one source: the official NK
-round-robin is weights 1, 1), ``to_iter_dataset`` and optional ``mp_prefetch`` workers. Every step above
+round-robin is weights 1, 1) or, with ``mix="example"``, the same mix of the sources' examples before the batch
+(every batch holds each source in the weights' proportions: MiDaS's mixing), ``to_iter_dataset`` and optional
+``mp_prefetch`` workers. Every step above
 is a deterministic function of the element index, so the output is identical for any worker count, and
 the iterator's state (``get_state``/``set_state``, or orbax via ``grain.checkpoint.CheckpointSave``) is
 just positions: restoring mid-epoch replays exactly the batches an uninterrupted run would have produced.
@@ -115,8 +117,8 @@ def _guarded_source(cfg: DataConfig, src: SourceConfig, training: bool) -> tuple
     return GuardedSource(source, on_error=cfg.on_bad_example, training=training, depth_range=depth_range), info
 
 
-def _train_source(cfg: DataConfig, src: SourceConfig, seed: int, shard: grain.sharding.ShardOptions
-                  ) -> grain.MapDataset:
+def _train_source(cfg: DataConfig, src: SourceConfig, seed: int, shard: grain.sharding.ShardOptions,
+                  batched: bool = True) -> grain.MapDataset:
     guarded, info = _guarded_source(cfg, src, training=True)
     ds = grain.MapDataset.source(guarded).seed(seed)
     if cfg.shuffle:
@@ -132,7 +134,7 @@ def _train_source(cfg: DataConfig, src: SourceConfig, seed: int, shard: grain.sh
     # so hosts do not repeat each other's augmentation draws.
     ds = ds.apply(train_transforms(cfg, src, info))
     ds = ds[shard.shard_index:: shard.shard_count]
-    return ds.batch(cfg.batch_size, drop_remainder=True)
+    return ds.batch(cfg.batch_size, drop_remainder=True) if batched else ds
 
 
 def build_train(cfg: DataConfig, seed: int, process_index: int | None = None,
@@ -140,7 +142,8 @@ def build_train(cfg: DataConfig, seed: int, process_index: int | None = None,
     """The training pipeline of this host.
 
     Args:
-      cfg: the data config (several sources = a batch-level mix weighted by ``SourceConfig.weight``).
+      cfg: the data config (several sources = a mix weighted by ``SourceConfig.weight``, by batch or by
+        example as ``cfg.mix`` says).
       seed: shuffle and augmentation seed (use the same on every host).
       process_index, process_count: this host's shard; None = ``jax.process_index()/process_count()``.
 
@@ -149,11 +152,17 @@ def build_train(cfg: DataConfig, seed: int, process_index: int | None = None,
       (``batch_size`` examples per host) and has ``get_state()``/``set_state()``.
     """
     shard = _shard(process_index, process_count)
-    per_source = [_train_source(cfg, src, _sub_seed(seed, k), shard) for k, src in enumerate(cfg.sources)]
+    by_example = cfg.mix == "example" and len(cfg.sources) > 1
+    per_source = [_train_source(cfg, src, _sub_seed(seed, k), shard, batched=not by_example)
+                  for k, src in enumerate(cfg.sources)]
     if len(per_source) == 1:
         ds = per_source[0]
     else:
+        # grain's mix interleaves by the normalised weights deterministically (element i's source is a function
+        # of i), so either mix is a pure function of the position and resumes exactly.
         ds = grain.MapDataset.mix(per_source, weights=[src.weight for src in cfg.sources])
+        if by_example:
+            ds = ds.batch(cfg.batch_size, drop_remainder=True)
     return _to_iter(ds, cfg)
 
 

@@ -47,7 +47,7 @@ class RelativeDepthModel:
     def __post_init__(self):
         self.input_size = tuple(self.input_size or MIDAS_INPUT_SIZE)
         self.params = jax.tree.map(jnp.asarray, self.params)
-        self._module = RelativeDepth(self.config.core)
+        self._module = RelativeDepth(self.config)
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
         """The network input (h, w) for an image of ``height`` x ``width`` pixels (multiples of 32)."""
@@ -87,7 +87,7 @@ class RelativeDepthModel:
             raise ValueError(f"image of {height}x{width} pixels is too small: a relative MiDaS model needs at "
                              f"least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}")
         size = self.network_size(height + 2 * pad[0], width + 2 * pad[1])
-        module = self._module if platforms is None else RelativeDepth(self.config.core, ops=forms_for(platforms))
+        module = self._module if platforms is None else RelativeDepth(self.config, ops=forms_for(platforms))
         fn = functools.partial(_predict, module, size, pad, flip_tta)
         return PredictionFunction(fn, size, pad, flip_tta)
 

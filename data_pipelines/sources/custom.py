@@ -8,6 +8,12 @@ Columns (CSV header row, or keys of each JSON object):
 - ``depth_scale`` (required): e.g. 1000 for millimetre PNGs, 256 for KITTI-style PNGs, 1 for metres.
 - ``focal`` or ``fx`` (optional): focal length in pixels; ``fy``, ``cx``, ``cy`` are accepted and checked.
 - ``valid_mask`` (optional): mask image, nonzero = valid, same size as the depth map.
+- ``sky_mask`` (optional): mask image, nonzero = sky, same size as the depth map; sky pixels are not valid (their
+  depth is unknown, not zero), for datasets that segment the sky instead of leaving it empty.
+- ``kind`` (optional): ``depth`` (default: metres as above) or ``disparity``: the file holds inverse depth up to
+  an unknown scale and shift (stored value / depth_scale; 0, NaN, inf = no measurement), as stereo and
+  relative-depth datasets give it. Such rows carry ``disparity`` = True in the batch; no metric depth range is
+  applied to them, and only the relative objective trains on them (``zoejax.training.objectives``).
 
 Relative paths are resolved against the source ``root``, or the list file's directory when root is empty.
 """
@@ -41,7 +47,8 @@ from data_pipelines.sources.base import (
 # Indoor by default; ``custom_info`` gives the constants of either domain.
 CUSTOM_INFO = DatasetInfo("custom", 0, INDOOR_RANGE, INDOOR_RANGE)
 REQUIRED_COLUMNS = ("image", "depth", "depth_scale")
-OPTIONAL_COLUMNS = ("focal", "fx", "fy", "cx", "cy", "valid_mask")
+OPTIONAL_COLUMNS = ("focal", "fx", "fy", "cx", "cy", "valid_mask", "sky_mask", "kind")
+KINDS = ("depth", "disparity")
 
 
 def _number(value: Any, name: str, where: str, positive: bool) -> float:
@@ -104,8 +111,12 @@ def parse_row(record: dict[str, Any], where: str, base: str) -> Row:
     for key in ("fy", "cx", "cy"):
         if key in present:
             _number(present[key], key, where, positive=False)
-    mask = present.get("valid_mask")
-    extra = (("depth_scale", scale), ("valid_mask", os.path.join(base, mask) if mask else None))
+    kind = str(present.get("kind", "depth")).strip().lower()
+    if kind not in KINDS:
+        raise ListFormatError(f"{where}: kind must be one of {', '.join(KINDS)}, got {present['kind']!r}")
+    mask, sky = present.get("valid_mask"), present.get("sky_mask")
+    extra = (("depth_scale", scale), ("valid_mask", os.path.join(base, mask) if mask else None),
+             ("sky_mask", os.path.join(base, sky) if sky else None), ("kind", kind))
     return Row(os.path.join(base, str(present["image"])), os.path.join(base, str(present["depth"])), focal,
                where, extra=extra)
 
@@ -125,9 +136,9 @@ def parse_custom_list(path: str, root: str = "", errors: list[tuple[str, str]] |
 
 
 def row_paths(row: Row) -> tuple[str, ...]:
-    """Every file a row names: image, depth and, if given, the valid mask."""
-    mask = row.get("valid_mask")
-    return (row.image, row.depth) + ((mask,) if mask else ())
+    """Every file a row names: image, depth and, if given, the valid and sky masks."""
+    masks = tuple(m for m in (row.get("valid_mask"), row.get("sky_mask")) if m)
+    return (row.image, row.depth) + masks
 
 
 def load_row(row: Row, domain: int) -> Example:
@@ -141,7 +152,14 @@ def load_row(row: Row, domain: int) -> Example:
         mask = read_mask(mask_path, row.where)
         check_depth_shape(image, mask, row.where + ", valid_mask")
         valid &= mask
-    return make_example(image, np.where(valid, depth, 0.0), valid, row.focal, domain)
+    sky_path = row.get("sky_mask")
+    if sky_path:
+        sky = read_mask(sky_path, row.where)
+        check_depth_shape(image, sky, row.where + ", sky_mask")
+        valid &= ~sky
+    example = make_example(image, np.where(valid, depth, 0.0), valid, row.focal, domain)
+    example["disparity"] = np.bool_(row.get("kind") == "disparity")
+    return example
 
 
 def custom_info(domain: int | None) -> DatasetInfo:

@@ -44,7 +44,9 @@ class ResizeImage(grain.transforms.Map):
 class Finalize(grain.transforms.Map):
     """Raw example -> the batch-format fields (data_pipelines/batch.py) of one example.
 
-    valid = dataset validity & min_depth < depth < max_depth (strict); depth is 0 wherever not valid.
+    valid = dataset validity & min_depth < depth < max_depth (strict); depth is 0 wherever not valid. An example
+    whose ``depth`` holds disparity (``disparity`` True: a custom row of kind disparity) keeps the dataset's
+    validity only: a range in metres does not apply to it.
     """
 
     min_depth: float
@@ -52,11 +54,15 @@ class Finalize(grain.transforms.Map):
 
     def map(self, element: Example) -> dict[str, np.ndarray]:
         depth = np.asarray(element["depth"], np.float32)
-        valid = np.asarray(element["valid"], bool) & (depth > self.min_depth) & (depth < self.max_depth)
+        disparity = bool(element.get("disparity", False))
+        valid = np.asarray(element["valid"], bool)
+        if not disparity:
+            valid = valid & (depth > self.min_depth) & (depth < self.max_depth)
         return {
             "image": np.ascontiguousarray(to_unit_float(element["image"])),
             "depth": np.where(valid, depth, np.float32(0.0)),
             "valid": np.ascontiguousarray(valid),
             "domain": np.int32(element["domain"]),
             "focal": np.float32(element["focal"]),
+            "disparity": np.bool_(disparity),
         }

@@ -20,7 +20,7 @@ def check_batch(batch: dict[str, np.ndarray], batch_size: int | None = None,
     if keys != set(BATCH_KEYS):
         raise ValueError(f"batch keys {sorted(keys)} != {sorted(BATCH_KEYS)}")
     expected = {"image": (np.float32, 4), "depth": (np.float32, 3), "valid": (np.bool_, 3),
-                "domain": (np.int32, 1), "focal": (np.float32, 1)}
+                "domain": (np.int32, 1), "focal": (np.float32, 1), "disparity": (np.bool_, 1)}
     for key, (dtype, ndim) in expected.items():
         arr = batch[key]
         if not isinstance(arr, np.ndarray):

@@ -45,7 +45,8 @@ def good_batch(b=2):
     depth = np.zeros((b, 6, 8), np.float32)
     depth[:, 2:, :] = 3.0
     return {"image": np.full((b, 4, 5, 3), 0.5, np.float32), "depth": depth, "valid": depth > 0,
-            "domain": np.zeros(b, np.int32), "focal": np.full(b, 518.0, np.float32)}
+            "domain": np.zeros(b, np.int32), "focal": np.full(b, 518.0, np.float32),
+            "disparity": np.zeros(b, bool)}
 
 
 def test_check_batch_accepts_the_contract_and_names_violations():

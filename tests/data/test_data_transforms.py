@@ -174,4 +174,4 @@ def test_finalize_applies_the_strict_range():
     np.testing.assert_array_equal(out["valid"], [[False, False, True], [False, True, False]])
     np.testing.assert_array_equal(out["depth"], np.where(out["valid"], depth, 0))
     assert out["image"].dtype == np.float32 and out["domain"] == 1 and out["domain"].dtype == np.int32
-    assert set(out) == {"image", "depth", "valid", "domain", "focal"}
+    assert set(out) == {"image", "depth", "valid", "domain", "focal", "disparity"}

@@ -18,13 +18,8 @@ from zoejax.models.relative_depth import RelativeDepth, RelativeDepthConfig
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.ops.platform import OpForms
 
-
-def _relative(config: RelativeDepthConfig, ops: OpForms | None = None) -> nn.Module:
-    return RelativeDepth(config.core, ops=ops)  # the module takes the ZoeDepth config of its core
-
-
-_MODULES: dict[type, Any] = {ZoeDepthConfig: ZoeDepth, DepthAnythingConfig: DepthAnything,
-                             RelativeDepthConfig: _relative}
+_MODULES: dict[type, type[nn.Module]] = {ZoeDepthConfig: ZoeDepth, DepthAnythingConfig: DepthAnything,
+                                         RelativeDepthConfig: RelativeDepth}
 
 
 def module_for(config: Any, ops: OpForms | None = None) -> nn.Module:

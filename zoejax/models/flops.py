@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from zoejax.models.backbones.registry import backbone_of
 from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.relative_depth import RelativeDepthConfig
 
 
 def forward_flops_breakdown(config: ZoeDepthConfig, batch: int, height: int, width: int) -> dict[str, int]:
@@ -25,8 +26,13 @@ def forward_flops_breakdown(config: ZoeDepthConfig, batch: int, height: int, wid
 
     Keys: the backbone family's (BEiT: patch_embed, attention, mlp, reassemble; Swin: patch_embed, attention, mlp,
     patch_merging), then scratch and metric_head. Single-head models (ZoeD_N, ZoeD_K) and the naive head; raises
-    NotImplementedError for ZoeD_NK (router).
+    NotImplementedError for ZoeD_NK (router). A relative model (``RelativeDepthConfig``): its core's, without
+    metric_head.
     """
+    if isinstance(config, RelativeDepthConfig):
+        out = forward_flops_breakdown(config.core, batch, height, width)
+        out.pop("metric_head")
+        return out
     if config.is_multi_head:
         raise NotImplementedError("the analytic count covers single-head models (ZoeD_N, ZoeD_K) only")
     enc, dec, head = config.backbone, config.decoder, config.head

@@ -86,10 +86,11 @@ class RelativeDepth(nn.Module):
     relative inverse depth (disparity up to an unknown scale and shift; no unit). With
     ``return_intermediates=True`` also the decoder features, encoder taps and reassembled maps. Only
     ``config.backbone``, ``config.decoder``, dtypes and remat are read; the head and bin fields are ignored.
+    ``config``: a ``RelativeDepthConfig`` (what the family table builds it with), or a ZoeDepth config (its core).
     ``ops``: the platform's op forms (``zoejax.ops.platform``); None takes this machine's.
     """
 
-    config: ZoeDepthConfig
+    config: ZoeDepthConfig | RelativeDepthConfig  # a ZoeDepth config: its core's fields
     ops: OpForms | None = None
 
     @nn.compact
@@ -97,7 +98,8 @@ class RelativeDepth(nn.Module):
         check_image_shape(images.shape, multiple=32)
         x = (images.astype(jnp.float32) - 0.5) / 0.5
         ops = forms_for(None) if self.ops is None else self.ops
-        features = MidasCore(self.config, ops, name="core")(x)
+        core = self.config.core if isinstance(self.config, RelativeDepthConfig) else self.config
+        features = MidasCore(core, ops, name="core")(x)
         out = {"relative_depth": features["rel_depth"].astype(jnp.float32)}
         if return_intermediates:
             out.update({k: v for k, v in features.items() if k != "rel_depth"})

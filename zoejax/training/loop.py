@@ -75,10 +75,14 @@ class InitFromError(ValueError):
     """``init_from`` cannot start this run: unreadable, or another architecture than the config's."""
 
 
-def load_init_from(init_from: str, model_config: ZoeDepthConfig):
+def load_init_from(init_from: str, model_config: ZoeDepthConfig, seed: int = 0):
     """The ``StoredModel`` at ``init_from`` (any checkpoint ``zoejax.load`` reads), checked against
     ``model_config``; None when ``init_from`` is empty. Raises InitFromError naming the file and, for another
-    architecture, the differing entries."""
+    architecture, the differing entries.
+
+    Between the relative model and ZoeDepth (the paper's M12 -> ZoeD_N path) the shared part moves: a relative run
+    or folder starts a ZoeDepth run's ``core`` with a fresh metric head (``seed``), and a ZoeDepth / MiDaS
+    checkpoint starts a relative run with its ``core``."""
     if not init_from:
         return None
     from zoejax.conversion.load import load_weights
@@ -88,6 +92,8 @@ def load_init_from(init_from: str, model_config: ZoeDepthConfig):
         loaded = load_weights(init_from)
     except (OSError, ValueError) as e:  # missing file, unreadable or refused checkpoint, conversion errors
         raise InitFromError(f"init_from={init_from}: {e}") from None
+    loaded = _shared_core(loaded, model_config, seed)
+
     def named(tree):
         return {"/".join(key_path(p)): np.shape(x) for p, x in jax.tree_util.tree_leaves_with_path(tree)}
 
@@ -102,6 +108,23 @@ def load_init_from(init_from: str, model_config: ZoeDepthConfig):
             f"init_from={init_from} holds another architecture than the config ({len(problems)} differing "
             f"params; its encoder: {backbone_summary(loaded.config)}, the config's: "
             f"{backbone_summary(model_config)}):\n{shown}")
+    return loaded
+
+
+def _shared_core(loaded, model_config, seed: int):
+    """``loaded`` as the start of a ``model_config`` run across the relative / ZoeDepth boundary (see
+    ``load_init_from``); unchanged otherwise."""
+    from zoejax.models.relative_depth import RelativeDepthConfig, relative_config
+
+    have_relative = isinstance(loaded.config, RelativeDepthConfig)
+    if isinstance(model_config, RelativeDepthConfig) and isinstance(loaded.config, ZoeDepthConfig):
+        loaded.config, loaded.params = relative_config(loaded.config), {"core": loaded.params["core"]}
+    elif isinstance(model_config, ZoeDepthConfig) and have_relative and "core" in loaded.params:
+        from zoejax.models.init import init_params
+
+        head = jax.device_get(init_params(model_config, seed, only="metric_head"))
+        loaded.params = {"core": loaded.params["core"], "metric_head": head}
+        loaded.provenance = {**loaded.provenance, "fresh_metric_head": True}
     return loaded
 
 
@@ -188,7 +211,7 @@ def _run(manager, model_config, train_config, optim_config, workdir, log_dir, ba
         if restoring_input:
             batches.set_state(data_state)
     else:
-        init = load_init_from(train_config.init_from, model_config)
+        init = load_init_from(train_config.init_from, model_config, train_config.seed)
         state, shardings = create_sharded_state(model_config, tx, mesh, rng,
                                                 None if init is None else jax.device_get(init.params))
         if is_host0 and init is not None and init.extras:

@@ -8,7 +8,7 @@ loss (``make_loss(model_config, loss_cfg) -> loss(outputs, batch) -> (total, met
 (``zoejax.training.step``) adds the optimizer. A new family or loss is one entry here, nothing else.
 
 Batch: see ``data_pipelines/batch.py`` (``image`` (B, H, W, 3) in [0, 1], ``depth`` (B, h, w) metres, ``valid``
-(B, h, w) bool, ``domain`` (B,) int32).
+(B, h, w) bool, ``domain`` (B,) int32, optional ``disparity`` (B,) bool: ``depth`` holds disparity).
 """
 
 from __future__ import annotations
@@ -22,7 +22,10 @@ import jax.numpy as jnp
 
 from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.depth_anything_config import DepthAnythingConfig
+from zoejax.models.relative_depth import RelativeDepthConfig
+from zoejax.ops.resize import resize_bilinear
 from zoejax.training.losses import domain_loss, gradient_matching_loss, shifted_silog_loss, silog_loss
+from zoejax.training.relative_losses import relative_depth_loss
 
 LossFn = Callable[[dict, dict], tuple[jax.Array, dict]]
 
@@ -38,6 +41,11 @@ class LossConfig:
     ``route_by_label=False`` is the official ZoeDepth behaviour: the depth loss goes through the head the router
     votes for; True routes each example to its labelled head (the paper's "labeled router").
     ``da2_lambda``: the variance weight of the DA2 metric loss (official 0.5).
+    The relative objective (MiDaS, ``relative_losses``): ``relative_data`` "ssitrim" (v3, trimmed MAE of the
+    median/MAD-normalised disparities, the lowest ``1 - relative_trim`` kept) or "ssi_lsq" (v1, least-squares
+    aligned MSE); ``relative_median`` "masked_zeros" (the reference: the median of mask * x, invalid pixels as 0)
+    or "valid" (over the valid pixels only); ``w_relative_grad`` the gradient-matching weight (reference 0.5) over
+    ``relative_scales`` scales.
     """
 
     w_si: float = 1.0
@@ -46,6 +54,21 @@ class LossConfig:
     route_by_label: bool = False
     objective: str = ""
     da2_lambda: float = 0.5
+    relative_data: str = "ssitrim"
+    relative_median: str = "masked_zeros"
+    relative_trim: float = 0.2
+    w_relative_grad: float = 0.5
+    relative_scales: int = 4
+
+    def __post_init__(self):
+        for name, value, choices in (("relative_data", self.relative_data, ("ssitrim", "ssi_lsq")),
+                                     ("relative_median", self.relative_median, ("masked_zeros", "valid"))):
+            if value not in choices:
+                raise ValueError(f"loss.{name}={value!r} is not one of {list(choices)}")
+        if not 0.0 <= self.relative_trim < 1.0:
+            raise ValueError(f"loss.relative_trim must be in [0, 1), got {self.relative_trim}")
+        if self.relative_scales < 1 or self.w_relative_grad < 0:
+            raise ValueError("loss.relative_scales must be >= 1 and loss.w_relative_grad >= 0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,12 +129,49 @@ def _da2_metric_loss(model_config: DepthAnythingConfig, loss_cfg: LossConfig) ->
     return loss
 
 
+def _relative_forward(model, params, batch: dict, rng: jax.Array, train: bool, loss_cfg: LossConfig) -> dict:
+    del rng, train, loss_cfg  # no dropout in MiDaS's DPT
+    return model.apply({"params": params}, batch["image"])
+
+
+def target_disparity(batch: dict) -> tuple[jax.Array, jax.Array]:
+    """(B, h, w) target disparity and mask: ``1 / depth`` of metric examples, ``depth`` itself where the batch
+    says it holds disparity (custom rows of kind disparity); 0 and False where not valid or not positive."""
+    depth = batch["depth"].astype(jnp.float32)
+    mask = batch["valid"].astype(bool) & (depth > 0)
+    is_disparity = batch.get("disparity")
+    inverse = 1.0 / jnp.where(mask, depth, 1.0)
+    if is_disparity is not None:
+        inverse = jnp.where(is_disparity.astype(bool)[:, None, None], depth, inverse)
+    return jnp.where(mask, inverse, 0.0), mask
+
+
+def _relative_loss(model_config: RelativeDepthConfig, loss_cfg: LossConfig) -> LossFn:
+    del model_config
+
+    def loss(out: dict, batch: dict) -> tuple[jax.Array, dict]:
+        target, mask = target_disparity(batch)
+        pred = out["relative_depth"].astype(jnp.float32)
+        if pred.shape[1:] != target.shape[1:]:  # scored at the ground truth's size, as the metric losses
+            pred = resize_bilinear(pred[..., None], target.shape[1:], align_corners=True)[..., 0]
+        total, parts = relative_depth_loss(pred, target, mask, data_loss=loss_cfg.relative_data,
+                                           median=loss_cfg.relative_median, trim=loss_cfg.relative_trim,
+                                           alpha=loss_cfg.w_relative_grad, scales=loss_cfg.relative_scales)
+        return total, {"data_loss": parts["data"], "grad_loss": parts["gradient"], "loss": total,
+                       "valid_pixels": jnp.sum(mask)}
+
+    return loss
+
+
 OBJECTIVES: dict[str, Objective] = {
     "zoedepth": Objective(ZoeDepthConfig, _zoedepth_forward, _zoedepth_loss,
                           "ZoeDepth: 10*SILog (beta 0.15) [+ w_grad gradient matching] [+ w_domain NK router CE]"),
     "da2_metric": Objective(DepthAnythingConfig, _depth_anything_forward, _da2_metric_loss,
                             "Depth Anything V2 metric: sqrt(mean(d^2) - 0.5 mean(d)^2), d = ln gt - ln pred, "
                             "on 0.001 <= gt <= max_depth"),
+    "relative": Objective(RelativeDepthConfig, _relative_forward, _relative_loss,
+                          "MiDaS relative depth, in disparity: ssitrim (v3) or ssi_lsq (v1) data term + "
+                          "w_relative_grad (0.5) x multi-scale gradient matching"),
 }
 
 
@@ -119,6 +179,8 @@ def default_objective(model_config: Any) -> str:
     """The objective a model config trains with when ``LossConfig.objective`` is ""."""
     if isinstance(model_config, ZoeDepthConfig):
         return "zoedepth"
+    if isinstance(model_config, RelativeDepthConfig):
+        return "relative"
     if isinstance(model_config, DepthAnythingConfig) and model_config.head.depth_type == "metric":
         return "da2_metric"
     raise ValueError(f"no default training objective for {type(model_config).__name__} "
