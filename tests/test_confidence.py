@@ -22,7 +22,7 @@ from zoejax.training.state import create_train_state
 from zoejax.training.step import LossConfig, make_train_step
 
 SIZE = (64, 96)
-TRAIN_FRAMES, STEPS = 16, 300
+TRAIN_FRAMES, STEPS = 16, 100
 
 
 def _frames(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,7 +65,7 @@ def test_uncertainty_is_computed_only_when_asked_and_keeps_the_depth(fast_compil
         ZoeDepthModel(naive, init_params(naive, 0), input_size=SIZE).predict(image, flip_tta=False, confidence=True)
 
 
-@pytest.mark.slow  # trains a tiny model for 300 steps
+@pytest.mark.slow  # trains a tiny model for 100 steps
 def test_confidence_is_informative_on_synthetic_scenes():
     cfg = presets.zoed_n("tiny")
     tx = make_optimizer(OptimConfig(total_steps=STEPS, lr=1e-3, encoder_lr_factor=1.0, pos_enc_lr_factor=1.0,
