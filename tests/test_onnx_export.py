@@ -4,8 +4,10 @@ float32 (<= 1e-4 relative) and float16 weights (<= 2e-2 relative); it is self-co
 
 import json
 
+import jax
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime as ort
 import pytest
 
@@ -20,6 +22,10 @@ NET = (64, 96)
 H, W = 60, 80
 FP32_RTOL = 1e-4
 FP16_RTOL = 2e-2  # float16 weights (10-bit mantissa) through the tiny model, arithmetic in float32
+
+# zoejax's side compiles with most XLA optimizations off: its rounding differs from the optimized program by ~1e-7
+# relative, far inside FP32_RTOL, and each predict compile takes a fraction of the time.
+pytestmark = pytest.mark.usefixtures("fast_compiles")
 
 
 def tiny_model(tmp_path_factory, variant):
@@ -59,30 +65,28 @@ def test_zoed_nk_predict_dynamic_batch_matches_predict(tmp_path_factory):
         np.testing.assert_array_equal(domain, expected.domain)
 
 
-def test_zoed_n_cli_fixed_batch_fp32_fp16_and_forward(tmp_path_factory, capsys):
-    """zoejax-convert --to onnx: a fixed-batch float32 and a float16 file of predict, and the bare forward."""
+def test_zoed_n_cli_fixed_batch_fp16_and_forward(tmp_path_factory, capsys):
+    """zoejax-convert --to onnx: a fixed-batch float16 file of predict, and the bare forward in float32 (the
+    float32 predict path is checked on ZoeD_NK above; each export traces the whole graph, so each costs)."""
     ckpt, model = tiny_model(tmp_path_factory, "zoed_n")
     tmp = tmp_path_factory.mktemp("n")
-    common = [str(ckpt), "--size", f"{H}x{W}", "--input-size", f"{NET[0]}x{NET[1]}"]
-    assert convert_cli.main(["--to", "onnx", common[0], str(tmp / "n32.onnx"), *common[1:], "--batch-size", "2"]) == 0
-    assert convert_cli.main(["--to", "onnx", common[0], str(tmp / "n16.onnx"), *common[1:], "--batch-size", "2",
-                             "--weights", "float16"]) == 0
+    assert convert_cli.main(["--to", "onnx", str(ckpt), str(tmp / "n16.onnx"), "--size", f"{H}x{W}",
+                             "--input-size", f"{NET[0]}x{NET[1]}", "--batch-size", "2", "--weights", "float16"]) == 0
     assert "float16 weights" in capsys.readouterr().out
     x = images(2, 2)
     expected = model.predict_batch(x).depth
-    (d32,) = session(tmp / "n32.onnx").run(None, {"images": x})
     (d16,) = session(tmp / "n16.onnx").run(None, {"images": x})
-    np.testing.assert_allclose(d32, expected, rtol=FP32_RTOL, atol=0)
     np.testing.assert_allclose(d16, expected, rtol=FP16_RTOL, atol=0)
     assert np.abs(d16 - expected).max() > 0  # the float16 file really holds rounded weights
-    # Self-contained: one file, no external data; float16 stores the weights in half the bytes.
-    assert sorted(p.name for p in tmp.iterdir()) == ["n16.onnx", "n32.onnx"]
-    big = {f: [i.data_type for i in onnx.load(str(tmp / f)).graph.initializer if np.prod(i.dims) >= 1024]
-           for f in ("n16.onnx", "n32.onnx")}
-    assert set(big["n16.onnx"]) == {onnx.TensorProto.FLOAT16} and set(big["n32.onnx"]) == {onnx.TensorProto.FLOAT}
-    assert (tmp / "n16.onnx").stat().st_size < 0.7 * (tmp / "n32.onnx").stat().st_size
+    # Self-contained: one file, no external data; float16 stores the weights in half the bytes of float32.
+    assert sorted(p.name for p in tmp.iterdir()) == ["n16.onnx"]
+    initializers = onnx.load(str(tmp / "n16.onnx")).graph.initializer
+    assert {i.data_type for i in initializers if np.prod(i.dims) >= 1024} == {onnx.TensorProto.FLOAT16}
+    stored = sum(onnx.numpy_helper.to_array(i).nbytes for i in initializers)
+    float32_bytes = 4 * sum(a.size for a in jax.tree.leaves(model.params) if a.dtype == np.float32)
+    assert stored < 0.6 * float32_bytes, (stored, float32_bytes)
     with pytest.raises(ort.capi.onnxruntime_pybind11_state.InvalidArgument, match="invalid dimensions"):
-        session(tmp / "n32.onnx").run(None, {"images": images(3, 3)})  # a fixed-batch file takes its batch only
+        session(tmp / "n16.onnx").run(None, {"images": images(3, 3)})  # a fixed-batch file takes its batch only
 
     export_onnx(model, tmp / "forward.onnx", H, W, batch_size=None, program="forward")
     sess = session(tmp / "forward.onnx")
