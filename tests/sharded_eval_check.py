@@ -17,15 +17,17 @@ from zoejax.models.init import init_params, logical_axes  # noqa: E402
 from zoejax.models.zoedepth import ZoeDepth  # noqa: E402
 from zoejax.training.sharding import make_mesh, param_shardings  # noqa: E402
 
-LAYOUTS = [(1, 1, 1), (8, 1, 1), (2, 2, 2)]
+# Each variant against its one-device run on one sharded layout (each layout is a compile): ZoeD_N on every mesh
+# axis, ZoeD_NK (router, per-image heads) on pure data parallel.
+LAYOUTS = {"zoed_n": [(1, 1, 1), (2, 2, 2)], "zoed_nk": [(1, 1, 1), (8, 1, 1)]}
 
-for variant in ("zoed_n", "zoed_nk"):
+for variant in LAYOUTS:
     cfg = presets.VARIANTS[variant]("tiny")
     params = init_params(cfg, 0)
     # 11 frames at batch 8: the second batch is mostly padding, which must not count.
     settings = EvalDataSettings(batch_size=8, image_size=(64, 96), synthetic_examples=11,
                                 overrides={"synthetic_indoor": {"size": (48, 80)}})
-    for layout in LAYOUTS:
+    for layout in LAYOUTS[variant]:
         mesh = make_mesh(layout, jax.devices()[: int(np.prod(layout))])
         evaluator = Evaluator(ZoeDepth(cfg), mesh, param_shardings(logical_axes(cfg), mesh))
         (result,) = evaluate_datasets(evaluator, params, ["synthetic_indoor"], settings, progress=False)

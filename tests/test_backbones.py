@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from fast_compile import fast_compiles
 from flax.traverse_util import flatten_dict
+from numerics import random_params
 
 from zoejax.conversion.apply import state_dict_to_params
 from zoejax.conversion.convert import export_state_dict
@@ -24,7 +25,7 @@ from zoejax.conversion.official_table import midas_table, official_table
 from zoejax.models import flops, presets
 from zoejax.models.backbones.registry import BACKBONES, all_fixtures, all_presets, backbone_of
 from zoejax.models.dpt import DPTConfig
-from zoejax.models.init import count_params, init_params, param_shapes
+from zoejax.models.init import count_params, param_shapes
 from zoejax.models.zoedepth import ZoeDepth
 
 PRESETS = sorted(all_presets())
@@ -135,7 +136,7 @@ def _reduced_forward(cfg):
     b, h, w = INPUT
     images = jnp.asarray(np.random.default_rng(0).uniform(0, 1, (b, h, w, 3)), jnp.float32)
     with fast_compiles():
-        params = init_params(cfg, 0)
+        params = random_params(cfg)
         out = jax.jit(lambda p, x: ZoeDepth(cfg).apply({"params": p}, x, return_intermediates=True))(params, images)
     return params, out
 

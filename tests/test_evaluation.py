@@ -85,7 +85,7 @@ def test_sharded_evaluation_matches_one_device():
     assert result.returncode == 0, result.stderr[-3000:]
     rows = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert [(r["variant"], tuple(r["layout"])) for r in rows] == [
-        (v, layout) for v in ("zoed_n", "zoed_nk") for layout in ((1, 1, 1), (8, 1, 1), (2, 2, 2))]
+        ("zoed_n", (1, 1, 1)), ("zoed_n", (2, 2, 2)), ("zoed_nk", (1, 1, 1)), ("zoed_nk", (8, 1, 1))]
     for variant in ("zoed_n", "zoed_nk"):
         ref, *others = [r for r in rows if r["variant"] == variant]
         assert ref["num_images"] == 11 and ref["metrics"]["abs_rel"] > 0
