@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from numerics import random_params
 from PIL import Image
 
 from data_pipelines.synthetic.scenes import render_frame
@@ -62,7 +63,7 @@ def test_uncertainty_is_computed_only_when_asked_and_keeps_the_depth(fast_compil
     assert float(np.min(asked["metric_depth_std"])) > 0  # random bins are spread
     naive = dataclasses.replace(cfg, head=dataclasses.replace(cfg.head, head_type="naive"))
     with pytest.raises(ValueError, match="flip TTA"):
-        ZoeDepthModel(naive, init_params(naive, 0), input_size=SIZE).predict(image, flip_tta=False, confidence=True)
+        ZoeDepthModel(naive, random_params(naive), input_size=SIZE).predict(image, flip_tta=False, confidence=True)
 
 
 @pytest.mark.slow  # trains a tiny model for 100 steps
