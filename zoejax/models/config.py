@@ -18,6 +18,8 @@ from zoejax.models.backbones.registry import DEFAULT_KIND, backbone_of, config_c
 from zoejax.models.dpt import DPTConfig
 from zoejax.models.layers import RematPolicy
 
+# ZoeDepth's relative-depth cores (``zoejax.models.zoedepth.CORES`` maps them to modules).
+CORES = ("midas", "depth_anything")
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
@@ -98,6 +100,9 @@ class ZoeDepthConfig:
         runs in float32.
       param_dtype: parameter dtype (float32).
       remat: per-block rematerialisation policy of the encoder.
+      core: the relative-depth core the metric head sits on: "midas" (MiDaS DPT: encoder + reassemble + MiDaS
+        scratch, inputs multiples of 32) or "depth_anything" (a DINOv2 encoder + the Depth Anything DPT head,
+        Depth Anything V1 metric; inputs multiples of the patch size, 14).
     """
 
     backbone: Any = dataclasses.field(default_factory=lambda: config_class(DEFAULT_KIND)())
@@ -108,8 +113,13 @@ class ZoeDepthConfig:
     dtype: str = "float32"
     param_dtype: str = "float32"
     remat: RematPolicy = RematPolicy.NONE
+    core: str = "midas"
 
     def __post_init__(self):
+        _check_choice("core", self.core, CORES)
+        if self.core == "depth_anything" and getattr(self.backbone, "kind", None) != "dinov2":
+            raise ValueError(f"core='depth_anything' needs a DINOv2 backbone (kind 'dinov2'), got "
+                             f"{getattr(self.backbone, 'kind', None)!r}; pick e.g. backbone dinov2_vitl14")
         _check_choice("head.head_type", self.head.head_type, ("metric_bins", "naive"))
         _check_choice("head.bin_centers_type", self.head.bin_centers_type, ("softplus", "normed"))
         _check_choice("head.attractor_kind", self.head.attractor_kind, ("mean", "sum"))
@@ -124,6 +134,12 @@ class ZoeDepthConfig:
         if len(self.backbone.hooks) != 4 or len(self.decoder.reassemble_features) != 4:
             raise ValueError("the DPT decoder needs exactly 4 hooked blocks and 4 reassemble widths")
         self.backbone.validate(tuple(self.decoder.reassemble_features))
+
+    @property
+    def input_multiple(self) -> int:
+        """Input height and width must be multiples of this (pixels): 32 for the MiDaS core, the patch size (14)
+        for the Depth Anything core."""
+        return self.backbone.patch_size if self.core == "depth_anything" else 32
 
     @property
     def is_multi_head(self) -> bool:
@@ -155,7 +171,7 @@ class ZoeDepthConfig:
             kwargs["bins"] = tuple(build_dataclass(BinConfig, b, "model.bins[]") for b in d["bins"])
         if d.get("router") is not None:
             kwargs["router"] = build_dataclass(RouterConfig, d["router"], "model.router")
-        for key in ("dtype", "param_dtype"):
+        for key in ("dtype", "param_dtype", "core"):
             if key in d:
                 kwargs[key] = d[key]
         if "remat" in d:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from zoejax.models.backbones.dinov2 import last_four
 from zoejax.models.backbones.registry import all_fixtures, all_presets
 from zoejax.models.config import BinConfig, DPTConfig, MetricHeadConfig, RouterConfig, ZoeDepthConfig
 
@@ -65,3 +66,35 @@ def zoed_nk(backbone: str = "beit_l384") -> ZoeDepthConfig:
 
 
 VARIANTS = {"zoed_n": zoed_n, "zoed_k": zoed_k, "zoed_nk": zoed_nk}
+
+
+def _depth_anything_core(cfg: ZoeDepthConfig) -> ZoeDepthConfig:
+    """``cfg`` on the Depth Anything core: V1's taps (the last four blocks) and the official alpha of 1000 (the
+    Depth Anything V1 metric code reads ``attractor_alpha`` from its config, unlike ZoeDepth's release)."""
+    head = dataclasses.replace(cfg.head, attractor_alpha=1000.0)
+    return dataclasses.replace(cfg, backbone=last_four(cfg.backbone), head=head, core="depth_anything")
+
+
+def da1_metric_n(backbone: str = "dinov2_vitl14") -> ZoeDepthConfig:
+    """Depth Anything V1 metric, indoor (``depth_anything_metric_depth_indoor.pt``): ZoeD_N's head (softplus bins,
+    attractors 16/8/4/1, nyu [1e-3, 10] m) on DINOv2-L/14 + the Depth Anything DPT head."""
+    return _depth_anything_core(zoed_n(backbone))
+
+
+def da1_metric_k(backbone: str = "dinov2_vitl14", max_depth: float = 80.0) -> ZoeDepthConfig:
+    """Depth Anything V1 metric, outdoor (``depth_anything_metric_depth_outdoor.pt``). The choice made here: ZoeD_K's
+    head (normed bins on [1e-3, 80] m, kitti), as ``get_config("zoedepth", "eval", "kitti")`` overlays the kitti
+    model config (unverified against the released file: if its head is softplus, use ``da1_metric_n`` with kitti
+    bins)."""
+    return _depth_anything_core(zoed_k(backbone, max_depth))
+
+
+def da1_metric_nk(backbone: str = "dinov2_vitl14") -> ZoeDepthConfig:
+    """ZoeD_NK's routed heads (nyu <= 10 m, kitti <= 80 m) on the Depth Anything core: the NK fine-tune recipe's
+    model (no released checkpoint)."""
+    return _depth_anything_core(zoed_nk(backbone))
+
+
+DA1_METRIC_VARIANTS = {"da1_metric_n": da1_metric_n, "da1_metric_k": da1_metric_k, "da1_metric_nk": da1_metric_nk}
+# The test fixture: the registry's tiny DINOv2 (real patch size 14) under the indoor head.
+DA1_METRIC_TINY = "dinov2_tiny"

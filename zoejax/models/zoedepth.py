@@ -15,6 +15,8 @@ import jax.numpy as jnp
 
 from zoejax.models.backbones.registry import backbone_of
 from zoejax.models.config import ZoeDepthConfig, parse_dtype
+from zoejax.models.depth_anything import IMAGENET_MEAN, IMAGENET_STD
+from zoejax.models.depth_anything_core import DepthAnythingCore
 from zoejax.models.dpt import Scratch
 from zoejax.models.heads import MetricBinsHead, NaiveHead, RoutedMetricBinsHead
 from zoejax.models.validation import check_image_shape
@@ -59,12 +61,21 @@ class MidasCore(nn.Module):
         return {**out, "encoder_taps": taps, "reassembled": layers}
 
 
+# config.core -> (core module, normalisation mean, std): MiDaS normalises to [-1, 1] (``PrepForMidas``), the Depth
+# Anything core with the ImageNet statistics (Depth Anything V1 metric's ``PrepForMidas``).
+CORES = {
+    "midas": (MidasCore, (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    "depth_anything": (DepthAnythingCore, IMAGENET_MEAN, IMAGENET_STD),
+}
+
+
 class ZoeDepth(nn.Module):
     """A ZoeDepth model (N, K or NK, decided by ``config``).
 
-    Call with ``images`` (B, H, W, 3) float in [0, 1], H and W multiples of 32, already at the network
-    resolution (see ``zoejax.preprocess``); the model normalises with mean = std = 0.5 as the official
-    ``PrepForMidas`` does. ZoeD_NK also takes optional ``domain`` labels (B,) int (0 = first bin config,
+    Call with ``images`` (B, H, W, 3) float in [0, 1], H and W multiples of ``config.input_multiple`` (32 for the
+    MiDaS core, 14 for the Depth Anything core), already at the network resolution (see ``zoejax.preprocess``);
+    the model normalises as the official ``PrepForMidas`` does (mean = std = 0.5 for MiDaS, ImageNet statistics
+    for Depth Anything; ``CORES``). ZoeD_NK also takes optional ``domain`` labels (B,) int (0 = first bin config,
     e.g. nyu; 1 = kitti); without them the router decides for the whole batch, or per example with
     ``vote_per_example=True`` (equal to running each image alone, as the official ``infer`` does).
 
@@ -87,11 +98,12 @@ class ZoeDepth(nn.Module):
     def __call__(self, images: jnp.ndarray, domain: jnp.ndarray | None = None, *, train: bool = False,
                  return_intermediates: bool = False, vote_per_example: bool = False,
                  return_uncertainty: bool = False) -> dict[str, jnp.ndarray]:
-        check_image_shape(images.shape, multiple=32)
         cfg = self.config
-        x = (images.astype(jnp.float32) - 0.5) / 0.5
+        check_image_shape(images.shape, multiple=cfg.input_multiple)
+        core, mean, std = CORES[cfg.core]
+        x = (images.astype(jnp.float32) - jnp.asarray(mean, jnp.float32)) / jnp.asarray(std, jnp.float32)
         ops = forms_for(None) if self.ops is None else self.ops
-        features = MidasCore(cfg, ops, name="core")(x)
+        features = core(cfg, ops, name="core")(x)
         bottleneck = cfg.decoder.features
         if cfg.head.head_type == "naive":
             head_out = NaiveHead(name="metric_head")(features)
