@@ -69,10 +69,11 @@ VARIANTS = {"zoed_n": zoed_n, "zoed_k": zoed_k, "zoed_nk": zoed_nk}
 
 
 def _depth_anything_core(cfg: ZoeDepthConfig) -> ZoeDepthConfig:
-    """``cfg`` on the Depth Anything core: V1's taps (the last four blocks) and the official alpha of 1000 (the
-    Depth Anything V1 metric code reads ``attractor_alpha`` from its config, unlike ZoeDepth's release)."""
-    head = dataclasses.replace(cfg.head, attractor_alpha=1000.0)
-    return dataclasses.replace(cfg, backbone=last_four(cfg.backbone), head=head, core="depth_anything")
+    """``cfg`` on the Depth Anything core with V1's taps (the last four blocks). The head keeps ZoeDepth's effective
+    settings: Depth Anything's metric code stores ``attractor_alpha: 1000`` in its config and passes it to the
+    attractor layers, but, as in ZoeDepth's release, their forward calls ``inv_attractor`` without it, so the
+    default 300 applies (LiheYoung/Depth-Anything@1d03336 metric_depth/zoedepth/models/layers/attractor.py:45, 194)."""
+    return dataclasses.replace(cfg, backbone=last_four(cfg.backbone), core="depth_anything")
 
 
 def da1_metric_n(backbone: str = "dinov2_vitl14") -> ZoeDepthConfig:
@@ -81,20 +82,27 @@ def da1_metric_n(backbone: str = "dinov2_vitl14") -> ZoeDepthConfig:
     return _depth_anything_core(zoed_n(backbone))
 
 
-def da1_metric_k(backbone: str = "dinov2_vitl14", max_depth: float = 80.0) -> ZoeDepthConfig:
-    """Depth Anything V1 metric, outdoor (``depth_anything_metric_depth_outdoor.pt``). The choice made here: ZoeD_K's
-    head (normed bins on [1e-3, 80] m, kitti), as ``get_config("zoedepth", "eval", "kitti")`` overlays the kitti
-    model config (unverified against the released file: if its head is softplus, use ``da1_metric_n`` with kitti
-    bins)."""
-    return _depth_anything_core(zoed_k(backbone, max_depth))
+def da1_metric_k(backbone: str = "dinov2_vitl14", bin_centers_type: str = "softplus",
+                 max_depth: float = 80.0) -> ZoeDepthConfig:
+    """Depth Anything V1 metric, outdoor (``depth_anything_metric_depth_outdoor.pt``), kitti bins on [1e-3, 80] m.
+
+    Which head trained the released file is not written down, so the choice is explicit: by default the one the
+    official README's commands build (``train_mono.py -m zoedepth -d kitti`` and ``evaluate.py ... -d kitti`` pass
+    no ``config_version``, so ``config_zoedepth.json``'s softplus bins apply, with kitti's depth range);
+    ``bin_centers_type="normed"`` is ``config_version=kitti`` (``config_zoedepth_kitti.json``: normed bins, as
+    ZoeD_K). The two differ in the attractors' output width, so conversion reads the choice off the weights."""
+    cfg = zoed_n(backbone) if bin_centers_type == "softplus" else zoed_k(backbone, max_depth)
+    head = dataclasses.replace(cfg.head, bin_centers_type=bin_centers_type)
+    bins = (BinConfig("kitti", cfg.bins[0].n_bins, 1e-3, float(max_depth)),)
+    return _depth_anything_core(dataclasses.replace(cfg, head=head, bins=bins))
 
 
 def da1_metric_nk(backbone: str = "dinov2_vitl14") -> ZoeDepthConfig:
-    """ZoeD_NK's routed heads (nyu <= 10 m, kitti <= 80 m) on the Depth Anything core: the NK fine-tune recipe's
-    model (no released checkpoint)."""
+    """ZoeD_NK's routed heads (nyu <= 10 m, kitti <= 80 m) on the Depth Anything core: the model of the NK fine-tune
+    recipe (``config_zoedepth_nk.json``; no released checkpoint)."""
     return _depth_anything_core(zoed_nk(backbone))
 
 
 DA1_METRIC_VARIANTS = {"da1_metric_n": da1_metric_n, "da1_metric_k": da1_metric_k, "da1_metric_nk": da1_metric_nk}
-# The test fixture: the registry's tiny DINOv2 (real patch size 14) under the indoor head.
+# The test fixture's backbone: the registry's tiny DINOv2 (real patch size 14); its ZoeDepth head is shrunk too.
 DA1_METRIC_TINY = "dinov2_tiny"
