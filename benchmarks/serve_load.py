@@ -200,15 +200,24 @@ def main(argv: list[str] | None = None) -> int:
         status, _, body = request("POST", url + "/predict", payload)
         assert status == 200, body[:500]
         first = time.perf_counter() - t0
-        before = rss_mb(proc.pid)
-        result = load(url, payload, args.requests, args.clients)
-        after = rss_mb(proc.pid)
+        rss = [rss_mb(proc.pid)]
+        parts = [args.requests // 4 + (k < args.requests % 4) for k in range(4)]  # RSS after each quarter
+        runs = []
+        for n in parts:
+            runs.append(load(url, payload, n, args.clients))
+            rss.append(rss_mb(proc.pid))
+        latencies = [t for r in runs for t in r["latencies_s"]]
+        errors = [e for r in runs for e in r["errors"]]
+        wall = sum(r["wall_s"] for r in runs)
+        q = statistics.quantiles(latencies, n=20)
         health = json.loads(request("GET", url + "/health")[2])
         print(f"zoejax-serve load: {args.requests} requests of a {height}x{width} PNG from {args.clients} clients: "
-              f"{len(result['errors'])} errors, {result['requests_per_s']:.2f} requests/s, p50 "
-              f"{result['p50_ms']:.0f} ms, p95 {result['p95_ms']:.0f} ms; first request (compile) {first:.1f} s; "
-              f"server RSS {before:.0f} MB -> {after:.0f} MB; compiles {health['compiles']}, at most "
+              f"{len(errors)} errors, {len(latencies) / wall:.2f} requests/s, p50 "
+              f"{1000 * statistics.median(latencies):.0f} ms, p95 {1000 * q[18]:.0f} ms; first request (compile) "
+              f"{first:.1f} s; server RSS after 0/25/50/75/100% of the requests: "
+              f"{' / '.join(f'{m:.0f}' for m in rss)} MB; compiles {health['compiles']}, at most "
               f"{health['most_at_once']} device call(s) at once")
+        result = {"errors": errors}
         if args.screenshot:
             with tempfile.TemporaryDirectory() as tmp:
                 image = Path(tmp) / "scene.png"
