@@ -33,9 +33,13 @@ MIN_IMAGE_SIDE = 8
 
 
 def default_input_size(config: ZoeDepthConfig) -> tuple[int, int]:
-    """The official ``img_size`` target: 384x768 for ZoeD_K (normed bins), 384x512 otherwise."""
+    """The official ``img_size`` target: 384x768 for ZoeD_K (normed bins), 384x512 otherwise; on the Depth
+    Anything core (V1 metric) 392x518, or 384x768 for normed bins (``config_zoedepth_kitti.json``), each side then
+    rounded to a multiple of 14 by ``network_size``."""
     single_normed = not config.is_multi_head and config.head.bin_centers_type == "normed"
-    return (384, 768) if single_normed else (384, 512)
+    if single_normed:
+        return (384, 768)
+    return (392, 518) if config.core == "depth_anything" else (384, 512)
 
 
 def check_predictable_size(height: int, width: int, pad: tuple[int, int]) -> None:
@@ -105,8 +109,9 @@ class ZoeDepthModel:
         self._module = ZoeDepth(self.config)
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
-        """The network input (h, w) for an image of ``height`` x ``width`` pixels (multiples of 32)."""
-        return network_size(height, width, self.input_size, self.keep_aspect_ratio)
+        """The network input (h, w) for an image of ``height`` x ``width`` pixels (multiples of
+        ``config.input_multiple``: 32, or 14 on the Depth Anything core)."""
+        return network_size(height, width, self.input_size, self.keep_aspect_ratio, self.config.input_multiple)
 
     def forward(self, images: Any, domain: Any = None) -> dict[str, jax.Array]:
         """images (B, H, W, 3) float in [0, 1], any size -> the model's outputs at the network resolution

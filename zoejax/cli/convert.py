@@ -20,7 +20,6 @@ import sys
 import time
 
 from zoejax.conversion.apply import ConversionError
-from zoejax.conversion.depth_anything_table import DetectedDepthAnything
 from zoejax.conversion.detect import FORMATS, VARIANTS
 from zoejax.conversion.readers import CheckpointReadError
 from zoejax.conversion.table import EXTRA_REASONS, extra_group
@@ -95,11 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{args.output}: " if isinstance(e, OSError) and e.errno and not e.filename else ""
         print(f"zoejax-convert: error: {where}{e}", file=sys.stderr)  # a bare "[Errno 28]" names the output
         return 1
-    if isinstance(detected, DetectedDepthAnything):
-        print(f"source: {args.input} ({detected.describe()})")
-    else:
-        print(f"source: {args.input} ({detected.format} layout, ZoeD_{detected.variant.upper()}, "
-              f"{detected.backbone})")
+    print(f"source: {args.input} ({detected.describe()})")
     print(f"params: {count_params(converted.params):,}")
     for group in sorted({extra_group(n) for n in converted.extras}):
         print(f"kept aside for export: {group} ({EXTRA_REASONS.get(group, 'unused by the forward pass')})")

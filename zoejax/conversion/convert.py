@@ -44,7 +44,7 @@ def convert_state_dict(state: dict[str, np.ndarray], hf_config: dict | None = No
                        seed: int = 0) -> tuple[Detected, Converted]:
     """Detect and strictly convert. A MiDaS checkpoint fills encoder and decoder; the metric head is freshly
     initialised (``seed``), ready for training."""
-    detected = detect(state, hf_config, format=format, variant=variant, max_depth=max_depth)
+    detected = detect(state, hf_config, format=format, variant=variant, max_depth=max_depth, source=source)
     shapes = param_shapes(detected.config)
     if detected.format == "midas":
         converted = state_dict_to_params(state, midas_table(detected.config), {"core": shapes["core"]}, source)
@@ -81,6 +81,7 @@ def convert_file(input_path: str | os.PathLike, output_dir: str | os.PathLike, *
                                              variant=variant, max_depth=max_depth, seed=seed)
     provenance = {"source": str(Path(input_path).absolute()), "sha256": sha256_file(weights),
                   "format": detected.format, "variant": detected.variant, "backbone": detected.backbone,
+                  **({"preset": detected.preset} if detected.preset else {}),
                   "extras": sorted(converted.extras),
                   "fresh_metric_head": detected.format == "midas"}
     out = save_converted(output_dir, detected.config, converted.params, converted.extras, provenance, overwrite)

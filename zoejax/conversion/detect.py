@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from zoejax.conversion.backbone_weights import BackboneWeights, all_weights
+from zoejax.conversion.da1_metric_table import da1_metric_config, holds_da1_metric
 from zoejax.models import presets
 from zoejax.models.config import ZoeDepthConfig
 
@@ -18,13 +19,25 @@ VARIANTS = ("n", "k", "nk")
 
 @dataclasses.dataclass(frozen=True)
 class Detected:
-    """format: "official" | "midas" | "hf"; naming: HF "file" or "module" keys; config: the model to build."""
+    """format: "official" | "midas" | "hf"; naming: HF "file" or "module" keys; config: the model to build;
+    preset: the Depth Anything V1 metric preset ("da1_metric_n" ...) when the core is Depth Anything's, else ""."""
 
     format: str
     variant: str
     backbone: str
     config: ZoeDepthConfig
     naming: str = ""
+    preset: str = ""
+
+    def describe(self) -> str:
+        """One phrase for ``zoejax-convert``, e.g. 'official layout, ZoeD_N, beit_l384' or 'official layout,
+        Depth Anything V1 metric da1_metric_n (ZoeD_N head, nyu <= 10 m), dinov2_vitl14'."""
+        head = f"ZoeD_{self.variant.upper()}"
+        if self.preset:
+            bins = ", ".join(f"{b.name} <= {b.max_depth:g} m" for b in self.config.bins)
+            kind = self.config.head.bin_centers_type
+            head = f"Depth Anything V1 metric {self.preset} ({head} head, {kind} bins, {bins})"
+        return f"{self.format} layout, {head}, {self.backbone}"
 
 
 def detect_format(state: Mapping[str, np.ndarray]) -> tuple[str, str]:
@@ -54,11 +67,14 @@ def _detect_layout(state: Mapping[str, np.ndarray]) -> tuple[str, str, BackboneW
 
 
 def detect(state: Mapping[str, np.ndarray], hf_config: dict[str, Any] | None = None, *,
-           format: str | None = None, variant: str | None = None, max_depth: float | None = None) -> Detected:
+           format: str | None = None, variant: str | None = None, max_depth: float | None = None,
+           source: str = "") -> Detected:
     """Detect layout, variant (N, K, NK) and backbone; ``format`` / ``variant`` override the guesses.
 
     ZoeD_K's ``max_depth`` defaults to the released model's 10 m (HF files: their config's value).
     MiDaS files carry no head: the variant defaults to N and the head is initialised fresh.
+    A Depth Anything V1 metric file (``da1_metric_table``) is told indoor / outdoor by ``variant`` or by the file
+    name in ``source``.
     """
     fmt, naming, weights = _detect_layout(state)
     if format is not None:
@@ -79,9 +95,12 @@ def detect(state: Mapping[str, np.ndarray], hf_config: dict[str, Any] | None = N
     else:
         # Normed (ZoeD_K) attractors emit two channels per attractor; the last level has one attractor.
         guessed = "k" if k_key in state and np.asarray(state[k_key]).shape[0] == 2 else "n"
+    if variant is not None and variant not in VARIANTS:
+        raise ValueError(f"variant must be one of {VARIANTS}, got {variant!r}")
+    if fmt == "official" and holds_da1_metric(set(state)):
+        chosen, config = da1_metric_config(backbone, guessed, variant, source, max_depth)
+        return Detected(fmt, chosen, backbone, config, naming, f"da1_metric_{chosen}")
     chosen = variant or guessed
-    if chosen not in VARIANTS:
-        raise ValueError(f"variant must be one of {VARIANTS}, got {chosen!r}")
     if fmt != "midas" and variant is not None and variant != guessed:
         raise ValueError(f"--variant {variant} given, but the checkpoint holds a ZoeD_{guessed.upper()} head")
     if chosen == "k":

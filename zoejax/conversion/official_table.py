@@ -13,15 +13,20 @@ from __future__ import annotations
 import numpy as np
 
 from zoejax.conversion.backbone_weights import weights_of
+from zoejax.conversion.da1_metric_table import core_entries
 from zoejax.conversion.table import Table
 from zoejax.conversion.transforms import IDENTITY, LINEAR
 from zoejax.models.config import ZoeDepthConfig
 
 
 def official_table(config: ZoeDepthConfig) -> Table:
-    """Table for an official ZoeDepth checkpoint's ``model`` state dict (N, K or NK per ``config``)."""
+    """Table for an official ZoeDepth checkpoint's ``model`` state dict (N, K or NK per ``config``), on the MiDaS
+    core or, for Depth Anything V1 metric, the Depth Anything core (``da1_metric_table``)."""
     t = Table()
-    _midas(t, config, prefix="core.core.")
+    if config.core == "depth_anything":
+        core_entries(t, config)
+    else:
+        _midas(t, config, prefix="core.core.")
     if config.is_multi_head:
         _routed_head(t, config)
     else:
@@ -32,6 +37,9 @@ def official_table(config: ZoeDepthConfig) -> Table:
 def midas_table(config: ZoeDepthConfig) -> Table:
     """Table for a MiDaS v3.1 DPT_BEiT / DPT_Swin(V2) checkpoint: encoder and decoder only (no ``core.core.``
     prefix)."""
+    if config.core != "midas":
+        raise ValueError("a MiDaS v3.1 checkpoint holds a MiDaS core; this model has the Depth Anything core "
+                         "(initialise it from a Depth Anything V1 .pth instead)")
     t = Table()
     _midas(t, config, prefix="")
     return t

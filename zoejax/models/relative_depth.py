@@ -75,6 +75,9 @@ def relative_config(config: ZoeDepthConfig | RelativeDepthConfig) -> RelativeDep
     """The relative model on ``config``'s encoder and decoder (a ZoeDepth config's core, without its head)."""
     if isinstance(config, RelativeDepthConfig):
         return config
+    if config.core != "midas":
+        raise ValueError("a Depth Anything V1 metric model's core is Depth Anything's relative model, not a MiDaS "
+                         "one: load a Depth Anything relative checkpoint (preset da1_relative_vitl) instead")
     return RelativeDepthConfig.from_dict({k: v for k, v in config.to_dict().items() if k in CORE_FIELDS})
 
 
