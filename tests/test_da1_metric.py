@@ -104,6 +104,3 @@ def test_full_size_parameter_counts_are_the_official_models():
     assert count_params(shapes["metric_head"]) == 478_145
     unused_unit = 2 * (256 * 256 * 9 + 256)
     assert count_params(shapes) + 1024 + unused_unit == 335_793_794
-    assert count_params(param_shapes(presets.da1_metric_k())) == 334_612_610  # softplus: the indoor architecture
-    assert count_params(param_shapes(presets.da1_metric_k(bin_centers_type="normed"))) == 334_616_351
-    assert count_params(param_shapes(presets.da1_metric_nk())) == 335_896_219

@@ -133,8 +133,11 @@ def build_run(config, process_index: int, process_count: int):
     # Settings that would otherwise fail only inside the loop (the input size at the first step's compile, after
     # the model was initialised or converted): checked first, so the CLI reports them as usage errors.
     size = tuple(config.input_size)
-    if len(size) != 2 or any(int(v) <= 0 or int(v) % 32 for v in size):
-        raise ValueError(f"input_size {size}: needs (height, width), both positive multiples of 32 (e.g. (384, 512))")
+    multiple = getattr(model, "input_multiple", 32)  # 14 on the Depth Anything core (DA1 metric), else 32
+    if len(size) != 2 or any(int(v) <= 0 or int(v) % multiple for v in size):
+        example = "(392, 518)" if multiple == 14 else "(384, 512)"
+        raise ValueError(f"input_size {size}: needs (height, width), both positive multiples of {multiple} "
+                         f"(e.g. {example})")
     mesh = make_mesh(train_cfg.mesh_shape)  # the loop builds the same mesh from the same devices
     check_batch_divisible(train_cfg.global_batch_size, mesh)
     batches = make_input(config, process_index, process_count)

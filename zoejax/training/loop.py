@@ -114,16 +114,24 @@ def load_init_from(init_from: str, model_config: ZoeDepthConfig, seed: int = 0):
 def _shared_core(loaded, model_config, seed: int):
     """``loaded`` as the start of a ``model_config`` run across the relative / ZoeDepth boundary (see
     ``load_init_from``); unchanged otherwise."""
+    from zoejax.models.depth_anything_config import DepthAnythingConfig
     from zoejax.models.relative_depth import RelativeDepthConfig, relative_config
 
     have_relative = isinstance(loaded.config, RelativeDepthConfig)
+    # The Depth Anything V1 metric recipe starts from the relative Depth Anything model (depth_anything_vitl14.pth):
+    # its encoder and DPT head are the Depth Anything core's.
+    have_depth_anything = isinstance(loaded.config, DepthAnythingConfig) and isinstance(
+        model_config, ZoeDepthConfig) and model_config.core == "depth_anything"
     if isinstance(model_config, RelativeDepthConfig) and isinstance(loaded.config, ZoeDepthConfig):
         loaded.config, loaded.params = relative_config(loaded.config), {"core": loaded.params["core"]}
-    elif isinstance(model_config, ZoeDepthConfig) and have_relative and "core" in loaded.params:
+    elif isinstance(model_config, ZoeDepthConfig) and (have_relative and "core" in loaded.params
+                                                       or have_depth_anything):
         from zoejax.models.init import init_params
 
+        core = {k: loaded.params[k] for k in ("pretrained", "depth_head")} if have_depth_anything else \
+            loaded.params["core"]
         head = jax.device_get(init_params(model_config, seed, only="metric_head"))
-        loaded.params = {"core": loaded.params["core"], "metric_head": head}
+        loaded.params = {"core": core, "metric_head": head}
         loaded.provenance = {**loaded.provenance, "fresh_metric_head": True}
     return loaded
 

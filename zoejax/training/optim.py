@@ -1,10 +1,12 @@
 """AdamW with the official parameter groups and OneCycle schedule (training spec section 4).
 
 Groups (by parameter path, an explicit function, no string registry):
-  encoder  core/pretrained/*  without "relative_position"   lr / encoder_lr_factor
-  rel_pos  core/pretrained/*  with "relative_position"      lr / pos_enc_lr_factor
-  decoder  core/scratch/*                                    lr / midas_lr_factor
-  head     everything else (metric head, router)             lr
+  encoder  core/pretrained/*  except the position tables below         lr / encoder_lr_factor
+  rel_pos  core/pretrained/*  with "relative_position" (BEiT, Swin);    lr / pos_enc_lr_factor
+           core/pretrained/pos_embed (the Depth Anything core's DINOv2, whose official ``get_rel_pos_params``
+           matches "pos_embed")
+  decoder  core/scratch/* (MiDaS core), core/depth_head/* (Depth Anything core)   lr / midas_lr_factor
+  head     everything else (metric head, router)                       lr
 OneCycle follows PyTorch's ``OneCycleLR`` exactly (phase ends at pct*T - 1 and T - 1, cosine annealing) and,
 with ``cycle_momentum``, schedules Adam's b1 between 0.95 and 0.85 as PyTorch does. Gradients are clipped by
 global norm (0.1); a non-finite gradient skips the update (counted in the optimizer state), and the training loop
@@ -54,8 +56,9 @@ class OptimConfig:
 def param_group(path: tuple[str, ...]) -> str:
     """The learning-rate group of a parameter path (see the module docstring)."""
     if path[:2] == ("core", "pretrained"):
-        return "rel_pos" if any("relative_position" in p for p in path) else "encoder"
-    if path[:2] == ("core", "scratch"):
+        position = any("relative_position" in p for p in path) or path[2:3] == ("pos_embed",)
+        return "rel_pos" if position else "encoder"
+    if path[:2] in (("core", "scratch"), ("core", "depth_head")):
         return "decoder"
     return "head"
 
