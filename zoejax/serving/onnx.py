@@ -70,7 +70,7 @@ def export_onnx(model: ZoeDepthModel, path: str | os.PathLike, height: int, widt
     to_onnx = _converter()
     fn, outputs, sizes = _program(model, program, height, width, weights, flip_tta, pad_input)
     batch = BATCH_AXIS if batch_size is None else batch_size
-    with _quiet_plugin_discovery():
+    with _quiet_plugin_discovery(), _linear_connectivity_check():
         proto = to_onnx(fn, [(batch, height, width, 3)], model_name=f"zoejax_{program}", opset=OPSET,
                         input_names=["images"], output_names=list(outputs))
     _drop_symbolic_value_info(proto)
@@ -144,6 +144,32 @@ def _drop_symbolic_value_info(proto: Any) -> None:
     keep = [v for v in proto.graph.value_info if not any(d.dim_param for d in v.type.tensor_type.shape.dim)]
     del proto.graph.value_info[:]
     proto.graph.value_info.extend(keep)
+
+
+@contextlib.contextmanager
+def _linear_connectivity_check():
+    """jax2onnx 0.17.1 checks after every equation that its outputs are produced by a node of the graph by scanning
+    all the graph's nodes: quadratic in the model's size (68 of the 105 s of a tiny ZoeD_NK export; hours for a
+    full-size one). A value whose producer belongs to the graph passes at once here; any other takes jax2onnx's
+    own check, so what is accepted or refused is unchanged. Without that internal, the export runs as it is."""
+    try:
+        from jax2onnx.converter import output_binding
+        original = output_binding._value_is_graph_connected
+    except (ImportError, AttributeError):
+        yield
+        return
+
+    def connected(ctx: Any, value: Any) -> bool:
+        producer = value.producer() if hasattr(value, "producer") else None
+        if producer is not None and getattr(producer, "graph", None) is getattr(ctx.builder, "nodes", ()):
+            return True
+        return original(ctx, value)
+
+    output_binding._value_is_graph_connected = connected
+    try:
+        yield
+    finally:
+        output_binding._value_is_graph_connected = original
 
 
 @contextlib.contextmanager
