@@ -12,6 +12,7 @@ from numerics import random_params
 
 import zoejax
 from zoejax.cli.convert import main as convert_main
+from zoejax.cli.evaluate import main as eval_main
 from zoejax.conversion.convert import convert_state_dict, export_state_dict
 from zoejax.conversion.da1_metric_table import holds_da1_metric
 from zoejax.conversion.official_table import official_table
@@ -96,6 +97,11 @@ def test_convert_and_export_round_trip_bit_exact_and_load(tmp_path, capsys):
         assert back[k].numpy().dtype == v.dtype and np.array_equal(back[k].numpy(), v), k
     assert convert_main([str(tmp_path / "conv"), str(tmp_path / "hf"), "--to", "hf"]) == 1
     assert "no DINOv2 form" in capsys.readouterr().err and not (tmp_path / "hf").exists()
+
+    # zoejax-eval takes it as the ZoeDepth it is (the metric evaluator, unchanged), at sizes that are multiples of 14.
+    assert eval_main(["--checkpoint", str(tmp_path / "conv"), "--datasets", "synthetic_indoor", "--input-size",
+                      "28x40"]) == 1
+    assert "both sides must be multiples of 14 (e.g. 28x42)" in capsys.readouterr().err
 
     model = zoejax.load(pt)
     assert isinstance(model, ZoeDepthModel) and model.config == cfg and model.input_size == (392, 518)

@@ -26,8 +26,9 @@ def random_params(cfg, seed, size=(28, 42)):
     params = jax.tree_util.tree_map(lambda s: (0.05 * rng.standard_normal(s.shape)).astype(np.float32),
                                     param_shapes(cfg))
     x = rng.uniform(0, 1, (1, *size, 3)).astype(np.float32)
-    feats = np.asarray(DepthAnything(cfg).apply({"params": params}, x, return_intermediates=True)["out_conv"],
-                       np.float64)
+    forward = jax.jit(lambda p, images: DepthAnything(cfg).apply({"params": p}, images,
+                                                                   return_intermediates=True)["out_conv"])
+    feats = np.asarray(forward(params, x), np.float64)  # jitted: eagerly it compiles every op on its own
     last = params["depth_head"]["scratch"]["output_conv2_2"]
     mean = feats.mean(axis=(0, 1, 2))
     w = last["kernel"][0, 0, :, 0].astype(np.float64)
@@ -163,3 +164,38 @@ def test_predict_cli_writes_relative_outputs_and_the_export_round_trips(tmp_path
     assert exported.meta["output"] == "relative_depth" and not exported.meta["flip_tta"]
     np.testing.assert_allclose(exported(np.asarray(Image.open(images / "a.png"))[None])["depth"][0], raw,
                                rtol=1e-6, atol=1e-6)
+
+
+def test_zoejax_eval_scores_metric_and_relative_depth_anything_models(tmp_path, capsys):
+    """A metric model by the metric protocol; a relative one by the relative protocol (least-squares aligned in
+    disparity): scaling its output leaves the scores unchanged. The input size must be a multiple of 14."""
+    import json
+
+    from fast_compile import fast_compiles
+
+    from zoejax.cli.evaluate import main as eval_main
+
+    def scores(folder, name, size="28x42"):
+        out = tmp_path / f"{name}.json"
+        with fast_compiles():  # scoring logic, not numerics
+            code = eval_main(["--checkpoint", str(folder), "--input-size", size, "--datasets", "synthetic_indoor",
+                              "--synthetic-examples", "2", "--batch-size", "2", "--no-progress", "--no-flip-tta",
+                              "--output", str(out)])
+        return json.loads(out.read_text())["results"][0]["metrics"] if code == 0 else None
+
+    mcfg = PRESETS["da_tiny_metric"]
+    folder = export_depth_anything(StoredModel(mcfg, random_params(mcfg, 4)), tmp_path / "hf", "hf", False, [])
+    assert scores(folder, "bad", "28x40") is None
+    assert "both sides must be multiples of 14 (e.g. 28x42)" in capsys.readouterr().err
+    metric = scores(folder, "metric")
+    assert 0 <= metric["a1"] <= 1 and np.isfinite(metric["abs_rel"]) and metric["abs_rel"] > 0
+
+    rcfg = PRESETS["da_tiny_relative"]
+    params = random_params(rcfg, 5)
+    relative = scores(export_depth_anything(StoredModel(rcfg, params), tmp_path / "rel", "hf", False, []), "rel")
+    last = params["depth_head"]["scratch"]["output_conv2_2"]
+    last["kernel"], last["bias"] = last["kernel"] * 3, last["bias"] * 3  # ReLU(3y) = 3 ReLU(y): disparity x 3
+    scaled = scores(export_depth_anything(StoredModel(rcfg, params), tmp_path / "rel3", "hf", False, []), "rel3")
+    assert set(relative) >= {"abs_rel", "a1"} and 0 <= relative["a1"] <= 1
+    for k in ("abs_rel", "a1"):
+        assert scaled[k] == pytest.approx(relative[k], rel=1e-4, abs=1e-6), k

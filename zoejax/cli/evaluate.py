@@ -228,6 +228,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def eval_image_size(model, input_size: tuple[int, int] | None) -> tuple[int, int]:
+    """The fixed network input (H, W) every evaluation image is resized to: the model's ``input_size`` (ZoeDepth,
+    relative MiDaS), or for a Depth Anything model, whose ``input_size`` is the lower side of a keep-aspect resize,
+    ``--input-size`` or else its network size for a 480x640 frame (518x686). ValueError when it is not a size the
+    model takes (both sides multiples of its input multiple: 32, or 14 on DINOv2)."""
+    if isinstance(model.input_size, (tuple, list)):
+        size = tuple(int(v) for v in model.input_size)
+    else:
+        size = tuple(input_size) if input_size else tuple(model.network_size(480, 640))
+    if tuple(model.network_size(*size)) != size:
+        config = model.config  # ZoeDepth: its core's multiple; Depth Anything: its DINOv2's; relative MiDaS: 32
+        multiple = getattr(config, "input_multiple", None) or getattr(getattr(config, "backbone", None),
+                                                                      "input_multiple", 32)
+        raise ValueError(f"--input-size {size[0]}x{size[1]} is not a network input of this model: both sides must "
+                         f"be multiples of {multiple} (e.g. {'x'.join(map(str, model.network_size(*size)))})")
+    return size
+
+
 def run(args: argparse.Namespace, datasets: list[str], overrides: dict, mesh_shape: tuple[int, ...],
         input_size: tuple[int, int] | None) -> list:
     """Load the checkpoint, build the sharded evaluator, score every dataset."""
@@ -249,12 +267,14 @@ def run(args: argparse.Namespace, datasets: list[str], overrides: dict, mesh_sha
     except Exception as e:  # noqa: BLE001 - orbax / JSON / config errors of a damaged folder, reported in one line
         raise CheckpointReadError(f"cannot load checkpoint {path}: {type(e).__name__}: "
                                   f"{(str(e).splitlines() or [''])[0]}") from None
+    image_size = eval_image_size(model, input_size)
     mesh = make_mesh(mesh_shape)
-    # A relative model is scored by the relative protocol (least-squares aligned in disparity, relative_evaluator).
+    # A relative model (MiDaS or Depth Anything) is scored by the relative protocol (least-squares aligned in
+    # disparity, relative_evaluator); a metric one by the official metric protocol.
     evaluator = evaluator_for(module_for(model.config), mesh, param_shardings(logical_axes(model.config), mesh),
                               route_by_label=args.route_by_label)
     settings = EvalDataSettings(data_root=args.data_root, overrides=overrides, batch_size=args.batch_size,
-                                image_size=tuple(model.input_size), synthetic_examples=args.synthetic_examples,
+                                image_size=image_size, synthetic_examples=args.synthetic_examples,
                                 custom_domain=args.custom_domain, max_batches=-(-args.max_examples // args.batch_size),
                                 num_workers=args.num_workers)
     return evaluate_datasets(evaluator, model.params, datasets, settings,

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from zoejax.evaluation.metrics import METRICS, MetricAverager, compute_metrics
 from zoejax.evaluation.protocols import EvalProtocol
+from zoejax.models.depth_anything import DepthAnything
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.ops.resize import resize_bilinear
 from zoejax.training.sharding import batch_sharding, shard_batch
@@ -42,12 +43,19 @@ def predict_depth(model: ZoeDepth, params: Any, images: jax.Array, domain: jax.A
     if flip_tta:
         images = jnp.concatenate([images, images[:, :, ::-1]], axis=0)
         domain = None if domain is None else jnp.concatenate([domain, domain])
-    depth = model.apply({"params": params}, images, domain, vote_per_example=True)["metric_depth"]
+    depth = _METRIC_FORWARDS[type(model)](model, params, images, domain)
     if flip_tta:
         depth = 0.5 * (depth[:n] + depth[n:, :, ::-1])
     if depth.shape[1:] != tuple(out_size):
         depth = resize_bilinear(depth[..., None], out_size, align_corners=True)[..., 0]
     return depth
+
+
+# module class -> its metric depth (B, H, W) metres on network-size images; ZoeD_NK routes by label or vote.
+_METRIC_FORWARDS: dict[type, Callable] = {
+    ZoeDepth: lambda m, p, x, d: m.apply({"params": p}, x, d, vote_per_example=True)["metric_depth"],
+    DepthAnything: lambda m, p, x, d: m.apply({"params": p}, x)["metric_depth"],
+}
 
 
 @dataclasses.dataclass
@@ -75,12 +83,23 @@ class Evaluator:
       route_by_label: ZoeD_NK only: use each dataset's domain label instead of the router (official: False).
     """
 
-    def __init__(self, model: ZoeDepth, mesh: Mesh, param_shardings: Any = None, route_by_label: bool = False):
+    def __init__(self, model: ZoeDepth | DepthAnything, mesh: Mesh, param_shardings: Any = None,
+                 route_by_label: bool = False):
         self.model = model
         self.mesh = mesh
         self.param_shardings = param_shardings
-        self.route_by_label = route_by_label and model.config.is_multi_head
+        self.check_model(model)
+        self.route_by_label = route_by_label and getattr(model.config, "is_multi_head", False)
         self._compiled: dict[tuple, Callable] = {}
+
+    def check_model(self, model) -> None:
+        """TypeError unless ``model`` predicts metric depth (``_METRIC_FORWARDS``): relative models are scored by
+        ``relative_evaluator.RelativeEvaluator`` (``evaluator_for`` picks)."""
+        relative = isinstance(model, DepthAnything) and model.config.output_key != "metric_depth"
+        if type(model) not in _METRIC_FORWARDS or relative:
+            known = ", ".join(sorted(c.__name__ for c in _METRIC_FORWARDS))
+            raise TypeError(f"the metric evaluator scores metric models ({known} predicting metric depth), not "
+                            f"this {type(model).__name__}; relative models: relative_evaluator.evaluator_for")
 
     def _predict_fn(self, out_size: tuple[int, int], flip_tta: bool) -> Callable:
         key = (out_size, flip_tta)

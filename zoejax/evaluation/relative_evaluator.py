@@ -1,4 +1,5 @@
-"""The evaluator of relative-depth models (MiDaS, ``zoejax.models.relative_depth``): the sharded evaluator's
+"""The evaluator of relative-depth models (MiDaS, ``zoejax.models.relative_depth``, and Depth Anything V1 / V2
+relative, ``zoejax.models.depth_anything``): the sharded evaluator's
 batches, prediction and host reduction, scored by the relative protocol (``relative_metrics``).
 
 Per image: the relative disparity, resized to the ground truth's size (bilinear, align_corners=True, as the
@@ -20,6 +21,7 @@ from zoejax.evaluation.evaluator import Evaluator
 from zoejax.evaluation.metrics import compute_errors, eigen_crop_mask, garg_crop_mask
 from zoejax.evaluation.protocols import EvalProtocol
 from zoejax.evaluation.relative_metrics import align_disparity
+from zoejax.models.depth_anything import DepthAnything
 from zoejax.models.relative_depth import RelativeDepth
 from zoejax.ops.resize import resize_bilinear
 from zoejax.training.sharding import batch_sharding
@@ -51,11 +53,17 @@ def protocol_mask(gt: np.ndarray, protocol: EvalProtocol, valid: np.ndarray | No
 
 
 class RelativeEvaluator(Evaluator):
-    """``Evaluator`` for a ``RelativeDepth`` module: same arguments (``route_by_label`` has no meaning)."""
+    """``Evaluator`` for a relative module (``RelativeDepth``, or a relative ``DepthAnything``): same arguments
+    (``route_by_label`` has no meaning)."""
 
     def __init__(self, model, mesh, param_shardings: Any = None):
         super().__init__(model, mesh, param_shardings)
         self._align = jax.jit(align_disparity, static_argnums=3)
+
+    def check_model(self, model) -> None:
+        if not _is_relative(model):
+            raise TypeError(f"the relative evaluator scores relative models (RelativeDepth, a relative "
+                            f"DepthAnything), not this {type(model).__name__}")
 
     def _predict_fn(self, out_size: tuple[int, int], flip_tta: bool):
         key = (out_size, flip_tta)
@@ -78,7 +86,13 @@ class RelativeEvaluator(Evaluator):
 
 
 def evaluator_for(model, mesh, param_shardings: Any = None, route_by_label: bool = False) -> Evaluator:
-    """The evaluator of a Flax module by what it predicts: a ``RelativeEvaluator`` for relative depth."""
-    if isinstance(model, RelativeDepth):
+    """The evaluator of a Flax module by what it predicts: a ``RelativeEvaluator`` for relative depth (MiDaS, or
+    Depth Anything V1 / V2 relative), the metric ``Evaluator`` otherwise (ZoeDepth, Depth Anything V2 metric)."""
+    if _is_relative(model):
         return RelativeEvaluator(model, mesh, param_shardings)
     return Evaluator(model, mesh, param_shardings, route_by_label=route_by_label)
+
+
+def _is_relative(model) -> bool:
+    return isinstance(model, RelativeDepth) or (isinstance(model, DepthAnything)
+                                                and model.config.output_key == "relative_depth")
