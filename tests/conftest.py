@@ -38,7 +38,8 @@ host_memory._applied.append(False)
 
 # The longest files (multi-process training, sharded layouts, train CLI) start first, so that under
 # ``pytest -n 2 --dist loadfile`` (make test) neither worker is left alone with one of them at the end.
-LONGEST_FIRST = ("test_multihost.py", "test_sharded_training.py", "test_train_loop.py", "test_resume_kill.py",
+LONGEST_FIRST = ("test_multihost.py", "test_sharded_training.py", "test_two_stage.py", "test_train_loop.py",
+                 "test_resume_kill.py",
                  "test_parity_full.py", "test_training_extras.py")
 
 
