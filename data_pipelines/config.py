@@ -25,6 +25,8 @@ from data_pipelines.sources import DATASETS
 DATASET_NAMES = tuple(DATASETS)
 BAD_EXAMPLE_POLICIES = ("skip", "raise")
 MIX_MODES = ("batch", "example")
+# How a training frame becomes the network input (data_pipelines/pipeline.py TRAIN_RESIZES has one row per mode).
+TRAIN_RESIZE_MODES = ("image", "cover_crop")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,7 +127,14 @@ class DataConfig:
         datasets: weights 1, 1, 1 and a batch of 12 = 4 of each; the sources' frames must then share one native
         size, set by each source's ``size``). Both are deterministic and resume exactly.
       batch_size: examples per batch *per host* (process).
-      image_size: model input (H, W); images are resized to it, depth stays at native size.
+      image_size: model input (H, W); images are resized to it, depth stays at native size (``train_resize``
+        "cover_crop": image and depth end at this size).
+      train_resize: how a training frame reaches ``image_size``. "image" (ZoeDepth): the image alone is resized
+        to it (bilinear), depth and mask stay native. "cover_crop" (Depth Anything V2's metric training): image
+        (bicubic), depth and mask (nearest) are resized together, keeping the aspect, to cover ``image_size``
+        with sides at multiples of ``cover_multiple``, then a random ``image_size`` window of all three is taken
+        (data_pipelines/transforms/cover.py). Evaluation always resizes the image alone.
+      cover_multiple: the side multiple of the "cover_crop" resize (official 14, the patch size).
       augment: training augmentation (ignored by ``build_eval``).
       num_workers: grain multiprocess prefetch workers; 0 = in-process.
       worker_buffer_size: batches each worker may prepare ahead.
@@ -142,6 +151,8 @@ class DataConfig:
     batch_size: int = 16
     image_size: tuple[int, int] = (384, 512)
     augment: AugmentConfig = AugmentConfig()
+    train_resize: str = "image"
+    cover_multiple: int = 14
     num_workers: int = 0
     worker_buffer_size: int = 2
     read_threads: int = 2
@@ -166,6 +177,10 @@ class DataConfig:
             raise ValueError(f"num_epochs must be >= 1 or None, got {self.num_epochs}")
         if self.mix not in MIX_MODES:
             raise ValueError(f"mix must be one of {MIX_MODES}, got {self.mix!r}")
+        if self.train_resize not in TRAIN_RESIZE_MODES:
+            raise ValueError(f"train_resize must be one of {TRAIN_RESIZE_MODES}, got {self.train_resize!r}")
+        if self.cover_multiple < 1:
+            raise ValueError(f"cover_multiple must be >= 1, got {self.cover_multiple}")
         if self.on_bad_example not in BAD_EXAMPLE_POLICIES:
             raise ValueError(f"on_bad_example must be one of {BAD_EXAMPLE_POLICIES}, "
                              f"got {self.on_bad_example!r}")

@@ -25,6 +25,7 @@ from data_pipelines.guard import EvalShard, GuardedSource
 from data_pipelines.sources import DatasetInfo, make_source
 from data_pipelines.transforms import (
     CenterCropOrPad,
+    CoverResizeCrop,
     Finalize,
     KBCrop,
     PhotometricJitter,
@@ -52,8 +53,17 @@ def _shape_transforms(src: SourceConfig, info: DatasetInfo) -> list[grain.transf
     return out
 
 
+# How a training frame reaches the network size (DataConfig.train_resize, whose names are config.TRAIN_RESIZE_MODES):
+# one row per mode, applied last before masking.
+TRAIN_RESIZES = {
+    "image": lambda cfg: ResizeImage(tuple(cfg.image_size)),  # ZoeDepth: the image alone; depth stays native
+    "cover_crop": lambda cfg: CoverResizeCrop(tuple(cfg.image_size), cfg.cover_multiple),  # Depth Anything V2
+}
+
+
 def train_transforms(cfg: DataConfig, src: SourceConfig, info: DatasetInfo) -> list:
-    """The official training order: KB crop, white border, rotate, crop, flip, photometric; then resize."""
+    """The official training order: KB crop, white border, rotate, crop, flip, photometric; then the resize to
+    the network size (``TRAIN_RESIZES``) and masking."""
     out: list = _shape_transforms(src, info)
     aug = cfg.augment
     if aug.enabled:
@@ -68,7 +78,7 @@ def train_transforms(cfg: DataConfig, src: SourceConfig, info: DatasetInfo) -> l
         if aug.photometric_prob > 0:
             out.append(PhotometricJitter(aug.photometric_prob, tuple(aug.gamma),
                                          tuple(aug.brightness or info.brightness), tuple(aug.colour)))
-    out.append(ResizeImage(tuple(cfg.image_size)))
+    out.append(TRAIN_RESIZES[cfg.train_resize](cfg))
     out.append(Finalize(*_depth_range(src, info.train_range)))
     return out
 

@@ -1,16 +1,21 @@
-"""Separable bilinear resize of (H, W, C) images in numpy, in both of PyTorch's corner conventions.
+"""Separable resizes of (H, W, C) images and (H, W) maps in numpy: bilinear in both of PyTorch's corner conventions,
+and the bicubic and nearest resizes of Depth Anything V2's training transform.
 
 The official model resizes its input with ``F.interpolate(..., mode="bilinear", align_corners=True)``
 (PrepForMidas); the DIODE/HyperSim/DIML/DDAD evaluation loaders pre-resize with torchvision's tensor
 ``Resize`` (bilinear, align_corners=False, no antialias in torchvision 0.14). Neither antialiases, so a plain
 two-tap lerp per axis reproduces both; the taps come from ``zoejax.ops.taps`` (PyTorch's float32 arithmetic).
+Depth Anything V2's metric training resizes the image with OpenCV's ``INTER_CUBIC`` (PyTorch's bicubic: A = -0.75,
+half-pixel centres, edges clamped, no antialias) and depth and mask with ``INTER_NEAREST``; both take an optional
+output window, so a random crop of the resized frame computes only the pixels it keeps.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from zoejax.ops.taps import linear_taps  # PyTorch's index arithmetic, shared with the model's resizes
+# PyTorch's index arithmetic, shared with the model's resizes
+from zoejax.ops.taps import cubic_taps, linear_taps, nearest_index
 
 
 def _lerp(a: np.ndarray, b: np.ndarray, w: np.ndarray, scale: float) -> np.ndarray:
@@ -41,3 +46,45 @@ def resize_bilinear(image: np.ndarray, size: tuple[int, int], *, align_corners: 
     if scale != 1.0:
         x *= np.float32(scale)
     return x
+
+
+Window = tuple[int, int]  # (start, length) of an output axis
+
+
+def _window(taps: np.ndarray, window: Window | None) -> np.ndarray:
+    return taps if window is None else taps[window[0]: window[0] + window[1]]
+
+
+def resize_bicubic(image: np.ndarray, size: tuple[int, int], *, rows: Window | None = None,
+                   cols: Window | None = None, scale: float = 1.0) -> np.ndarray:
+    """Bicubic resize (PyTorch's, = OpenCV's ``INTER_CUBIC``) of an (H, W, C) or (H, W) array to ``size`` = (h, w),
+    multiplied by ``scale``; returns float32. Values may overshoot the input's range, as the reference's do.
+
+    ``rows`` / ``cols``: (start, length) output windows; the result is then that part of the full resize (its
+    shape (rows length, cols length)), computed without the rest.
+    """
+    x = image.astype(np.float32)
+    for axis, in_size, out_size, window in ((0, image.shape[0], int(size[0]), rows),
+                                            (1, image.shape[1], int(size[1]), cols)):
+        if in_size == out_size and window is None:
+            continue
+        index, weights = cubic_taps(in_size, out_size)
+        index, weights = _window(index, window), _window(weights, window)
+        shape = (-1,) + (1,) * (x.ndim - 1) if axis == 0 else (1, -1) + (1,) * (x.ndim - 2)
+        out = None
+        for k in range(4):  # the taps summed in order, in float32, as PyTorch does
+            term = np.take(x, index[:, k], axis=axis) * weights[:, k].reshape(shape)
+            out = term if out is None else out + term
+        x = out
+    if scale != 1.0:
+        x *= np.float32(scale)
+    return x
+
+
+def resize_nearest(array: np.ndarray, size: tuple[int, int], *, rows: Window | None = None,
+                   cols: Window | None = None) -> np.ndarray:
+    """Nearest resize (PyTorch's ``nearest``, = OpenCV's ``INTER_NEAREST``) of an (H, W, ...) array to ``size``,
+    keeping its dtype; ``rows`` / ``cols`` as in :func:`resize_bicubic`."""
+    i = _window(nearest_index(array.shape[0], int(size[0])), rows)
+    j = _window(nearest_index(array.shape[1], int(size[1])), cols)
+    return array[i[:, None], j[None, :]]

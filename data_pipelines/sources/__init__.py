@@ -15,6 +15,7 @@ from typing import Any
 from data_pipelines.sources.base import DatasetInfo, Example
 from data_pipelines.sources.bts import KITTISource, NYUSource
 from data_pipelines.sources.custom import CUSTOM_INFO, CustomSource
+from data_pipelines.sources.da2_splits import HypersimSplitSource, VKITTI2SplitSource
 from data_pipelines.sources.synthetic import INDOOR_INFO, OUTDOOR_INFO, SyntheticSource
 from data_pipelines.sources.tfds_nyu import TFDSNYUSource
 from data_pipelines.sources.zero_shot import (
@@ -30,13 +31,15 @@ from data_pipelines.sources.zero_shot import (
 
 __all__ = [
     "DATASETS", "CustomSource", "DDADSource", "DIMLIndoorSource", "DIMLOutdoorSource", "DIODESource", "Dataset",
-    "DatasetInfo", "EvalLayout", "Example", "HyperSimSource", "IBimsSource", "KITTISource", "NYUSource",
-    "SUNRGBDSource", "SyntheticSource", "TFDSNYUSource", "VKITTI2Source", "make_source",
+    "DatasetInfo", "EvalLayout", "Example", "HyperSimSource", "HypersimSplitSource", "IBimsSource", "KITTISource",
+    "NYUSource", "SUNRGBDSource", "SyntheticSource", "TFDSNYUSource", "VKITTI2Source", "VKITTI2SplitSource",
+    "make_source",
 ]
 
 KINDS = {
     "list": "a BTS list file of image / depth pairs under a root",
     "folder": "the dataset's own folder layout (found by globbing)",
+    "split": "a split file of 'image depth' path pairs (Depth Anything V2's training lists)",
     "tfds": "a prepared tensorflow-datasets split",
     "custom": "your CSV / JSONL list (data_pipelines/sources/custom.py)",
     "synthetic": "procedural scenes rendered on the fly (nothing on disk)",
@@ -95,6 +98,13 @@ def _folder(make: Callable[[Any], Any]) -> Callable[[Any, bool], Any]:
     return build
 
 
+def _split(cls: type) -> Callable[[Any, bool], Any]:
+    def build(cfg: Any, training: bool) -> Any:
+        _require(cfg, "list_file")
+        return cls(cfg.root, cfg.list_file, domain=cfg.domain)
+    return build
+
+
 def _tfds(cfg: Any, training: bool) -> Any:
     _require(cfg, "root")
     return TFDSNYUSource(cfg.root, cfg.split, domain=cfg.domain)
@@ -137,6 +147,9 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset(VKITTI2Source.info, "folder",
             _folder(lambda c: VKITTI2Source(c.root, c.split, c.list_file, domain=c.domain)),
             _eval("garg", root="vkitti2")),
+    # Depth Anything V2's metric training sets (configs/depth_anything_v2_metric_{hypersim,vkitti}.py): training only.
+    Dataset(HypersimSplitSource.info, "split", _split(HypersimSplitSource), None),
+    Dataset(VKITTI2SplitSource.info, "split", _split(VKITTI2SplitSource), None),
     Dataset(DDADSource.info, "folder", _folder(lambda c: DDADSource(c.root, domain=c.domain)),
             _eval("garg", root="ddad")),
     Dataset(DIMLIndoorSource.info, "folder", _folder(lambda c: DIMLIndoorSource(c.root, domain=c.domain)),

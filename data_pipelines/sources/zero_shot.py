@@ -52,7 +52,7 @@ def _swap_dir(path: str, old: str, new: str) -> str:
     raise ListFormatError(f"{path}: expected a '{old}' directory in the path")
 
 
-class _PairSource(RowSource):
+class PairSource(RowSource):
     """Image + depth file pairs; subclasses implement ``decode_depth``."""
 
     def load(self, row: Row) -> Example:
@@ -66,7 +66,7 @@ class _PairSource(RowSource):
         raise NotImplementedError
 
 
-class SUNRGBDSource(_PairSource):
+class SUNRGBDSource(PairSource):
     """``rgb/rgb/*.jpg`` <-> ``gt/gt/*.png``; metres = uint16 / 1000; > 8 m and 0 invalid.
 
     The PNGs must already be millimetres (raw SUN RGB-D toolbox PNGs are bit-rotated by 3 and must be
@@ -88,7 +88,7 @@ class SUNRGBDSource(_PairSource):
         return depth, (depth > 0) & (depth <= 8.0)
 
 
-class IBimsSource(_PairSource):
+class IBimsSource(PairSource):
     """iBims-1: ``imagelist.txt`` names; ``rgb|depth|mask_invalid|mask_transp/<name>.png``.
 
     metres = uint16 * 50 / 65535; invalid wherever mask_invalid * mask_transp == 0.
@@ -127,7 +127,7 @@ class IBimsSource(_PairSource):
         return depth, keep & (depth > 0)
 
 
-class DIODESource(_PairSource):
+class DIODESource(PairSource):
     """DIODE: ``<scene>/<scan>/<n>.png`` with ``<n>_depth.npy`` (H, W, 1) metres; 0 invalid.
 
     The ``_depth_mask.npy`` files are ignored, as by the official evaluation (trap 14).
@@ -169,7 +169,7 @@ def hypersim_distance_to_depth(distance: np.ndarray, focal: float = HYPERSIM_FOC
     return (distance.astype(np.float32) * f / norm).astype(np.float32)
 
 
-class HyperSimSource(_PairSource):
+class HyperSimSource(PairSource):
     """HyperSim: ``<scene>/images/scene_cam_XX_final_preview/*.tonemap.jpg`` with depth in
     ``scene_cam_XX_geometry_hdf5/*.depth_meters.hdf5`` (key ``dataset``, ray distance; NaN invalid).
 
@@ -183,10 +183,7 @@ class HyperSimSource(_PairSource):
                  depth_reader: Callable[[str], np.ndarray] | None = None):
         super().__init__(domain)
         if depth_reader is None:
-            try:
-                import h5py  # noqa: F401
-            except ImportError:
-                raise DataError("reading HyperSim .hdf5 depth needs the h5py package (pip install h5py)") from None
+            require_h5py()
         self.depth_reader = depth_reader or read_hypersim_hdf5
 
         def to_depth(p: str) -> str:
@@ -198,21 +195,35 @@ class HyperSimSource(_PairSource):
         self.rows = _glob_rows(root, pattern, to_depth, HYPERSIM_FOCAL)
 
     def decode_depth(self, row):
-        require_file(row.depth, row.where)
-        try:
-            distance = np.asarray(self.depth_reader(row.depth), dtype=np.float32)
-        except (OSError, KeyError, ValueError, TypeError) as e:  # h5py: OSError for a damaged file, KeyError without
-            # its "dataset"; counted and blanked by the bad-example policy instead of ending the evaluation
-            raise CorruptFileError(f"unreadable HyperSim depth {row.depth} ({row.where}): {type(e).__name__}: "
-                                   f"{str(e).splitlines()[0] if str(e) else ''}") from None
-        if distance.ndim != 2 or distance.size == 0:
-            raise CorruptFileError(f"HyperSim depth {row.depth} ({row.where}) holds shape {distance.shape}, "
-                                   "expected (H, W)")
-        depth = hypersim_distance_to_depth(distance)
+        depth = hypersim_distance_to_depth(read_hypersim_distance(row.depth, row.where, self.depth_reader))
         return depth, np.isfinite(depth) & (depth > 0)
 
 
-class VKITTI2Source(_PairSource):
+def require_h5py() -> None:
+    """Raises DataError saying what to install when h5py (needed for HyperSim's .hdf5 depth) is missing."""
+    try:
+        import h5py  # noqa: F401
+    except ImportError:
+        raise DataError("reading HyperSim .hdf5 depth needs the h5py package (pip install h5py)") from None
+
+
+def read_hypersim_distance(path: str, where: str, reader: Callable[[str], np.ndarray]) -> np.ndarray:
+    """float32 (H, W) ray distance in metres from one HyperSim depth file through ``reader``; MissingFileError, or
+    CorruptFileError for a file that does not read as one (H, W) array (counted and blanked by the bad-example
+    policy instead of ending a run)."""
+    require_file(path, where)
+    try:
+        distance = np.asarray(reader(path), dtype=np.float32)
+    except (OSError, KeyError, ValueError, TypeError) as e:  # h5py: OSError for a damaged file, KeyError without
+        # its "dataset"
+        raise CorruptFileError(f"unreadable HyperSim depth {path} ({where}): {type(e).__name__}: "
+                               f"{str(e).splitlines()[0] if str(e) else ''}") from None
+    if distance.ndim != 2 or distance.size == 0:
+        raise CorruptFileError(f"HyperSim depth {path} ({where}) holds shape {distance.shape}, expected (H, W)")
+    return distance
+
+
+class VKITTI2Source(PairSource):
     """Virtual KITTI 2: ``rgb/<scene>/<variant>/frames/rgb/Camera_0/rgb_#####.jpg`` <->
     ``depth/<scene>/<variant>/frames/depth/Camera_0/depth_#####.png``; metres = PNG / 100 (cm); > 80 m
     invalid. The split file ``<split>.txt`` in the root lists image paths relative to the root (ship a
@@ -249,7 +260,7 @@ class VKITTI2Source(_PairSource):
         return depth, (depth > 0) & (depth <= 80.0)
 
 
-class DDADSource(_PairSource):
+class DDADSource(PairSource):
     """DDAD (flat directory): ``*_rgb.png`` <-> ``*_depth.npy`` metres; 0 invalid."""
 
     # DDAD's config asks for the KB crop but the official loader ignores it; the loader's resize wins.
@@ -264,7 +275,7 @@ class DDADSource(_PairSource):
         return depth, depth > 0
 
 
-class DIMLIndoorSource(_PairSource):
+class DIMLIndoorSource(PairSource):
     """DIML indoor: ``LR/<scene>/color/*_c.png`` <-> ``LR/<scene>/depth_filled/*_depth_filled.png``;
     metres = uint16 / 1000."""
 
@@ -284,7 +295,7 @@ class DIMLIndoorSource(_PairSource):
         return depth, depth > 0
 
 
-class DIMLOutdoorSource(_PairSource):
+class DIMLOutdoorSource(PairSource):
     """DIML outdoor: ``<scene>/outleft/*.png`` <-> ``<scene>/depthmap/*.png``, metres = uint16 / 1000."""
 
     info = DatasetInfo("diml_outdoor", 1, (2.0, 80.0), (2.0, 80.0))

@@ -190,3 +190,58 @@ def custom_root(tmp_path) -> str:
     write_rgb(f"{root}/img/b.jpg", flat_image(40))
     np.save(f"{root}/dep/b.npy", np.full((H, W), 7.25, np.float32))
     return root
+
+
+DA2_H, DA2_W = 14, 28  # one patch high, two wide: the cover-crop to 14x14 keeps the frame's scale
+
+
+def hypersim_distance(i: int) -> np.ndarray:
+    """Frame i's ray distance (metres): 3 + 0.25 * column + i, NaN at (0, 0), 25 m (beyond 20 m) at (1, 1)."""
+    dist = 3.0 + 0.25 * np.arange(DA2_W, dtype=np.float32)[None, :] + np.zeros((DA2_H, 1), np.float32) + i
+    dist[0, 0] = np.nan
+    dist[1, 1] = 25.0
+    return dist
+
+
+def vkitti2_centimetres(i: int) -> np.ndarray:
+    """Frame i's stored depth (uint16 cm): 1234 + 100 i; 0 at (0, 0); 8000 (80.00 m, the last valid) at (0, 1);
+    8001 at (0, 2); 65535 (sky) at (1, 1)."""
+    d = np.full((DA2_H, DA2_W), 1234 + 100 * i, np.uint16)
+    d[0, 0], d[0, 1], d[0, 2], d[1, 1] = 0, 8000, 8001, 65535
+    return d
+
+
+@pytest.fixture(scope="session")
+def da2_roots(tmp_path_factory) -> dict[str, str]:
+    """Depth Anything V2's two training sets in their shipped layouts with split files of relative paths
+    (``train.txt``): Hypersim frame 0 with .hdf5 depth, frame 1 with the same array converted to .npy; Virtual KITTI 2
+    frames 0 and 1."""
+    import h5py
+
+    base = str(tmp_path_factory.mktemp("da2"))
+    roots = {"hypersim": f"{base}/hypersim", "vkitti2": f"{base}/vkitti2"}
+    lines = []
+    for i in range(2):
+        images = f"ai_001_00{i + 1}/images"
+        rgb = f"{images}/scene_cam_00_final_preview/frame.000{i}.tonemap.jpg"
+        depth = f"{images}/scene_cam_00_geometry_hdf5/frame.000{i}.depth_meters." + ("hdf5" if i == 0 else "npy")
+        write_rgb(f"{roots['hypersim']}/{rgb}", flat_image(60 + 20 * i, DA2_H, DA2_W))
+        os.makedirs(os.path.dirname(f"{roots['hypersim']}/{depth}"), exist_ok=True)
+        if i == 0:
+            with h5py.File(f"{roots['hypersim']}/{depth}", "w") as f:
+                f.create_dataset("dataset", data=hypersim_distance(i).astype(np.float16))
+        else:
+            np.save(f"{roots['hypersim']}/{depth}", hypersim_distance(i).astype(np.float16))
+        lines.append(f"{rgb} {depth}")
+    with open(f"{roots['hypersim']}/train.txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    lines = []
+    for i in range(2):
+        frames = f"Scene01/clone/frames/{{}}/Camera_0/{{}}_{i:05d}"
+        rgb, depth = frames.format("rgb", "rgb") + ".jpg", frames.format("depth", "depth") + ".png"
+        write_rgb(f"{roots['vkitti2']}/{rgb}", flat_image(90 + 20 * i, DA2_H, DA2_W))
+        write_u16(f"{roots['vkitti2']}/{depth}", vkitti2_centimetres(i))
+        lines.append(f"{rgb} {depth}")
+    with open(f"{roots['vkitti2']}/train.txt", "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return roots

@@ -197,7 +197,8 @@ class _PreparedSplit:
         return [{"image": np.zeros((480, 640, 3), np.uint8), "depth": np.ones((480, 640), np.float32)}] * 2
 
 
-def test_every_dataset_row_builds_its_source(nyu_root, kitti_root, zero_shot_roots, custom_root, monkeypatch):
+def test_every_dataset_row_builds_its_source(nyu_root, kitti_root, zero_shot_roots, da2_roots, custom_root,
+                                             monkeypatch):
     """Each row of the one dataset table builds, through make_source, a source carrying that row's constants."""
     monkeypatch.setattr("data_pipelines.sources.tfds_nyu._default_builder", lambda data_dir: _PreparedSplit())
     custom_list = os.path.join(custom_root, "list.csv")
@@ -210,6 +211,8 @@ def test_every_dataset_row_builds_its_source(nyu_root, kitti_root, zero_shot_roo
         "kitti": SourceConfig("kitti", root=kitti_root + "/raw", depth_root=kitti_root + "/gts",
                               list_file=kitti_root + "/eigen.txt"),
         "custom": SourceConfig("custom", list_file=custom_list),
+        "hypersim_da2": SourceConfig("hypersim_da2", root=da2_roots["hypersim"], list_file="train.txt"),
+        "vkitti2_da2": SourceConfig("vkitti2_da2", root=da2_roots["vkitti2"], list_file="train.txt"),
         "synthetic_indoor": SourceConfig("synthetic_indoor", num_examples=2, size=(32, 48)),
         "synthetic_outdoor": SourceConfig("synthetic_outdoor", num_examples=2, size=(32, 48)),
     })

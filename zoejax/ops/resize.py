@@ -15,23 +15,7 @@ from collections.abc import Sequence
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.ops.taps import fma_source_index, linear_taps, torch_scale
-
-
-def _cubic_weights(t: np.ndarray, a: float = -0.75) -> np.ndarray:
-    """Cubic-convolution weights for the four taps (i-1, i, i+1, i+2); t in [0, 1). Shape (..., 4)."""
-    a = np.float32(a)
-    t = t.astype(np.float32)
-
-    def near(x):  # |x| <= 1
-        return ((a + 2) * x - (a + 3)) * x * x + 1
-
-    def far(x):  # 1 < |x| < 2
-        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
-
-    one = np.float32(1.0)
-    rest = one - t  # PyTorch evaluates the last tap at (1 - t) + 1, not 2 - t
-    return np.stack([far(t + one), near(t), near(rest), far(rest + one)], axis=-1).astype(np.float32)
+from zoejax.ops.taps import cubic_taps, linear_taps
 
 
 def _lerp_axis(x: jnp.ndarray, axis: int, out_size: int, align_corners: bool) -> jnp.ndarray:
@@ -73,15 +57,7 @@ def _cubic_axis(x: jnp.ndarray, axis: int, out_size: int, a: float, scale_factor
     in_size = x.shape[axis]
     if in_size == out_size and scale_factor is None:
         return x
-    if scale_factor is None:
-        scale = torch_scale(in_size, out_size, align_corners=False)
-    else:  # PyTorch samples with the given factor, computed as 1 / factor in float64 and rounded to float32
-        scale = np.float32(1.0 / float(scale_factor))
-    src = fma_source_index(scale, out_size, offset=0.5)  # no clamp for cubic
-    base = np.floor(src).astype(np.int32)
-    t = src - base.astype(np.float32)
-    weights = _cubic_weights(t, a)  # (out, 4)
-    return _apply_taps(x, axis, np.clip(base[:, None] - 1 + np.arange(4), 0, in_size - 1), weights)
+    return _apply_taps(x, axis, *cubic_taps(in_size, out_size, a, scale_factor))
 
 
 def _apply_taps(x: jnp.ndarray, axis: int, index: np.ndarray, weights: np.ndarray) -> jnp.ndarray:
