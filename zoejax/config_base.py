@@ -62,6 +62,8 @@ def base_config(model: ZoeDepthConfig, input_size: tuple[int, int], *, lr: float
     # 0: the schedule spans num_train_steps. A longer schedule (e.g. to stop early and resume later on the same
     # curve) is set here; a linked FieldReference would have made such an override move num_train_steps too.
     config.optim.total_steps = 0
+    config.optim.schedule = "onecycle"  # or "poly" (Depth Anything V2; zoejax/training/optim.py SCHEDULES)
+    config.optim.poly_power = 0.9
     config.optim.lr = lr
     config.optim.weight_decay = 0.01
     config.optim.rel_pos_weight_decay = True

@@ -52,6 +52,11 @@ class DepthAnythingConfig:
         self.backbone.validate(tuple(self.head.out_channels))
 
     @property
+    def input_multiple(self) -> int:
+        """Input height and width must be multiples of this (the patch size, 14)."""
+        return self.backbone.input_multiple
+
+    @property
     def output_key(self) -> str:
         """The forward's depth key: "relative_depth" or "metric_depth" (metres)."""
         return "metric_depth" if self.head.depth_type == "metric" else "relative_depth"
@@ -95,6 +100,14 @@ def _build(encoder: str, version: str, depth_type: str = "relative", max_depth: 
                                    head_features=decoder.num_relative_features, depth_type=depth_type,
                                    max_depth=max_depth)
     return DepthAnythingConfig(backbone=backbone, head=head)
+
+
+def da2_metric(encoder: str, max_depth: float) -> DepthAnythingConfig:
+    """A Depth Anything V2 metric model on the DINOv2 preset ``encoder`` (``dinov2_vits14``, ``dinov2_vitb14``,
+    ``dinov2_vitl14``, ``dinov2_tiny``), depth = sigmoid * ``max_depth`` metres (20 Hypersim, 80 VKITTI2)."""
+    if encoder not in BACKBONES[KIND].presets:
+        raise ValueError(f"unknown DINOv2 preset {encoder!r}; available: {sorted(BACKBONES[KIND].presets)}")
+    return _build(encoder, "v2", "metric", float(max_depth))
 
 
 _SIZES = {"vits": "dinov2_vits14", "vitb": "dinov2_vitb14", "vitl": "dinov2_vitl14"}

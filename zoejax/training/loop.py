@@ -82,7 +82,8 @@ def load_init_from(init_from: str, model_config: ZoeDepthConfig, seed: int = 0):
 
     Between the relative model and ZoeDepth (the paper's M12 -> ZoeD_N path) the shared part moves: a relative run
     or folder starts a ZoeDepth run's ``core`` with a fresh metric head (``seed``), and a ZoeDepth / MiDaS
-    checkpoint starts a relative run with its ``core``."""
+    checkpoint starts a relative run with its ``core``. A relative Depth Anything model starts a metric Depth
+    Anything run with its encoder only and a fresh DPT head, as Depth Anything V2's metric training does."""
     if not init_from:
         return None
     from zoejax.conversion.load import load_weights
@@ -122,7 +123,18 @@ def _shared_core(loaded, model_config, seed: int):
     # its encoder and DPT head are the Depth Anything core's.
     have_depth_anything = isinstance(loaded.config, DepthAnythingConfig) and isinstance(
         model_config, ZoeDepthConfig) and model_config.core == "depth_anything"
-    if isinstance(model_config, RelativeDepthConfig) and isinstance(loaded.config, ZoeDepthConfig):
+    # Depth Anything V2's metric training (metric_depth/train.py) loads only the relative checkpoint's "pretrained"
+    # weights: the DPT head, whose output the sigmoid now reads as a fraction of max_depth, starts afresh.
+    relative_to_metric = isinstance(loaded.config, DepthAnythingConfig) and isinstance(
+        model_config, DepthAnythingConfig) and (loaded.config.head.depth_type, model_config.head.depth_type) == (
+        "relative", "metric")
+    if relative_to_metric:
+        from zoejax.models.init import init_params
+
+        head = jax.device_get(init_params(model_config, seed, only="depth_head"))
+        loaded.params = {"pretrained": loaded.params["pretrained"], "depth_head": head}
+        loaded.provenance = {**loaded.provenance, "fresh_depth_head": True}
+    elif isinstance(model_config, RelativeDepthConfig) and isinstance(loaded.config, ZoeDepthConfig):
         loaded.config, loaded.params = relative_config(loaded.config), {"core": loaded.params["core"]}
     elif isinstance(model_config, ZoeDepthConfig) and (have_relative and "core" in loaded.params
                                                        or have_depth_anything):

@@ -1,16 +1,18 @@
-"""AdamW with the official parameter groups and OneCycle schedule (training spec section 4).
+"""AdamW with the official parameter groups and learning-rate schedules (training spec section 4).
 
 Groups (by parameter path, an explicit function, no string registry):
-  encoder  core/pretrained/*  except the position tables below         lr / encoder_lr_factor
-  rel_pos  core/pretrained/*  with "relative_position" (BEiT, Swin);    lr / pos_enc_lr_factor
-           core/pretrained/pos_embed (the Depth Anything core's DINOv2, whose official ``get_rel_pos_params``
-           matches "pos_embed")
-  decoder  core/scratch/* (MiDaS core), core/depth_head/* (Depth Anything core)   lr / midas_lr_factor
+  encoder  core/pretrained/* (ZoeDepth, relative DPT), pretrained/* (Depth Anything), except the position tables
+           below                                                       lr / encoder_lr_factor
+  rel_pos  the encoder's tables with "relative_position" (BEiT, Swin);  lr / pos_enc_lr_factor
+           its pos_embed (DINOv2, whose official ``get_rel_pos_params`` matches "pos_embed")
+  decoder  core/scratch/* (MiDaS core), core/depth_head/* (Depth Anything core), depth_head/* (Depth Anything)
+                                                                       lr / midas_lr_factor
   head     everything else (metric head, router)                       lr
-OneCycle follows PyTorch's ``OneCycleLR`` exactly (phase ends at pct*T - 1 and T - 1, cosine annealing) and,
-with ``cycle_momentum``, schedules Adam's b1 between 0.95 and 0.85 as PyTorch does. Gradients are clipped by
-global norm (0.1); a non-finite gradient skips the update (counted in the optimizer state), and the training loop
-stops the run after ``max_consecutive_nonfinite`` of them in a row.
+Schedules (``OptimConfig.schedule``, one row each in ``SCHEDULES``): "onecycle" follows PyTorch's ``OneCycleLR``
+exactly (phase ends at pct*T - 1 and T - 1, cosine annealing) and, with ``cycle_momentum``, schedules Adam's b1
+between 0.95 and 0.85 as PyTorch does; "poly" is Depth Anything V2's metric training (see ``poly``). Gradients are
+clipped by global norm (0.1; 0 or None: not clipped); a non-finite gradient skips the update (counted in the
+optimizer state), and the training loop stops the run after ``max_consecutive_nonfinite`` of them in a row.
 """
 
 from __future__ import annotations
@@ -31,9 +33,16 @@ GROUPS = ("encoder", "rel_pos", "decoder", "head")
 
 @dataclasses.dataclass(frozen=True)
 class OptimConfig:
-    """Optimizer hyperparameters; defaults are the official ZoeD_N recipe (NK: lr 2.512e-4, midas factor 10)."""
+    """Optimizer hyperparameters; defaults are the official ZoeD_N recipe (NK: lr 2.512e-4, midas factor 10).
+
+    ``schedule``: a key of ``SCHEDULES``; ``poly_power``: the exponent of "poly" (Depth Anything V2: 0.9).
+    ``pct_start``, ``div_factor``, ``final_div_factor`` and the momentum fields shape "onecycle" only (with
+    "poly", b1 is ``max_momentum`` unless ``cycle_momentum``).
+    """
 
     total_steps: int
+    schedule: str = "onecycle"
+    poly_power: float = 0.9
     lr: float = 1.61e-4
     weight_decay: float = 0.01
     rel_pos_weight_decay: bool = True  # the official AdamW decays every parameter, position tables included
@@ -52,13 +61,24 @@ class OptimConfig:
     accumulate_steps: int = 1
     max_consecutive_nonfinite: int = 100  # skipped (non-finite) updates in a row after which the run stops
 
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"optim.schedule={self.schedule!r} is not one of {sorted(SCHEDULES)}")
+
+
+# Where each model family keeps its encoder and its decoder (path prefixes in its params).
+ENCODER_PREFIXES = (("core", "pretrained"), ("pretrained",))
+DECODER_PREFIXES = (("core", "scratch"), ("core", "depth_head"), ("depth_head",))
+
 
 def param_group(path: tuple[str, ...]) -> str:
     """The learning-rate group of a parameter path (see the module docstring)."""
-    if path[:2] == ("core", "pretrained"):
-        position = any("relative_position" in p for p in path) or path[2:3] == ("pos_embed",)
-        return "rel_pos" if position else "encoder"
-    if path[:2] in (("core", "scratch"), ("core", "depth_head")):
+    for prefix in ENCODER_PREFIXES:
+        if path[:len(prefix)] == prefix:
+            inner = path[len(prefix):]
+            position = any("relative_position" in p for p in inner) or inner[:1] == ("pos_embed",)
+            return "rel_pos" if position else "encoder"
+    if any(path[:len(prefix)] == prefix for prefix in DECODER_PREFIXES):
         return "decoder"
     return "head"
 
@@ -85,20 +105,41 @@ def one_cycle(total_steps: int, start: float, peak: float, end: float, pct_start
     return schedule
 
 
+def poly(total_steps: int, base: float, power: float) -> Callable:
+    """Depth Anything V2's metric schedule (metric_depth/train.py): after the step of iteration i the rate is set to
+    base * (1 - i / T)^power, so step 0 runs at ``base``, and step k >= 1 at base * (1 - (k - 1) / T)^power (its
+    value one step late, as the official loop has it); clamped at 0 past T."""
+
+    def schedule(count):
+        done = jnp.maximum(jnp.asarray(count, jnp.float32) - 1.0, 0.0)
+        return base * jnp.maximum(1.0 - done / float(total_steps), 0.0) ** power
+
+    return schedule
+
+
 def learning_rates(cfg: OptimConfig) -> dict[str, float]:
     return {"encoder": cfg.lr / cfg.encoder_lr_factor, "rel_pos": cfg.lr / cfg.pos_enc_lr_factor,
             "decoder": cfg.lr / cfg.midas_lr_factor, "head": cfg.lr}
 
 
+def _one_cycle_of(cfg: OptimConfig, peak: float) -> Callable:
+    initial = peak / cfg.div_factor
+    return one_cycle(cfg.total_steps, initial, peak, initial / cfg.final_div_factor, cfg.pct_start)
+
+
+# The learning-rate schedules: name -> (config, a group's peak rate) -> schedule of the optimizer step.
+SCHEDULES: dict[str, Callable[[OptimConfig, float], Callable]] = {
+    "onecycle": _one_cycle_of,
+    "poly": lambda cfg, peak: poly(cfg.total_steps, peak, cfg.poly_power),
+}
+
+
 def lr_schedules(cfg: OptimConfig) -> dict[str, Callable]:
-    out = {}
-    for group, peak in learning_rates(cfg).items():
-        initial = peak / cfg.div_factor
-        out[group] = one_cycle(cfg.total_steps, initial, peak, initial / cfg.final_div_factor, cfg.pct_start)
-    return out
+    return {group: SCHEDULES[cfg.schedule](cfg, peak) for group, peak in learning_rates(cfg).items()}
 
 
 def b1_schedule(cfg: OptimConfig) -> Callable | float:
+    """Adam's b1: cycled between max and base momentum over the OneCycle phases, or ``max_momentum``."""
     if not cfg.cycle_momentum:
         return cfg.max_momentum
     return one_cycle(cfg.total_steps, cfg.max_momentum, cfg.base_momentum, cfg.max_momentum, cfg.pct_start)
