@@ -63,19 +63,23 @@ def resize_bicubic(image: np.ndarray, size: tuple[int, int], *, rows: Window | N
     ``rows`` / ``cols``: (start, length) output windows; the result is then that part of the full resize (its
     shape (rows length, cols length)), computed without the rest.
     """
-    x = image.astype(np.float32)
-    for axis, in_size, out_size, window in ((0, image.shape[0], int(size[0]), rows),
-                                            (1, image.shape[1], int(size[1]), cols)):
-        if in_size == out_size and window is None:
+    passes = [(0, int(size[0]), rows), (1, int(size[1]), cols)]
+    # The pass whose intermediate is smaller goes first: kept rows x input width, or input height x kept columns.
+    kept = [w[1] if w is not None else n for _, n, w in passes]
+    if kept[0] * image.shape[1] > image.shape[0] * kept[1]:
+        passes.reverse()
+    x = image  # uint8 stays uint8 until the first weighted tap (float32 from there)
+    for axis, out_size, window in passes:
+        if x.shape[axis] == out_size and window is None:
             continue
-        index, weights = cubic_taps(in_size, out_size)
+        index, weights = cubic_taps(x.shape[axis], out_size)
         index, weights = _window(index, window), _window(weights, window)
         shape = (-1,) + (1,) * (x.ndim - 1) if axis == 0 else (1, -1) + (1,) * (x.ndim - 2)
-        out = None
-        for k in range(4):  # the taps summed in order, in float32, as PyTorch does
-            term = np.take(x, index[:, k], axis=axis) * weights[:, k].reshape(shape)
-            out = term if out is None else out + term
+        out = np.take(x, index[:, 0], axis=axis) * weights[:, 0].reshape(shape)
+        for k in range(1, 4):  # the taps summed in order, in float32, as PyTorch does
+            out += np.take(x, index[:, k], axis=axis) * weights[:, k].reshape(shape)
         x = out
+    x = x.astype(np.float32, copy=x is image)  # never scale the caller's array in place
     if scale != 1.0:
         x *= np.float32(scale)
     return x
