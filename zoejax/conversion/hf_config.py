@@ -19,11 +19,19 @@ def hf_config_kwargs(cfg: ZoeDepthConfig) -> dict[str, Any]:
     ``backbone_config`` is a dict of keyword arguments for the transformers config class the backbone family
     names (``hf_backbone_config_class``; for BEiT ``transformers.BeitConfig``, see ``beit_table.py``).
     """
+    head = hf_head_kwargs(cfg)  # first: its ValueError says why a head cannot be expressed
+    _, backbone = weights_of(cfg).hf_backbone_config(cfg)
+    return {"backbone_config": backbone, **head}
+
+
+def hf_head_kwargs(cfg: ZoeDepthConfig) -> dict[str, Any]:
+    """``hf_config_kwargs`` without ``backbone_config``: the decoder's widths and the metric head, which is all
+    ``ZoeDepthMetricDepthEstimationHead`` reads, so that a core with no transformers ZoeDepth form (Depth Anything V1
+    metric's) can still get transformers' head. ValueError if the head cannot be expressed there."""
     _check_representable(cfg)
     d, h = cfg.decoder, cfg.head
-    _, backbone = weights_of(cfg).hf_backbone_config(cfg)
     kwargs: dict[str, Any] = dict(
-        backbone_config=backbone, neck_hidden_sizes=list(d.reassemble_features), fusion_hidden_size=d.features,
+        neck_hidden_sizes=list(d.reassemble_features), fusion_hidden_size=d.features,
         bottleneck_features=d.features, num_relative_features=d.num_relative_features,
         bin_embedding_dim=h.bin_embedding_dim, num_attractors=list(h.n_attractors),
         attractor_alpha=int(h.attractor_alpha), attractor_gamma=int(h.attractor_gamma), attractor_kind=h.attractor_kind,

@@ -25,6 +25,15 @@ def hf_table(config: ZoeDepthConfig, naming: str = "module") -> Table:
     return t
 
 
+def hf_metric_head_table(config: ZoeDepthConfig) -> Table:
+    """Table of the metric head alone (Flax ``metric_head/...`` <- ``metric_head.*``), for a model whose core has no
+    transformers ZoeDepth form: Depth Anything V1 metric's PyTorch reference is transformers' Depth Anything with
+    this head (``benchmarks/depth_anything_torch.py``)."""
+    t = Table()
+    _hf_heads(t, config)
+    return t
+
+
 def _hf_heads(t: Table, config: ZoeDepthConfig) -> None:
     if config.is_multi_head:
         _hf_routed_head(t, config)
