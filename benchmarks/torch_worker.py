@@ -22,9 +22,30 @@ def pixel_values(images: np.ndarray):
     return ((torch.from_numpy(images).permute(0, 3, 1, 2) - 0.5) / 0.5).contiguous()
 
 
+def _is_depth_anything(cfg) -> bool:
+    from depth_anything_torch import is_depth_anything
+
+    return is_depth_anything(cfg)
+
+
+def reference_pixels(cfg, images: np.ndarray):
+    """``images`` (B, H, W, 3) in [0, 1] as the input of ``cfg``'s reference: ImageNet-normalised for the Depth
+    Anything models, mean = std = 0.5 for ZoeDepth's MiDaS core."""
+    if _is_depth_anything(cfg):
+        from depth_anything_torch import pixel_values as depth_anything_pixels
+
+        return depth_anything_pixels(images)
+    return pixel_values(images)
+
+
 def _build_reference(cfg, seed: int):
-    """The tests' PyTorch reference for ``cfg``: transformers ZoeDepth for BEiT; for Swin/SwinV2, transformers'
-    ZoeDepth decoder and head on timm's encoder (``tests/swin_reference.py``)."""
+    """The PyTorch reference for ``cfg``: transformers ZoeDepth for BEiT; for Swin/SwinV2, transformers' ZoeDepth
+    decoder and head on timm's encoder (``tests/swin_reference.py``); for the Depth Anything models,
+    ``depth_anything_torch.py``'s."""
+    if _is_depth_anything(cfg):
+        from depth_anything_torch import build_reference
+
+        return build_reference(cfg, seed=seed)
     if cfg.backbone.kind == "swin":
         import timm_import  # noqa: F401 - stands in for torchvision while timm is imported
         from swin_reference import zoedepth_reference
@@ -59,7 +80,7 @@ def _serve(conn, cfg, seed: int, threads: int | None, compile_model: bool) -> No
             return
         if msg[0] == "input":
             _, key, images = msg
-            inputs[key] = pixel_values(images).to(device)
+            inputs[key] = reference_pixels(cfg, images).to(device)
             conn.send(None)
             continue
         _, kind, key, dtype, want_output = msg
