@@ -12,8 +12,9 @@
   the core, and ``ZoeDepthMetricDepthEstimationHead`` fed what the official ``DepthAnythingCore`` hooks, i.e.
   ``out_conv`` (the head's 32-channel map after its ReLU), ``l4_rn`` (the last reassembled map after its 3x3
   conv), the fusion outputs r4..r1 and the relative depth. Each part is the one zoejax's parity tests check
-  against (tests/test_depth_anything.py, tests/test_parity_hf.py), and tests/test_da1_metric.py checks that zoejax
-  composes them in the same way.
+  against (tests/test_depth_anything.py, tests/test_parity_hf.py), tests/test_da1_metric.py checks that zoejax
+  composes them in the same way, and tests/test_benchmark_backbones.py compares this reference with zoejax's DA1
+  metric stage by stage (out_conv, l4_rn, r4..r1, relative and metric depth).
 
 The transformers DINOv2 resizes its position table with its own rule, so the zoejax configs here use it too
 (``dinov2_table.for_transformers``); the cost is the same as with the original rule.
@@ -51,7 +52,8 @@ ENTRIES = {
 # The small image the last convolution is calibrated on (``_calibrate``; 9x12 tokens: cheap even for ViT-L).
 CALIBRATION_SIZE = (126, 168)
 # At the fan-in scale the metric head's bins and probabilities come out nearly uniform: a metric depth constant to
-# ~1e-3 relative, so comparing outputs would compare one number. Four times the weights give a ~10% spread.
+# ~1e-3 relative, so comparing outputs would compare one number. Four times the weights spread it over pixels
+# (std / mean 3% for the full-size head at 126x168, 15% for the tiny fixture's at 364x490).
 METRIC_HEAD_GAIN = 4.0
 # Depth Anything's own sizes are multiples of the patch (14): 518 is its training size, 686 ~ 518 * 4/3.
 DEFAULT_SIZE = (518, 686)
@@ -167,10 +169,10 @@ def params_of(cfg, model: torch.nn.Module) -> dict:
     def part(prefix: str) -> dict:
         return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
+    assert set(shapes) == {"core", "metric_head"}
     core = state_dict_to_params(part("core."), hf_table(_core_config(cfg), "module"), shapes["core"]).params
     head = state_dict_to_params({k: v for k, v in state.items() if k.startswith("metric_head.")},
                                 hf_metric_head_table(cfg), {"metric_head": shapes["metric_head"]}).params
-    assert set(shapes) == {"core", "metric_head"}
     return {"core": core, **head}
 
 
