@@ -4,7 +4,8 @@
 keep-aspect "minimal" resize to a multiple of 32 (align_corners bilinear), normalisation inside the model;
 ``predict`` adds reflect padding, bicubic (A = -0.75) resize back, crop, and flip averaging — the flipped
 copy is batched with the original, so it is one compiled call. ``prediction_function`` hands the same traced
-computation to export (``zoejax.serving``).
+computation to export (``zoejax.serving``); ``export_program`` adds the output names a graph exporter (ONNX)
+writes, and the bare forward as a second program.
 
 This layer imports models, ops, preprocessing and io only: training, conversion, evaluation, serving and the
 ``zoejax.load`` facade build on it (``tests/test_import_graph.py``).
@@ -30,6 +31,7 @@ from zoejax.ops.uncertainty import confidence_from_std, mixture_std
 from zoejax.preprocess import as_float_image, infer_padding, network_size, reflect_pad, to_network_input
 
 MIN_IMAGE_SIDE = 8
+EXPORT_PROGRAMS = ("predict", "forward")  # what ``export_program`` builds, in every family
 
 
 def default_input_size(config: ZoeDepthConfig) -> tuple[int, int]:
@@ -77,6 +79,25 @@ class PredictionFunction:
     pad: tuple[int, int]
     flip_tta: bool
     confidence: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportProgram:
+    """What a graph exporter traces (``zoejax.serving.onnx``), built by each family's ``export_program``.
+
+    fn: ``fn(params, images)`` with images (B, H, W, 3) float32 RGB in [0, 1] -> a dict holding every name of
+      ``outputs`` (it may hold more).
+    outputs: output name -> its description (shape, dtype, units), in the order the exported file lists them.
+    meta: JSON-friendly facts about the program for the file's metadata (network size, padding, flip, domains).
+    """
+
+    fn: Callable[[Any, jax.Array], dict[str, jax.Array]]
+    outputs: dict[str, str]
+    meta: dict[str, Any]
+
+
+def unknown_program(program: str) -> ValueError:
+    return ValueError(f"unknown export program {program!r}; expected one of {EXPORT_PROGRAMS}")
 
 
 @dataclasses.dataclass
@@ -172,6 +193,38 @@ class ZoeDepthModel:
         fn = functools.partial(_predict, module, size, pad, flip_tta, uncertainty)  # jitted, sizes static
         return PredictionFunction(fn, size, pad, flip_tta, confidence)
 
+    def export_program(self, program: str, height: int, width: int, pad_input: bool | None = None,
+                       flip_tta: bool | None = None, platforms: Sequence[str] | None = None) -> ExportProgram:
+        """The ``ExportProgram`` for images of ``height`` x ``width`` pixels, with ``platforms``' op forms.
+
+        "predict": ``prediction_function`` (``pad_input`` / ``flip_tta`` as there): ``depth`` (B, H, W) metres,
+        + ``domain`` (B,) for ZoeD_NK, each image routed by its own vote. "forward": the bare model at the network
+        size, as ``forward``: ``metric_depth`` and ``rel_depth`` (B, h, w), + ``domain_logits`` (B, D) and
+        ``domain`` (B,) for ZoeD_NK, the router voting over the batch as the official ``model(x)``."""
+        multi_head = self.config.is_multi_head
+        meta: dict[str, Any] = {"domain_names": list(self.config.domain_names) if multi_head else []}
+        if program == "predict":
+            prediction = self.prediction_function(height, width, pad_input, flip_tta, platforms)
+            outputs = {"depth": "(B, H, W) float32 metres at the input size"}
+            if multi_head:
+                outputs["domain"] = "(B,) int32 index into domain_names (the router's choice per image)"
+            return ExportProgram(prediction.fn, outputs, {"network_size": list(prediction.network_size),
+                                                          "pad": list(prediction.pad),
+                                                          "flip_tta": prediction.flip_tta, **meta})
+        if program != "forward":
+            raise unknown_program(program)
+        module = ZoeDepth(self.config, ops=forms_for(platforms))
+        size = self.network_size(height, width)
+        outputs = {"metric_depth": "(B, h, w) float32 metres at the network size",
+                   "rel_depth": "(B, h, w) float32 relative depth at the network size"}
+        if multi_head:
+            outputs.update(domain_logits="(B, D) float32 router logits", domain="(B,) int32 the batch's head")
+
+        def forward(params, images):
+            return module.apply({"params": params}, to_network_input(images, size))
+
+        return ExportProgram(forward, outputs, {"network_size": list(size), **meta})
+
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _forward(model, size, params, images, domain):
@@ -200,24 +253,30 @@ def _predict(model, size, pad, flip_tta, uncertainty, params, images):
     std = jnp.maximum(back(out["metric_depth_std"]), 0.0) if uncertainty[1] else None  # bicubic overshoots
     if flip_tta:
         if uncertainty[0]:
-            std = mixture_std(_first_half(depth, n), _second_half(depth, n)[:, :, ::-1],
-                              *((_first_half(std, n), _second_half(std, n)[:, :, ::-1]) if uncertainty[1] else ()))
-        depth = 0.5 * (_first_half(depth, n) + _second_half(depth, n)[:, :, ::-1])
+            std = mixture_std(first_half(depth, n), second_half(depth, n)[:, :, ::-1],
+                              *((first_half(std, n), second_half(std, n)[:, :, ::-1]) if uncertainty[1] else ()))
+        depth = flip_average(depth, n)
     result = {"depth": depth}
     if uncertainty[0]:
         result.update(std=std, confidence=confidence_from_std(depth, std))
     if "domain" in out:
-        result["domain"] = _first_half(out["domain"], n) if flip_tta else out["domain"]
+        result["domain"] = first_half(out["domain"], n) if flip_tta else out["domain"]
     return result
 
 
-def _first_half(x: jax.Array, n: Any) -> jax.Array:
+def first_half(x: jax.Array, n: Any) -> jax.Array:
     """x[:n] of a (2n, ...) array. A symbolic n (a dynamic-batch export) takes it through a reshape: jax2onnx
     sizes a slice at a symbolic offset as empty. A static n keeps the plain slice, so the jitted and TPU
     programs are unchanged."""
     return x[:n] if isinstance(n, int) else x.reshape(2, n, *x.shape[1:])[0]
 
 
-def _second_half(x: jax.Array, n: Any) -> jax.Array:
-    """x[n:] of a (2n, ...) array (see ``_first_half``)."""
+def second_half(x: jax.Array, n: Any) -> jax.Array:
+    """x[n:] of a (2n, ...) array (see ``first_half``)."""
     return x[n:] if isinstance(n, int) else x.reshape(2, n, *x.shape[1:])[1]
+
+
+def flip_average(x: jax.Array, n: Any) -> jax.Array:
+    """(2n, H, W) maps of n images then their mirrors -> (n, H, W), each image's map averaged with its mirror's
+    mirrored back (any n, symbolic included: ``first_half``)."""
+    return 0.5 * (first_half(x, n) + second_half(x, n)[:, :, ::-1])

@@ -1,4 +1,5 @@
-"""A Depth Anything model with its weights: ``forward``, ``predict``, ``predict_batch``, ``prediction_function``.
+"""A Depth Anything model with its weights: ``forward``, ``predict``, ``predict_batch``, ``prediction_function``,
+``export_program``.
 
 The preprocessing is the official one (``image2tensor`` / ``infer_image`` of DepthAnything/Depth-Anything-V2 and
 ``run.py`` of LiheYoung/Depth-Anything): ``Resize(input_size, input_size, keep_aspect_ratio=True,
@@ -25,7 +26,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.inference import MIN_IMAGE_SIDE, Prediction, PredictionFunction
+from zoejax.inference import (
+    MIN_IMAGE_SIDE,
+    ExportProgram,
+    Prediction,
+    PredictionFunction,
+    flip_average,
+    unknown_program,
+)
 from zoejax.models.depth_anything import DepthAnything
 from zoejax.models.depth_anything_config import DepthAnythingConfig
 from zoejax.models.validation import check_images
@@ -156,6 +164,27 @@ class DepthAnythingModel:
         fn = functools.partial(_predict, module, size, pad, flip_tta, self.align_corners)
         return PredictionFunction(fn, size, pad, flip_tta)
 
+    def export_program(self, program: str, height: int, width: int, pad_input: bool | None = None,
+                       flip_tta: bool | None = None, platforms: Sequence[str] | None = None) -> ExportProgram:
+        """The ``ExportProgram`` for images of ``height`` x ``width`` pixels, with ``platforms``' op forms:
+        "predict" is ``prediction_function`` (``depth`` (B, H, W) at the input size), "forward" the bare model
+        at the network size as ``forward`` (``relative_depth`` or ``metric_depth`` (B, h, w)); in ``units``."""
+        if program == "predict":
+            prediction = self.prediction_function(height, width, pad_input, flip_tta, platforms)
+            return ExportProgram(prediction.fn, {"depth": f"(B, H, W) float32 {self.units} at the input size"},
+                                 {"network_size": list(prediction.network_size), "pad": list(prediction.pad),
+                                  "flip_tta": prediction.flip_tta, "align_corners": self.align_corners})
+        if program != "forward":
+            raise unknown_program(program)
+        module = DepthAnything(self.config, ops=forms_for(platforms))
+        size = self.network_size(height, width)
+
+        def forward(params, images):
+            return module.apply({"params": params}, to_network_input(images, size))
+
+        return ExportProgram(forward, {self.output: f"(B, h, w) float32 {self.units} at the network size"},
+                             {"network_size": list(size)})
+
 
 def to_network_input(images: jax.Array, size: tuple[int, int]) -> jax.Array:
     """(B, H, W, 3) float images in [0, 1] -> the network ``size``: bicubic (A = -0.75), as ``INTER_CUBIC``."""
@@ -179,5 +208,5 @@ def _predict(model, size, pad, flip_tta, align_corners, params, images):
                             align_corners=align_corners)[..., 0]
     depth = depth[:, pad[0]:depth.shape[1] - pad[0], pad[1]:depth.shape[2] - pad[1]]
     if flip_tta:
-        depth = 0.5 * (depth[:n] + depth[n:, :, ::-1])
+        depth = flip_average(depth, n)
     return {"depth": depth}

@@ -13,7 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 import jax
 import numpy as np
 
-from zoejax.inference import Prediction, PredictionFunction, ZoeDepthModel
+from zoejax.inference import ExportProgram, Prediction, PredictionFunction, ZoeDepthModel
 from zoejax.inference_depth_anything import DepthAnythingModel
 from zoejax.inference_relative import RelativeDepthModel
 from zoejax.models.config import ZoeDepthConfig
@@ -61,6 +61,9 @@ class DepthModel(Protocol):
     def prediction_function(self, height: int, width: int, pad_input: bool | None = None,
                             flip_tta: bool | None = None, platforms: Sequence[str] | None = None
                             ) -> PredictionFunction: ...
+
+    def export_program(self, program: str, height: int, width: int, pad_input: bool | None = None,
+                       flip_tta: bool | None = None, platforms: Sequence[str] | None = None) -> ExportProgram: ...
 
 
 # config class -> the class of its model with weights.

@@ -19,7 +19,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.inference import MIN_IMAGE_SIDE, Prediction, PredictionFunction
+from zoejax.inference import (
+    MIN_IMAGE_SIDE,
+    ExportProgram,
+    Prediction,
+    PredictionFunction,
+    flip_average,
+    unknown_program,
+)
 from zoejax.models.relative_depth import RelativeDepth, RelativeDepthConfig
 from zoejax.models.validation import check_images
 from zoejax.ops.platform import forms_for
@@ -91,6 +98,27 @@ class RelativeDepthModel:
         fn = functools.partial(_predict, module, size, pad, flip_tta)
         return PredictionFunction(fn, size, pad, flip_tta)
 
+    def export_program(self, program: str, height: int, width: int, pad_input: bool | None = None,
+                       flip_tta: bool | None = None, platforms: Sequence[str] | None = None) -> ExportProgram:
+        """The ``ExportProgram`` for images of ``height`` x ``width`` pixels, with ``platforms``' op forms:
+        "predict" is ``prediction_function`` (``depth`` (B, H, W) at the input size), "forward" the bare model
+        at the network size as ``forward`` (``relative_depth`` (B, h, w)); relative inverse depth."""
+        if program == "predict":
+            prediction = self.prediction_function(height, width, pad_input, flip_tta, platforms)
+            return ExportProgram(prediction.fn, {"depth": f"(B, H, W) float32 {self.units} at the input size"},
+                                 {"network_size": list(prediction.network_size), "pad": list(prediction.pad),
+                                  "flip_tta": prediction.flip_tta})
+        if program != "forward":
+            raise unknown_program(program)
+        module = RelativeDepth(self.config, ops=forms_for(platforms))
+        size = self.network_size(height, width)
+
+        def forward(params, images):
+            return module.apply({"params": params}, to_network_input(images, size))
+
+        return ExportProgram(forward, {"relative_depth": f"(B, h, w) float32 {self.units} at the network size"},
+                             {"network_size": list(size)})
+
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _forward(model, size, params, images):
@@ -108,5 +136,5 @@ def _predict(model, size, pad, flip_tta, params, images):
     depth = resize_bicubic(rel[..., None], x.shape[1:3])[..., 0]
     depth = depth[:, pad[0]:depth.shape[1] - pad[0], pad[1]:depth.shape[2] - pad[1]]
     if flip_tta:
-        depth = 0.5 * (depth[:n] + depth[n:, :, ::-1])
+        depth = flip_average(depth, n)
     return {"depth": depth}

@@ -43,7 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--to stablehlo / onnx: the input image size the artefact takes, e.g. 480x640")
     p.add_argument("--batch-size", type=int, default=1, help="--to stablehlo / onnx: images per call (default 1)")
     p.add_argument("--input-size", default=None, metavar="HxW",
-                   help="--to stablehlo / onnx: network size target (default 384x512; 384x768 for ZoeD_K)")
+                   help="--to stablehlo / onnx: network size target (default 384x512; 384x768 for ZoeD_K; Depth "
+                        "Anything: its lower side, a multiple of 14, default 518)")
     p.add_argument("--no-flip-tta", action="store_true", help="--to stablehlo / onnx: leave out the mirrored pass")
     p.add_argument("--dynamic-batch", action="store_true",
                    help="--to onnx: any number of images per call (a symbolic batch axis B) instead of --batch-size")
@@ -146,10 +147,12 @@ def _export_onnx(args: argparse.Namespace, t0: float) -> int:
         raise ValueError("--platforms is for --to stablehlo; an ONNX file always gets the generic op forms")
     height, width, input_size = _export_sizes(args, "onnx", "file")
     check_file_output(args.output, overwrite=args.overwrite, inputs=[args.input])  # before loading and tracing
-    model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant, input_size=input_size)
+    model = zoejax.load(args.input, max_depth=args.max_depth, variant=args.variant, input_size=input_size,
+                        preset=args.preset)
     batch = None if args.dynamic_batch else args.batch_size
     out = export_onnx(model, args.output, height, width, batch, program=args.program, weights=args.weights,
-                      flip_tta=not args.no_flip_tta, overwrite=args.overwrite)
+                      flip_tta=False if args.no_flip_tta else None,  # None: the family's own (ZoeDepth: on)
+                      overwrite=args.overwrite)
     print(f"exported {args.program} for {'B' if batch is None else batch}x{height}x{width} images "
           f"({args.weights} weights) to {out} ({time.perf_counter() - t0:.1f}s); run it with onnxruntime")
     return 0

@@ -1,17 +1,22 @@
-"""Export a ZoeDepth model as one self-contained ``.onnx`` file (weights inside), checked in ONNX Runtime.
+"""Export a depth model (what ``zoejax.load`` returns: ZoeDepth, Depth Anything V1 / V2, MiDaS relative) as one
+self-contained ``.onnx`` file (weights inside), checked in ONNX Runtime.
 
-Two programs, traced with the generic op forms (``zoejax.ops.platform.GENERIC``: batched attention, XLA
-convolutions; no CPU per-head loops, no conditional barriers) and converted by jax2onnx:
-  predict  ``ZoeDepthModel.predict_batch`` for one input size: reflect padding, resize to the network size,
-           normalisation, flip TTA as one batch, bicubic resize back, crop, flip averaging; ZoeD_NK routes each
-           image by its own vote. Input ``images`` (B, H, W, 3) float32 RGB in [0, 1]; outputs ``depth``
-           (B, H, W) float32 metres (+ ``domain`` (B,) int32 for ZoeD_NK).
-  forward  ``ZoeDepthModel.forward``: resize to the network size and the model, outputs at the network size
-           (``metric_depth`` and ``rel_depth`` (B, h, w); ZoeD_NK adds ``domain_logits`` (B, D) and ``domain``
-           (B,), the router voting over the batch as the official ``model(x)``).
+The exporter is generic: each model class builds the program it traces and names the outputs
+(``export_program``, a ``zoejax.inference.ExportProgram``); it is traced with the generic op forms
+(``zoejax.ops.platform.GENERIC``: batched attention, XLA convolutions; no CPU per-head loops, no conditional
+barriers) and converted by jax2onnx. Two programs:
+  predict  the model's ``predict_batch`` for one input size (its own preprocessing: reflect padding and flip TTA
+           where asked, resize to the network size, the model, resize back, crop, flip averaging; ZoeD_NK routes
+           each image by its own vote). Input ``images`` (B, H, W, 3) float32 RGB in [0, 1]; output ``depth``
+           (B, H, W) float32 in the model's ``units`` (metres, or relative inverse depth), + ``domain`` (B,) int32
+           for ZoeD_NK.
+  forward  the model's ``forward``: resize to the network size and the bare model, outputs at the network size
+           (ZoeDepth ``metric_depth`` and ``rel_depth`` (B, h, w), ZoeD_NK adding ``domain_logits`` (B, D) and
+           ``domain`` (B,), the router voting over the batch as the official ``model(x)``; Depth Anything and
+           MiDaS ``relative_depth`` or ``metric_depth`` (B, h, w)).
 The batch is fixed (``batch_size=N``) or dynamic (``batch_size=None``: the ``B`` axis takes any size). Weights
 are stored as float32, or as float16 (half the file) cast back to float32 inside the graph, so the arithmetic
-stays float32. The model's description, sizes and domain names are in the file's ``metadata_props``.
+stays float32. The model's description, output, units and sizes are in the file's ``metadata_props``.
 """
 
 from __future__ import annotations
@@ -27,12 +32,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from zoejax.ops.platform import GENERIC
+from zoejax.inference import EXPORT_PROGRAMS
 
 if TYPE_CHECKING:
-    from zoejax.inference import ZoeDepthModel
+    from zoejax.inference_models import DepthModel
 
-PROGRAMS = ("predict", "forward")
+PROGRAMS = EXPORT_PROGRAMS
+# The platforms the program is traced for: an accelerator's, whose op forms are the generic ones (GENERIC), so the
+# graph ONNX gets is the same whatever machine exports it (this machine's CPU forms would trace per-head loops).
+TRACE_PLATFORMS = ("cuda",)
 WEIGHT_DTYPES = ("float32", "float16")
 BATCH_AXIS = "B"
 OPSET = 23
@@ -40,25 +48,25 @@ INSTALL_HINT = ("pip install onnx==1.23.2 onnx-ir==1.1.0 onnxruntime==1.32.0 && 
                 "jax2onnx==0.17.1 (its declared orbax-checkpoint<0.11.37 pin conflicts with zoejax's)")
 
 
-def export_onnx(model: ZoeDepthModel, path: str | os.PathLike, height: int, width: int,
+def export_onnx(model: DepthModel, path: str | os.PathLike, height: int, width: int,
                 batch_size: int | None = 1, program: str = "predict", weights: str = "float32",
-                flip_tta: bool = True, pad_input: bool = True, overwrite: bool = False) -> Path:
+                flip_tta: bool | None = None, pad_input: bool | None = None, overwrite: bool = False) -> Path:
     """Write ``model`` as a ``.onnx`` file taking (batch_size, height, width, 3) images; returns the path.
 
     Args:
-      model: a ``zoejax.inference.ZoeDepthModel`` (what ``zoejax.load`` returns).
+      model: a ``zoejax.inference_models.DepthModel`` (what ``zoejax.load`` returns), whose ``export_program``
+        builds what is traced.
       batch_size: images per call; None for a dynamic batch axis (named ``B``).
       program: "predict" (the whole ``predict_batch``) or "forward" (the bare model at the network size).
       weights: "float32" or "float16" (stored half precision, computed in float32).
-      flip_tta, pad_input: as ``predict_batch`` (predict only).
+      flip_tta, pad_input: as ``predict_batch`` (predict only); None: the family's own (ZoeDepth: on; Depth
+        Anything and MiDaS: off).
     The file is written atomically; an existing file is replaced only with ``overwrite`` and never when it is the
-    model's source. Raises ValueError for a bad argument, ImportError when jax2onnx / onnx are missing.
+    model's source. Raises ValueError for a bad argument (an image too small included), ImportError when
+    jax2onnx / onnx are missing.
     """
-    from zoejax.inference import ZoeDepthModel
     from zoejax.io.safe_output import atomic_path, check_file_output
 
-    if not isinstance(model, ZoeDepthModel):
-        raise ValueError(f"ONNX export takes ZoeDepth models so far, not {type(model).__name__}")
     if program not in PROGRAMS:
         raise ValueError(f"unknown ONNX program {program!r}; expected one of {PROGRAMS}")
     if weights not in WEIGHT_DTYPES:
@@ -68,15 +76,17 @@ def export_onnx(model: ZoeDepthModel, path: str | os.PathLike, height: int, widt
     source = model.provenance.get("source")
     path = check_file_output(path, overwrite=overwrite, inputs=[source] if isinstance(source, str) else [])
     to_onnx = _converter()
-    fn, outputs, sizes = _program(model, program, height, width, weights, flip_tta, pad_input)
+    exported = model.export_program(program, height, width, pad_input, flip_tta, platforms=TRACE_PLATFORMS)
+    outputs = exported.outputs
+    fn = _with_stored_weights(model.params, exported.fn, outputs, weights)
     batch = BATCH_AXIS if batch_size is None else batch_size
     with _quiet_plugin_discovery(), _linear_connectivity_check():
         proto = to_onnx(fn, [(batch, height, width, 3)], model_name=f"zoejax_{program}", opset=OPSET,
                         input_names=["images"], output_names=list(outputs))
     _drop_symbolic_value_info(proto)
     meta = {"program": program, "input": f"images ({batch}, {height}, {width}, 3) float32 RGB in [0, 1]",
-            "outputs": json.dumps(outputs), "weights": weights, **sizes,
-            "domain_names": json.dumps(list(model.config.domain_names) if model.config.is_multi_head else []),
+            "outputs": json.dumps(outputs), "weights": weights, "output": model.output, "units": model.units,
+            **{k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in exported.meta.items()},
             "jax_version": jax.__version__, "provenance": json.dumps(model.provenance, default=str)}
     for key, value in meta.items():
         entry = proto.metadata_props.add()
@@ -96,46 +106,20 @@ def _converter():
     return to_onnx
 
 
-def _program(model: ZoeDepthModel, program: str, height: int, width: int, weights: str, flip_tta: bool,
-             pad_input: bool) -> tuple[Any, dict[str, str], dict[str, Any]]:
-    """The traceable images -> tuple-of-outputs function with the weights as constants, the output contract
-    (name -> description, in the tuple's order) and the sizes it uses."""
-    stored = jax.device_get(model.params)
+def _with_stored_weights(params: Any, fn: Any, outputs: dict[str, str], weights: str) -> Any:
+    """``fn(params, images) -> dict`` as the traceable ``images -> tuple`` (in ``outputs``' order) with the weights
+    as graph constants, stored as ``weights`` ("float16": cast back to float32 inside the graph)."""
+    stored = jax.device_get(params)
     if weights == "float16":
         stored = jax.tree.map(lambda a: a.astype(np.float16) if a.dtype == np.float32 else a, stored)
 
-    def params():  # inside the trace, so float16 constants reach the graph and are cast there
-        return jax.tree.map(lambda a: jnp.asarray(a).astype(jnp.float32) if a.dtype == np.float16 else a, stored)
-
-    if program == "predict":
-        # "cuda" has the generic forms (GENERIC): the graph ONNX gets, whatever machine exports it.
-        prediction = model.prediction_function(height, width, pad_input, flip_tta, platforms=["cuda"])
-        outputs = {"depth": "(B, H, W) float32 metres at the input size"}
-        if model.config.is_multi_head:
-            outputs["domain"] = "(B,) int32 index into domain_names (the router's choice per image)"
-
-        def fn(images):
-            out = prediction.fn(params(), images)
-            return tuple(out[k] for k in outputs)
-
-        return fn, outputs, {"network_size": list(prediction.network_size), "pad": list(prediction.pad),
-                             "flip_tta": flip_tta}
-
-    from zoejax.models.zoedepth import ZoeDepth
-    from zoejax.preprocess import to_network_input
-
-    module = ZoeDepth(model.config, ops=GENERIC)
-    size = model.network_size(height, width)
-    outputs = {"metric_depth": "(B, h, w) float32 metres at the network size",
-               "rel_depth": "(B, h, w) float32 relative depth at the network size"}
-    if model.config.is_multi_head:
-        outputs.update(domain_logits="(B, D) float32 router logits", domain="(B,) int32 the batch's head")
-
-    def fn(images):
-        out = module.apply({"params": params()}, to_network_input(images, size))
+    def traced(images):
+        # The cast is inside the trace, so the float16 constants reach the graph and are cast there.
+        full = jax.tree.map(lambda a: jnp.asarray(a).astype(jnp.float32) if a.dtype == np.float16 else a, stored)
+        out = fn(full, images)
         return tuple(out[k] for k in outputs)
 
-    return fn, outputs, {"network_size": list(size)}
+    return traced
 
 
 def _drop_symbolic_value_info(proto: Any) -> None:
