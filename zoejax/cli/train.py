@@ -133,7 +133,7 @@ def build_run(config, process_index: int, process_count: int):
     # Settings that would otherwise fail only inside the loop (the input size at the first step's compile, after
     # the model was initialised or converted): checked first, so the CLI reports them as usage errors.
     size = tuple(config.input_size)
-    multiple = getattr(model, "input_multiple", 32)  # 14 on the Depth Anything core (DA1 metric), else 32
+    multiple = model.input_multiple  # every family's config says: 14 on DINOv2 (Depth Anything), else 32
     if len(size) != 2 or any(int(v) <= 0 or int(v) % multiple for v in size):
         example = "(392, 518)" if multiple == 14 else "(384, 512)"
         raise ValueError(f"input_size {size}: needs (height, width), both positive multiples of {multiple} "

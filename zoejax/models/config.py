@@ -142,6 +142,11 @@ class ZoeDepthConfig:
         return self.backbone.patch_size if self.core == "depth_anything" else 32
 
     @property
+    def output_key(self) -> str:
+        """The forward's depth key: "metric_depth" (metres), as every family's config names its own."""
+        return "metric_depth"
+
+    @property
     def is_multi_head(self) -> bool:
         return len(self.bins) > 1
 

@@ -54,6 +54,16 @@ class RelativeDepthConfig:
     def remat(self) -> Any:
         return self.core.remat
 
+    @property
+    def input_multiple(self) -> int:
+        """Input height and width must be multiples of this (pixels): the MiDaS core's 32."""
+        return self.core.input_multiple
+
+    @property
+    def output_key(self) -> str:
+        """The forward's depth key: "relative_depth" (relative inverse depth, unitless)."""
+        return "relative_depth"
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly: ``model_type: relative`` plus the core's ``CORE_FIELDS`` (inverse of ``from_dict``)."""
         core = self.core.to_dict()
