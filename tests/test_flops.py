@@ -89,3 +89,17 @@ def test_info_counts_every_attention_head():
     line = next(x for x in summary_lines(presets.zoed_n("small"), (384, 512)) if x.startswith("forward FLOPs"))
     xla, analytic = (float(n.replace(",", "")) for n in re.findall(r"([\d,.]+) GFLOP", line))
     assert analytic <= xla <= 1.05 * analytic, line
+
+
+def test_depth_anything_has_no_analytic_count_and_training_falls_back_to_xla():
+    # The DPT head of Depth Anything sits on the H/14 token grid, not MiDaS' H/4..H/32 maps this count assumes: it
+    # refuses (as a model or as a ZoeDepth core) rather than count the wrong layers, and the training loop's MFU
+    # then takes XLA's count of the compiled step (it crashed on a Depth Anything config's missing fields before).
+    from zoejax.models.depth_anything_config import PRESETS
+    from zoejax.training.monitoring import model_flops_per_device
+
+    for cfg, size in ((PRESETS["da_tiny_metric"], (28, 28)), (presets.da1_metric_n("dinov2_tiny"), (28, 42)),
+                      (presets.da1_metric_n("dinov2_tiny"), (448, 448))):  # 448: a multiple of 14 and of 32
+        with pytest.raises(NotImplementedError, match="no analytic count for the Depth Anything"):
+            flops.forward_flops(cfg, 1, *size)
+        assert model_flops_per_device(cfg, (2, *size, 3), 1) is None

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from zoejax.models.backbones.registry import backbone_of
 from zoejax.models.config import ZoeDepthConfig
+from zoejax.models.depth_anything_config import DepthAnythingConfig
 from zoejax.models.relative_depth import RelativeDepthConfig
 
 
@@ -25,16 +26,21 @@ def forward_flops_breakdown(config: ZoeDepthConfig, batch: int, height: int, wid
     """Matmul/conv FLOPs of one forward on (batch, height, width, 3) images, by component.
 
     Keys: the backbone family's (BEiT: patch_embed, attention, mlp, reassemble; Swin: patch_embed, attention, mlp,
-    patch_merging), then scratch and metric_head. Single-head models (ZoeD_N, ZoeD_K) and the naive head; raises
-    NotImplementedError for ZoeD_NK (router). A relative model (``RelativeDepthConfig``): its core's, without
-    metric_head.
+    patch_merging), then scratch and metric_head. Single-head models (ZoeD_N, ZoeD_K) and the naive head on the
+    MiDaS core; raises NotImplementedError for ZoeD_NK (router) and for the Depth Anything DPT head (a Depth
+    Anything model, or the Depth Anything core of a ZoeDepth one). A relative model (``RelativeDepthConfig``): its
+    core's, without metric_head.
     """
+    if isinstance(config, DepthAnythingConfig):  # its DPT head sits on the H/14 token grid, not MiDaS' H/4..H/32
+        raise NotImplementedError("no analytic count for the Depth Anything DPT head")
     if isinstance(config, RelativeDepthConfig):
         out = forward_flops_breakdown(config.core, batch, height, width)
         out.pop("metric_head")
         return out
     if config.is_multi_head:
-        raise NotImplementedError("the analytic count covers single-head models (ZoeD_N, ZoeD_K) only")
+        raise NotImplementedError("no analytic count for ZoeD_NK's router: single-head models only")
+    if config.core != "midas":  # the DPT below is MiDaS' (maps at H/4..H/32)
+        raise NotImplementedError("no analytic count for the Depth Anything core's DPT head")
     enc, dec, head = config.backbone, config.decoder, config.head
     if height % 32 or width % 32:
         raise ValueError(f"height and width must be multiples of 32, got {height}x{width}")

@@ -58,7 +58,7 @@ def step_flops(compiled: Any) -> float | None:
 def model_flops_per_device(config: Any, image_shape: tuple[int, ...], devices: int) -> float | None:
     """Model FLOPs of one train step on one device from the analytic count (``zoejax.models.flops``: 3x the
     forward's matmuls and convolutions) for a global batch of ``image_shape`` (B, H, W, 3); None where the
-    count does not apply (ZoeD_NK, Swin encoders). Unlike XLA's cost analysis of the compiled step it counts
+    count does not apply (ZoeD_NK, the Depth Anything head). Unlike XLA's cost analysis of the compiled step it counts
     neither rematerialised work nor a loop body once (the CPU attention loops over heads)."""
     from zoejax.models import flops
 
