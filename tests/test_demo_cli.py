@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from zoejax.cli import demo
@@ -23,13 +24,17 @@ def test_demo_trains_evaluates_and_writes_depth_files(tmp_path, capsys, fast_com
     assert (tmp_path / "run" / "metrics.jsonl").is_file() and (tmp_path / "run" / "checkpoints" / "3").is_dir()
 
 
-def test_info_cli_reports_params():
-    result = subprocess.run([sys.executable, "-m", "zoejax.cli.info", "--config", "configs/zoedepth_nk.py:tiny"],
+@pytest.mark.parametrize("config,multiple", [("configs/zoedepth_nk.py:tiny", 32),
+                                             ("configs/depth_anything_v2_metric_hypersim.py:dinov2_tiny", 14)])
+def test_info_cli_reports_params(config, multiple):
+    # Any model family (tests/test_info.py checks each one's counts): the DINOv2 one takes inputs of multiples of 14.
+    result = subprocess.run([sys.executable, "-m", "zoejax.cli.info", "--config", config],
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.strip().splitlines()
     assert lines[-1].startswith("params: ") and int(lines[-1].split()[1]) > 0
     assert any("forward FLOPs" in line for line in lines)
+    assert any(f"(multiples of {multiple})" in line for line in lines)
 
 
 def test_info_cli_rejects_bad_override():
