@@ -100,6 +100,25 @@ def unknown_program(program: str) -> ValueError:
     return ValueError(f"unknown export program {program!r}; expected one of {EXPORT_PROGRAMS}")
 
 
+def predict_program(prediction: PredictionFunction, outputs: dict[str, str], **meta: Any) -> ExportProgram:
+    """The "predict" ``ExportProgram`` of a family's ``prediction_function``: its size, padding and flip in the
+    metadata, with ``meta`` added."""
+    return ExportProgram(prediction.fn, outputs, {"network_size": list(prediction.network_size),
+                                                  "pad": list(prediction.pad), "flip_tta": prediction.flip_tta,
+                                                  **meta})
+
+
+def forward_program(module: Any, to_input: Callable[[jax.Array, tuple[int, int]], jax.Array],
+                    size: tuple[int, int], outputs: dict[str, str], **meta: Any) -> ExportProgram:
+    """The "forward" ``ExportProgram``: the bare ``module`` on images brought to the network ``size`` by
+    ``to_input`` (the family's resize and normalisation)."""
+
+    def forward(params, images):
+        return module.apply({"params": params}, to_input(images, size))
+
+    return ExportProgram(forward, outputs, {"network_size": list(size), **meta})
+
+
 @dataclasses.dataclass
 class ZoeDepthModel:
     """A ZoeDepth model with its weights.
@@ -208,22 +227,15 @@ class ZoeDepthModel:
             outputs = {"depth": "(B, H, W) float32 metres at the input size"}
             if multi_head:
                 outputs["domain"] = "(B,) int32 index into domain_names (the router's choice per image)"
-            return ExportProgram(prediction.fn, outputs, {"network_size": list(prediction.network_size),
-                                                          "pad": list(prediction.pad),
-                                                          "flip_tta": prediction.flip_tta, **meta})
+            return predict_program(prediction, outputs, **meta)
         if program != "forward":
             raise unknown_program(program)
-        module = ZoeDepth(self.config, ops=forms_for(platforms))
-        size = self.network_size(height, width)
         outputs = {"metric_depth": "(B, h, w) float32 metres at the network size",
                    "rel_depth": "(B, h, w) float32 relative depth at the network size"}
         if multi_head:
             outputs.update(domain_logits="(B, D) float32 router logits", domain="(B,) int32 the batch's head")
-
-        def forward(params, images):
-            return module.apply({"params": params}, to_network_input(images, size))
-
-        return ExportProgram(forward, outputs, {"network_size": list(size), **meta})
+        return forward_program(ZoeDepth(self.config, ops=forms_for(platforms)), to_network_input,
+                               self.network_size(height, width), outputs, **meta)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

@@ -32,6 +32,8 @@ from zoejax.inference import (
     Prediction,
     PredictionFunction,
     flip_average,
+    forward_program,
+    predict_program,
     unknown_program,
 )
 from zoejax.models.depth_anything import DepthAnything
@@ -171,19 +173,13 @@ class DepthAnythingModel:
         at the network size as ``forward`` (``relative_depth`` or ``metric_depth`` (B, h, w)); in ``units``."""
         if program == "predict":
             prediction = self.prediction_function(height, width, pad_input, flip_tta, platforms)
-            return ExportProgram(prediction.fn, {"depth": f"(B, H, W) float32 {self.units} at the input size"},
-                                 {"network_size": list(prediction.network_size), "pad": list(prediction.pad),
-                                  "flip_tta": prediction.flip_tta, "align_corners": self.align_corners})
+            return predict_program(prediction, {"depth": f"(B, H, W) float32 {self.units} at the input size"},
+                                   align_corners=self.align_corners)
         if program != "forward":
             raise unknown_program(program)
-        module = DepthAnything(self.config, ops=forms_for(platforms))
-        size = self.network_size(height, width)
-
-        def forward(params, images):
-            return module.apply({"params": params}, to_network_input(images, size))
-
-        return ExportProgram(forward, {self.output: f"(B, h, w) float32 {self.units} at the network size"},
-                             {"network_size": list(size)})
+        return forward_program(DepthAnything(self.config, ops=forms_for(platforms)), to_network_input,
+                               self.network_size(height, width),
+                               {self.output: f"(B, h, w) float32 {self.units} at the network size"})
 
 
 def to_network_input(images: jax.Array, size: tuple[int, int]) -> jax.Array:

@@ -25,6 +25,8 @@ from zoejax.inference import (
     Prediction,
     PredictionFunction,
     flip_average,
+    forward_program,
+    predict_program,
     unknown_program,
 )
 from zoejax.models.relative_depth import RelativeDepth, RelativeDepthConfig
@@ -105,19 +107,12 @@ class RelativeDepthModel:
         at the network size as ``forward`` (``relative_depth`` (B, h, w)); relative inverse depth."""
         if program == "predict":
             prediction = self.prediction_function(height, width, pad_input, flip_tta, platforms)
-            return ExportProgram(prediction.fn, {"depth": f"(B, H, W) float32 {self.units} at the input size"},
-                                 {"network_size": list(prediction.network_size), "pad": list(prediction.pad),
-                                  "flip_tta": prediction.flip_tta})
+            return predict_program(prediction, {"depth": f"(B, H, W) float32 {self.units} at the input size"})
         if program != "forward":
             raise unknown_program(program)
-        module = RelativeDepth(self.config, ops=forms_for(platforms))
-        size = self.network_size(height, width)
-
-        def forward(params, images):
-            return module.apply({"params": params}, to_network_input(images, size))
-
-        return ExportProgram(forward, {"relative_depth": f"(B, h, w) float32 {self.units} at the network size"},
-                             {"network_size": list(size)})
+        return forward_program(RelativeDepth(self.config, ops=forms_for(platforms)), to_network_input,
+                               self.network_size(height, width),
+                               {"relative_depth": f"(B, h, w) float32 {self.units} at the network size"})
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
