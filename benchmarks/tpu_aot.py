@@ -129,6 +129,18 @@ def collectives(hlo_text: str) -> dict[str, dict[str, float]]:
     return out
 
 
+def pallas_kernels(hlo_text: str) -> dict[str, int]:
+    """{kernel name: count} of the Mosaic custom calls in an optimized HLO module. The compiler's cost model
+    takes their time from the cost estimate each kernel declares (``pl.CostEstimate``), not from its own
+    analysis, and their instructions carry no estimated cycles for ``hlo_ranking``."""
+    out: dict[str, int] = {}
+    for line in hlo_text.splitlines():
+        m = re.match(r"\s*(?:ROOT\s+)?%([A-Za-z_]+?)(?:\.\d+)?\s*=.*custom_call_target=\"tpu_custom_call\"", line)
+        if m:
+            out[m.group(1)] = out.get(m.group(1), 0) + 1
+    return out
+
+
 def shape_bytes(dtype: str, dims: str) -> int:
     n = 1
     for d in filter(None, dims.split(",")):
@@ -158,6 +170,7 @@ class Result:
     mfu: float
     mfu_basis: str
     state_sharded: float  # share of the train state's (or the params') bytes the step takes sharded
+    kernels: dict[str, int]  # Pallas (Mosaic) kernels in the compiled program, by name: their count
     collectives: dict[str, dict[str, float]]
 
     @property
@@ -181,7 +194,7 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
     from zoejax.models.zoedepth import ZoeDepth
     from zoejax.ops.platform import forms_for
     from zoejax.training.loop import _jitted_train_step
-    from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, replicated
+    from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, replicated, traced_under
     from zoejax.training.state import abstract_train_state, state_shardings
 
     model_cfg, _, optim_cfg, loss_cfg, (h, w) = load_run_config(config, list(overrides))
@@ -203,7 +216,7 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
         model = ZoeDepth(model_cfg, ops=tpu)
         tx_shardings = state_shardings(model_cfg, _optimizer(optim_cfg), mesh).params
         params = jax.tree.map(lambda s, sh: spec(s.shape, s.dtype, sh), _param_shapes(model_cfg), tx_shardings)
-        fn = jax.jit(lambda p, x: predict_depth(model, p, x, None, (h, w), flip_tta=True),
+        fn = jax.jit(traced_under(mesh, lambda p, x: predict_depth(model, p, x, None, (h, w), flip_tta=True)),
                      out_shardings=data)
         lowered = fn.lower(params, images)
         state = params
@@ -249,7 +262,8 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
         temporaries_gib=mem.temp_size_in_bytes / GIB, flops_per_chip=float(cost["flops"]),
         bytes_per_chip=float(cost.get("bytes accessed", 0.0)), step_s=step_s,
         images_per_s=global_batch / step_s, mfu=model_flops / chips / step_s / (chip.peak_tflops * 1e12),
-        mfu_basis=basis, state_sharded=sharded / max(sum(b for b, _ in sizes), 1), collectives=collectives(text))
+        mfu_basis=basis, state_sharded=sharded / max(sum(b for b, _ in sizes), 1), collectives=collectives(text),
+        kernels=pallas_kernels(text))
 
 
 def _optimizer(optim_cfg):
@@ -286,6 +300,8 @@ def report(r: Result) -> None:
         print("  estimated step    n/a (libtpu's cost analysis gave no valid optimal_seconds for this program)")
     for op, c in sorted(r.collectives.items()):
         print(f"  {op:18s} {c['count']:5d}  {c['gib']:8.3f} GiB")
+    for name, count in sorted(r.kernels.items()):
+        print(f"  kernel {name:28s} {count:3d}  (Pallas; timed from its declared cost estimate)")
 
 
 def summary_line(r: Result) -> str:

@@ -23,5 +23,8 @@ def test_tiny_fsdp_train_step_compiles_for_tpu_v5e_2x2():
     assert r.collectives["all-gather"]["count"] >= 10, r.collectives
     reductions = sum(r.collectives.get(op, {"count": 0})["count"] for op in ("all-reduce", "reduce-scatter"))
     assert reductions >= 1, r.collectives
+    # BEiT's biased attention runs as the Pallas kernels of zoejax.ops.fused_attention, one pair per block,
+    # per shard under shard_map (Mosaic kernels cannot be partitioned by XLA); the tiny BEiT has 4 blocks.
+    assert r.kernels == {"fused_attention_fwd": 4, "fused_attention_bwd": 4}, r.kernels
     assert r.flops_per_chip > 0 and r.step_s > 0 and 0 < r.mfu < 1
     assert tpu_aot.summary_line(r).startswith("tpu_aot: topology=v5e:2x2 chips=4 hbm_gib_per_chip=")

@@ -29,7 +29,7 @@ from zoejax.evaluation.protocols import EvalProtocol
 from zoejax.models.depth_anything import DepthAnything
 from zoejax.models.zoedepth import ZoeDepth
 from zoejax.ops.resize import resize_bilinear
-from zoejax.training.sharding import batch_sharding, shard_batch
+from zoejax.training.sharding import batch_sharding, shard_batch, traced_under
 
 
 def predict_depth(model: ZoeDepth, params: Any, images: jax.Array, domain: jax.Array | None,
@@ -107,8 +107,8 @@ class Evaluator:
             batch = batch_sharding(self.mesh)
             fn = lambda params, images, domain: predict_depth(  # noqa: E731
                 self.model, params, images, domain if self.route_by_label else None, out_size, flip_tta)
-            self._compiled[key] = jax.jit(fn, in_shardings=(self.param_shardings, batch, batch),
-                                          out_shardings=batch)
+            self._compiled[key] = jax.jit(traced_under(self.mesh, fn), out_shardings=batch,
+                                          in_shardings=(self.param_shardings, batch, batch))
         return self._compiled[key]
 
     def predict(self, params: Any, batch: dict[str, np.ndarray], flip_tta: bool = True) -> np.ndarray:

@@ -24,7 +24,7 @@ from zoejax.evaluation.relative_metrics import align_disparity
 from zoejax.models.depth_anything import DepthAnything
 from zoejax.models.relative_depth import RelativeDepth
 from zoejax.ops.resize import resize_bilinear
-from zoejax.training.sharding import batch_sharding
+from zoejax.training.sharding import batch_sharding, traced_under
 
 
 def predict_relative(model, params: Any, images: jax.Array, out_size: tuple[int, int], flip_tta: bool) -> jax.Array:
@@ -71,8 +71,8 @@ class RelativeEvaluator(Evaluator):
             batch = batch_sharding(self.mesh)
             fn = lambda params, images, domain: predict_relative(  # noqa: E731
                 self.model, params, images, out_size, flip_tta)
-            self._compiled[key] = jax.jit(fn, in_shardings=(self.param_shardings, batch, batch),
-                                          out_shardings=batch)
+            self._compiled[key] = jax.jit(traced_under(self.mesh, fn), out_shardings=batch,
+                                          in_shardings=(self.param_shardings, batch, batch))
         return self._compiled[key]
 
     def score(self, gt: np.ndarray, pred: np.ndarray, protocol: EvalProtocol, valid: np.ndarray

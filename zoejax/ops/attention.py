@@ -33,8 +33,9 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
         bias_index a static (N, N) int array (BEiT's relative-position bias). The per-head implementation then
         gathers one head's (N, N) bias inside its loop, never materialising (heads, N, N) in memory order
         (a transpose of ~40 MB per BEiT-L block that cost as much as the attention itself on CPU).
-      implementation: "per_head" (``lax.map`` over heads, then examples; CPU) or "batched" (``jax.nn.
-        dot_product_attention``): the model's ``OpForms.attention`` (``zoejax.ops.platform``).
+      implementation: "per_head" (``lax.map`` over heads, then examples; CPU), "batched" (``jax.nn.
+        dot_product_attention``; GPU) or "fused" (Pallas TPU kernels, ``zoejax.ops.fused_attention``; TPU, with a
+        bias; without one it is "batched"): the model's ``OpForms.attention`` (``zoejax.ops.platform``).
     Returns:
       (B, N, heads, head_dim) in q's dtype.
     """
@@ -44,7 +45,11 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
         raise ValueError(f"unknown attention implementation {implementation!r}; expected one of {IMPLEMENTATIONS}")
     b, n, heads, d = q.shape
     index = None if bias_index is None else jnp.asarray(np.asarray(bias_index, np.int32).reshape(-1))
-    if implementation == "batched":
+    if implementation == "fused" and bias is not None:
+        from zoejax.ops.fused_attention import fused_attention  # imports Pallas only where a TPU program is built
+
+        return fused_attention(q, k, v, bias)
+    if implementation in ("batched", "fused"):
         if bias_table is not None:
             bias = jnp.take(bias_table, index, axis=1).reshape(heads, n, n)
         # Logits and softmax are float32 in its XLA implementation; the bias is added in the compute dtype.

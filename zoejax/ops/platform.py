@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import jax
 
-ATTENTION_FORMS = ("per_head", "batched")
+ATTENTION_FORMS = ("per_head", "batched", "fused")
 CONV_FORMS = ("products", "xla")
 BARRIER_FORMS = ("cond", "optimization_barrier")
 
@@ -28,8 +28,10 @@ BARRIER_FORMS = ("cond", "optimization_barrier")
 class OpForms:
     """The form each platform-dependent op takes (frozen and hashable: a flax module field).
 
-    attention: "per_head" (``lax.map`` over heads and examples, one (N, N) slab at a time: CPU) or "batched"
-      (``jax.nn.dot_product_attention``, the relative-position bias expanded by a one-hot product: GPU/TPU).
+    attention: "per_head" (``lax.map`` over heads and examples, one (N, N) slab at a time: CPU), "batched"
+      (``jax.nn.dot_product_attention``, the relative-position bias expanded by a one-hot product: GPU) or
+      "fused" (biased attention as Pallas TPU kernels, ``zoejax.ops.fused_attention``, the bias expanded as for
+      "batched"; attention without a bias stays batched: TPU).
     conv: "products" (1x1, patchify and small strided convolutions as matrix products, stride-1 kernel gradients
       as products: CPU) or "xla" (``lax.conv_general_dilated`` unchanged).
     winograd: with conv="products", wide float32 3x3 "SAME" convolutions run as Winograd F(2x2, 3x3).
@@ -50,11 +52,12 @@ class OpForms:
             raise ValueError("winograd=True needs conv='products' (Winograd is one of the CPU forms)")
 
 
-# One row per platform kind: "cpu" has forms of its own, every accelerator takes the generic ones.
+# One row per platform kind: "cpu" and "tpu" have forms of their own, the GPUs take the generic ones.
 GENERIC = OpForms()
 FORMS: dict[str, OpForms] = {
     "cpu": OpForms(attention="per_head", conv="products", winograd=True, barrier="cond"),
-    "gpu": GENERIC, "cuda": GENERIC, "rocm": GENERIC, "tpu": GENERIC,
+    "tpu": OpForms(attention="fused"),
+    "gpu": GENERIC, "cuda": GENERIC, "rocm": GENERIC,
 }
 # For XLA's cost analysis: it counts a ``lax.map`` body once rather than per step and Winograd's cheaper
 # arithmetic instead of the model's, so FLOP counts are taken over the generic forms.
@@ -63,9 +66,9 @@ ANALYSIS = GENERIC
 
 def forms_for(platforms: str | Sequence[str] | None = None) -> OpForms:
     """The ``OpForms`` for a program that runs on ``platforms`` (``jax.export`` names: "cpu", "cuda", "rocm",
-    "tpu"; a single name or a list; None: this machine's backend, ``jax.default_backend()``). The CPU forms only
-    when every platform is "cpu": a program exported for several platforms must be correct and fast on the
-    accelerators too."""
+    "tpu"; a single name or a list; None: this machine's backend, ``jax.default_backend()``). A platform's own
+    forms only when every platform is that one: a program exported for several platforms must run on each
+    (a Pallas TPU kernel does not) and be fast on the accelerators, so it gets the generic forms."""
     if platforms is None:
         platforms = [jax.default_backend()]
     elif isinstance(platforms, str):
@@ -76,4 +79,4 @@ def forms_for(platforms: str | Sequence[str] | None = None) -> OpForms:
     unknown = sorted(set(names) - set(FORMS))
     if unknown:
         raise ValueError(f"unknown platform(s) {unknown}; expected any of {sorted(FORMS)}")
-    return FORMS["cpu"] if set(names) == {"cpu"} else GENERIC
+    return FORMS[names[0]] if len(set(names)) == 1 else GENERIC

@@ -39,7 +39,7 @@ from zoejax.training.config import TrainConfig
 from zoejax.training.divergence import check_divergence
 from zoejax.training.optim import OptimConfig, lr_schedules, make_optimizer
 from zoejax.training.resume import check_resume
-from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, shard_batch
+from zoejax.training.sharding import batch_sharding, check_batch_divisible, make_mesh, shard_batch, traced_under
 from zoejax.training.state import TrainState, abstract_train_state, create_sharded_state, key_path, state_shardings
 from zoejax.training.step import LossConfig, make_train_step
 
@@ -168,7 +168,7 @@ def _jitted_train_step(model_config: ZoeDepthConfig, optim_config: OptimConfig, 
     tx = make_optimizer(optim_config)
     train_step = make_train_step(module_for(model_config, ops), tx, loss_config)
     shardings = state_shardings(model_config, tx, mesh)
-    return tx, shardings, jax.jit(train_step, in_shardings=(shardings, batch_sharding(mesh), None),
+    return tx, shardings, jax.jit(traced_under(mesh, train_step), in_shardings=(shardings, batch_sharding(mesh), None),
                                   out_shardings=(shardings, None), donate_argnums=0)
 
 

@@ -8,7 +8,8 @@ else is replicated. Pure data parallel, FSDP and FSDP + tensor parallel are chos
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -53,6 +54,19 @@ def make_mesh(shape: Sequence[int], devices: Sequence[jax.Device] | None = None)
 def param_shardings(logical_specs: Any, mesh: Mesh, rules=LOGICAL_RULES) -> Any:
     """NamedShardings for a params tree from its logical PartitionSpecs (``zoejax.models.init.logical_axes``)."""
     return nn.logical_to_mesh_sharding(logical_specs, mesh, rules)
+
+
+def traced_under(mesh: Mesh, fn: Callable) -> Callable:
+    """``fn``, traced with ``mesh`` as the abstract mesh (``jax.sharding.use_abstract_mesh``): what a jitted
+    sharded step passes to ``jax.jit``. Ops that XLA cannot partition (the Pallas TPU attention of
+    ``zoejax.ops.fused_attention``) find the mesh there and run per shard under ``shard_map``."""
+
+    @functools.wraps(fn)
+    def traced(*args, **kwargs):
+        with jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
+            return fn(*args, **kwargs)
+
+    return traced
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
