@@ -1,6 +1,7 @@
 """Depth Anything V1 metric fine-tuning: the recipes' settings (configs/depth_anything_metric_{n,nk}.py), the
-optimizer groups on the Depth Anything core, the input-size check on multiples of 14, and one zoejax-train step of
-the tiny recipe starting from a relative Depth Anything model (its encoder and DPT head; a fresh metric head)."""
+optimizer groups on the Depth Anything core, the input-size check on multiples of 14, and the one-command fine-tune
+on a custom list (configs/finetune_custom.py, variant da1) through zoejax-train, starting from a relative Depth
+Anything model (its encoder and DPT head; a fresh metric head)."""
 
 import jax
 import numpy as np
@@ -11,12 +12,9 @@ from zoejax.cli.train import build_run
 from zoejax.configs import depth_anything_metric_n, depth_anything_metric_nk
 from zoejax.models import presets
 from zoejax.models.depth_anything_config import PRESETS
-from zoejax.models.family import module_for
 from zoejax.storage.converted import save_converted
 from zoejax.training.loop import load_init_from
-from zoejax.training.optim import OptimConfig, group_labels, learning_rates, make_optimizer, param_group
-from zoejax.training.state import create_train_state
-from zoejax.training.step import make_train_step
+from zoejax.training.optim import OptimConfig, group_labels, learning_rates, param_group
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
@@ -65,7 +63,14 @@ def test_input_size_must_be_a_multiple_of_14():
         build_run(_tiny_run(input_size=(28, 40)), 0, 1)
 
 
-def test_one_train_step_from_a_relative_depth_anything_model(tmp_path):
+def test_one_command_finetune_on_a_custom_list_from_a_relative_depth_anything_model(tmp_path, capsys):
+    """configs/finetune_custom.py's da1 variant through zoejax-train's main, started from a relative Depth Anything
+    model (its encoder and DPT head; a fresh metric head): a custom training list, a custom validation list scored
+    after the step, and every part of the model moved by it."""
+    from custom_finetune import run_train_cli, write_list
+
+    from zoejax.conversion.load import load_weights
+
     relative = PRESETS["da_tiny_relative"]
     model = presets.da1_metric_n(presets.DA1_METRIC_TINY)
     assert relative.backbone.hooks == model.backbone.hooks  # the tiny V1 and V2 taps coincide (4 blocks)
@@ -76,21 +81,41 @@ def test_one_train_step_from_a_relative_depth_anything_model(tmp_path):
     for a, b in zip(jax.tree.leaves(start.params["core"]), jax.tree.leaves(da_params), strict=True):
         np.testing.assert_array_equal(a, b)
 
-    # zoejax-train's typed run (the CLI's build_run) and the loop's step (make_train_step on the family module).
-    model_cfg, _, optim, loss, batches, _ = build_run(_tiny_run(init_from=str(folder)), 0, 1)
-    assert model_cfg == model and optim.encoder_lr_factor == optim.pos_enc_lr_factor == 50
-    batch = next(batches)
-    assert tuple(batch["image"].shape) == (2, 28, 42, 3)
-    tx = make_optimizer(optim)
-    state = create_train_state(start.params, tx)
-    rng = jax.random.key(0)
-    lowered = jax.jit(make_train_step(module_for(model_cfg), tx, loss)).lower(state, batch, rng)
-    # XLA:CPU's older loop emitters compile this step in 11 s instead of 17 (tests/fast_compile.py): logic, not speed.
-    new, metrics = lowered.compile({"xla_cpu_use_fusion_emitters": False})(state, batch, rng)
-    assert int(new.step) == 1 and bool(metrics["finite"]) and np.isfinite(float(metrics["loss"]))
+    train_list = write_list(tmp_path / "data", "train", 2, (28, 42), 8.0, seed=1)
+    val_list = write_list(tmp_path / "data", "val", 2, (28, 42), 8.0, seed=2)
+    recipe = f"configs/finetune_custom.py:train={train_list},val={val_list},variant=da1,backbone=dinov2_tiny"
+    config = depth_anything_metric_n.get_config("dinov2_tiny")  # the typed run the CLI builds: the DA1 recipe's
+    run_model, run, optim, _, _, _ = build_run(_finetune_config(recipe, folder), 0, 1)
+    assert run_model == model and run.init_from == str(folder) and run.eval_every_steps == 250
+    assert optim.encoder_lr_factor == optim.pos_enc_lr_factor == optim.midas_lr_factor == 50
+    assert optim.lr == pytest.approx(config.optim.lr / 10)  # the official rate / 10
+
+    result = run_train_cli(["--config", recipe, "--workdir", str(tmp_path / "run"), f"--config.init_from={folder}",
+                            "--config.num_train_steps=1", "--config.global_batch_size=2",
+                            "--config.eval.batch_size=2", "--config.async_checkpoints=False",
+                            "--config.tensorboard=False"], capsys)
+    # Every pixel is in range (0.5..8 m): two 28x42 frames, the network size.
+    assert result["step"] == 1 and np.isfinite(result["loss"]) and result["valid_pixels"] == 2 * 28 * 42
+    assert np.isfinite(result["eval"]["custom/abs_rel"]) and result["eval"]["custom/a1"] >= 0
+    trained = load_weights(tmp_path / "run")
+    assert trained.config == model
     for part in (("core", "pretrained"), ("core", "depth_head"), ("metric_head",)):
-        before, after = state.params, new.params
+        before, after = start.params, trained.params
         for key in part:
             before, after = before[key], after[key]
         pairs = zip(jax.tree.leaves(after), jax.tree.leaves(before), strict=True)
         assert any(not np.array_equal(a, b) for a, b in pairs), part
+
+
+def _finetune_config(recipe: str, init_from):
+    """The ConfigDict of ``--config RECIPE`` (a config file with its argument), as the CLI loads it, for a
+    one-step run at batch 2."""
+    import importlib.util
+
+    path, _, arg = recipe.partition(":")
+    spec = importlib.util.spec_from_file_location("finetune_custom", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg)
+    config.init_from, config.num_train_steps, config.global_batch_size = str(init_from), 1, 2
+    return config

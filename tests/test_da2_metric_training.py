@@ -1,7 +1,8 @@
 """Depth Anything V2 metric fine-tuning: the recipes' settings against the official numbers
 (configs/depth_anything_v2_metric_{hypersim,vkitti}.py), the poly schedule by hand and through the optimizer, the
-optimizer groups on the Depth Anything model, and one zoejax-train step of the tiny recipe starting from a relative
-Depth Anything model (its encoder only; a fresh DPT head)."""
+optimizer groups on the Depth Anything model, and the one-command fine-tune on a custom list
+(configs/finetune_custom.py, variant da2) through zoejax-train, starting from a relative Depth Anything model (its
+encoder only; a fresh DPT head)."""
 
 import jax
 import numpy as np
@@ -13,12 +14,9 @@ from zoejax.cli.train import build_run
 from zoejax.configs import depth_anything_v2_metric_hypersim as hypersim
 from zoejax.configs import depth_anything_v2_metric_vkitti as vkitti
 from zoejax.models.depth_anything_config import PRESETS, da2_metric
-from zoejax.models.family import module_for
 from zoejax.storage.converted import save_converted
 from zoejax.training.loop import load_init_from
 from zoejax.training.optim import OptimConfig, group_labels, learning_rates, lr_schedules, make_optimizer
-from zoejax.training.state import create_train_state
-from zoejax.training.step import make_train_step
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")
 
@@ -90,7 +88,14 @@ def _tiny_run(module, **changes):
     return config
 
 
-def test_one_train_step_from_a_relative_depth_anything_model(tmp_path):
+def test_one_command_finetune_on_a_custom_list_from_a_relative_depth_anything_model(tmp_path, capsys):
+    """configs/finetune_custom.py's da2 variant through zoejax-train's main, started from a relative Depth Anything
+    model (its encoder only; a fresh DPT head, as the official metric training): a custom training list of 28x42
+    frames cover-cropped to 28x28, a custom validation list scored after the step, both parts moved by it."""
+    from custom_finetune import run_train_cli, write_list
+
+    from zoejax.conversion.load import load_weights
+
     relative = PRESETS["da_tiny_relative"]
     model = da2_metric("dinov2_tiny", 20.0)
     assert model == PRESETS["da_tiny_metric"]
@@ -109,19 +114,40 @@ def test_one_train_step_from_a_relative_depth_anything_model(tmp_path):
     model_k, *_, batches_k, _ = build_run(_tiny_run(vkitti), 0, 1)
     assert model_k.head.max_depth == 80.0 and next(batches_k)["depth"].shape == (2, 28, 28)
 
-    # zoejax-train's typed run (the CLI's build_run) and the loop's step (make_train_step on the family module).
-    model_cfg, _, optim, loss, batches, _ = build_run(_tiny_run(hypersim, init_from=str(folder)), 0, 1)
-    assert model_cfg == model and optim.schedule == "poly" and loss.objective == "da2_metric"
+    train_list = write_list(tmp_path / "data", "train", 2, (28, 42), 8.0, seed=1)
+    val_list = write_list(tmp_path / "data", "val", 2, (28, 42), 8.0, seed=2)
+    recipe = f"configs/finetune_custom.py:train={train_list},val={val_list},variant=da2,backbone=dinov2_tiny"
+    run_model, run, optim, loss, batches, _ = build_run(_finetune_config(recipe, folder), 0, 1)
+    assert run_model == model and run.init_from == str(folder) and run.eval_every_steps == 250
+    assert optim.schedule == "poly" and loss.objective == "da2_metric" and run.global_batch_size == 2
+    assert learning_rates(optim) == pytest.approx({"encoder": 5e-7, "rel_pos": 5e-7, "decoder": 5e-6,
+                                                   "head": 5e-6})  # the official rates / 10
     batch = next(batches)
     assert tuple(batch["image"].shape) == (2, 28, 28, 3) and tuple(batch["depth"].shape) == (2, 28, 28)
-    tx = make_optimizer(optim)
-    state = create_train_state(start.params, tx)
-    rng = jax.random.key(0)
-    lowered = jax.jit(make_train_step(module_for(model_cfg), tx, loss)).lower(state, batch, rng)
-    # XLA:CPU's older loop emitters compile this step faster (tests/fast_compile.py): logic, not speed.
-    new, metrics = lowered.compile({"xla_cpu_use_fusion_emitters": False})(state, batch, rng)
-    assert int(new.step) == 1 and bool(metrics["finite"]) and np.isfinite(float(metrics["loss"]))
-    assert int(metrics["valid_pixels"]) == int(batch["valid"].sum()) > 0
+
+    result = run_train_cli(["--config", recipe, "--workdir", str(tmp_path / "run"), f"--config.init_from={folder}",
+                            "--config.num_train_steps=1", "--config.global_batch_size=2",
+                            "--config.eval.batch_size=2", "--config.async_checkpoints=False",
+                            "--config.tensorboard=False"], capsys)
+    # Every pixel is in range (0.5..8 m): two 28x28 crops.
+    assert result["step"] == 1 and np.isfinite(result["loss"]) and result["valid_pixels"] == 2 * 28 * 28
+    assert np.isfinite(result["eval"]["custom/abs_rel"]) and result["eval"]["custom/a1"] >= 0
+    trained = load_weights(tmp_path / "run")
+    assert trained.config == model
     for part in ("pretrained", "depth_head"):
-        pairs = zip(jax.tree.leaves(new.params[part]), jax.tree.leaves(state.params[part]), strict=True)
+        pairs = zip(jax.tree.leaves(trained.params[part]), jax.tree.leaves(start.params[part]), strict=True)
         assert any(not np.array_equal(a, b) for a, b in pairs), part
+
+
+def _finetune_config(recipe: str, init_from):
+    """The ConfigDict of ``--config RECIPE`` (a config file with its argument), as the CLI loads it, for a
+    one-step run at batch 2."""
+    import importlib.util
+
+    path, _, arg = recipe.partition(":")
+    spec = importlib.util.spec_from_file_location("finetune_custom", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg)
+    config.init_from, config.num_train_steps, config.global_batch_size = str(init_from), 1, 2
+    return config

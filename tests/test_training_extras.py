@@ -237,6 +237,19 @@ def test_recipes():
         finetune.get_config("")
     with pytest.raises(ValueError, match="key=value"):
         finetune.get_config("train=/a.csv,lr=1")
+    # The Depth Anything variants: their recipes' input and resize, the official file names, the backbone family.
+    da1 = finetune.get_config("train=/d/train.csv,variant=da1,domain=1")
+    assert (tuple(da1.input_size), da1.init_from, da1.data.train_resize) == (
+        (392, 518), "depth_anything_metric_depth_outdoor.pt", "image")
+    assert run_configs(da1)[0].bins[0].name == "kitti"
+    da2 = finetune.get_config("train=/d/train.csv,variant=da2,backbone=dinov2_vits14")
+    assert (tuple(da2.input_size), da2.init_from, da2.data.train_resize, da2.global_batch_size) == (
+        (518, 518), "depth_anything_v2_metric_hypersim_vits.pth", "cover_crop", 16)
+    assert da2.data.to_dict()["sources"][0]["max_depth"] == 20.0  # the Hypersim model's range, not indoor 10 m
+    with pytest.raises(ValueError, match="variant=da2 takes a DINOv2 backbone"):
+        finetune.get_config("train=/a.csv,variant=da2,backbone=beit_l384")
+    with pytest.raises(ValueError, match="variant=n takes a BEiT / Swin backbone"):
+        finetune.get_config("train=/a.csv,backbone=dinov2_vitl14")
 
     demo = _config_file("demo").get_config()
     _, demo_run, demo_optim, _ = run_configs(demo)
