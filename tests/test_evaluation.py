@@ -131,3 +131,31 @@ def test_relative_improvement_scores_hand_computed():
     header = table.splitlines()[0].split()
     assert header == ["dataset"] + [m.column for m in METRIC_TABLE] + ["images"]
     assert "0.900" in table and table.splitlines()[2].split()[-1] == "654"
+
+
+@pytest.mark.parametrize("family, size, bad, multiple", [
+    ("zoedepth", (64, 96), (100, 130), 32),  # ZoeD_N on the MiDaS core (BEiT)
+    ("zoedepth_depth_anything", (28, 42), (100, 130), 14),  # DA1 metric: ZoeDepth's head on DINOv2
+    ("depth_anything", (28, 42), (28, 40), 14),  # DA2 metric
+    ("relative", (64, 96), (100, 130), 32),  # relative MiDaS
+])
+def test_eval_image_size_takes_each_familys_input_multiple(family, size, bad, multiple):
+    """zoejax-eval's network size check names the multiple every family's config gives (``input_multiple``)."""
+    from zoejax.cli.evaluate import eval_image_size
+    from zoejax.inference_models import model_with_weights
+    from zoejax.models.depth_anything_config import PRESETS as DA_PRESETS
+    from zoejax.models.relative_depth import relative_config
+
+    config = {"zoedepth": lambda: presets.zoed_n("tiny"),
+              "zoedepth_depth_anything": lambda: presets.da1_metric_n(presets.DA1_METRIC_TINY),
+              "depth_anything": lambda: DA_PRESETS["da_tiny_metric"],
+              "relative": lambda: relative_config(presets.zoed_n("tiny"))}[family]()
+    assert config.input_multiple == multiple
+
+    def model(input_size):  # a fixed network size (ZoeDepth, MiDaS) or the lower side (Depth Anything)
+        return model_with_weights(config, {}, input_size=input_size[0] if family == "depth_anything" else input_size)
+
+    assert eval_image_size(model(size), size if family == "depth_anything" else None) == size
+    with pytest.raises(ValueError, match=rf"--input-size {bad[0]}x{bad[1]} is not a network input of this model: "
+                                         rf"both sides must be multiples of {multiple} \(e.g. \d+x\d+\)"):
+        eval_image_size(model(bad), bad if family == "depth_anything" else None)

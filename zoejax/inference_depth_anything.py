@@ -101,7 +101,7 @@ class DepthAnythingModel:
     def __post_init__(self):
         size = DEFAULT_INPUT_SIZE if self.input_size is None else self.input_size
         size = min(size) if isinstance(size, (tuple, list)) else int(size)
-        patch = self.config.backbone.patch_size
+        patch = self.config.input_multiple  # the DINOv2 patch (14)
         if size < patch or size % patch:
             raise ValueError(f"Depth Anything input_size must be a positive multiple of {patch}, got {size}")
         self.input_size = size
@@ -121,7 +121,7 @@ class DepthAnythingModel:
 
     def network_size(self, height: int, width: int) -> tuple[int, int]:
         """The network input (h, w) for an image of ``height`` x ``width`` pixels (multiples of 14)."""
-        return lower_bound_size(height, width, self.input_size, self.config.backbone.patch_size)
+        return lower_bound_size(height, width, self.input_size, self.config.input_multiple)
 
     def forward(self, images: Any) -> dict[str, jax.Array]:
         """images (B, H, W, 3) float in [0, 1], any size -> the module's output at the network resolution:

@@ -28,7 +28,8 @@ class DepthModel(Protocol):
     """A depth model with its weights.
 
     Attributes:
-      config: the family's typed model config.
+      config: the family's typed model config; every one names its ``input_multiple`` (network input sides are
+        multiples of it) and ``output_key`` (``zoejax.models.family``).
       params: the Flax parameter tree.
       extras: tensors the forward pass never uses, kept for lossless export.
       provenance: where the weights came from (``source``: the path read).

@@ -238,9 +238,7 @@ def eval_image_size(model, input_size: tuple[int, int] | None) -> tuple[int, int
     else:
         size = tuple(input_size) if input_size else tuple(model.network_size(480, 640))
     if tuple(model.network_size(*size)) != size:
-        config = model.config  # ZoeDepth: its core's multiple; Depth Anything: its DINOv2's; relative MiDaS: 32
-        multiple = getattr(config, "input_multiple", None) or getattr(getattr(config, "backbone", None),
-                                                                      "input_multiple", 32)
+        multiple = model.config.input_multiple  # every family's config names it (zoejax.models.family)
         raise ValueError(f"--input-size {size[0]}x{size[1]} is not a network input of this model: both sides must "
                          f"be multiples of {multiple} (e.g. {'x'.join(map(str, model.network_size(*size)))})")
     return size

@@ -15,12 +15,12 @@ from zoejax.models.config import ZoeDepthConfig
 from zoejax.models.family import module_for
 
 # Parameter shapes do not depend on the input size; the smallest valid input keeps tracing cheap: a multiple of
-# 32 (the decoder's coarsest map) and of the backbone's own ``input_multiple`` where it has one (DINOv2's patch 14).
+# 32 (the decoder's coarsest map) and of the family's ``input_multiple`` (DINOv2's patch 14; 32 otherwise).
 _INIT_MULTIPLE = 32
 
 
 def _init_size(config: ZoeDepthConfig) -> int:
-    return math.lcm(_INIT_MULTIPLE, int(getattr(config.backbone, "input_multiple", 1)))
+    return math.lcm(_INIT_MULTIPLE, int(config.input_multiple))
 
 # Initialisation runs once, so for small models XLA's optimisation passes cost more compile time than they save
 # (CPU, jax 0.10.2: ZoeD_N "tiny" compiles in 10 s instead of 24 s and runs 0.03 -> 0.15 s; "small", 4.7M params,
