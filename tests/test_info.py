@@ -32,6 +32,9 @@ FULL_SIZE = {
                                           (518, 518), "metric_depth"),
     "depth_anything_v2_metric_vkitti": (334_134_465, 335_315_649, {"encoder (pretrained)": DINOV2_L},
                                         (518, 518), "metric_depth"),
+    # DA1 relative ViT-L (depth_anything_vitl14.pth): the same tensors as the V2 metric model (other taps, a ReLU).
+    "depth_anything_relative": (334_134_465, 335_315_649, {"encoder (pretrained)": DINOV2_L}, (518, 518),
+                                "relative_depth"),
     # MiDaS DPT_BEiT_L_384 as ZoeD_N's core: the ZoeD_N release's 344,816,746 less its metric head and the unused
     # 2,207,208 (classifier head, fc_norm, refinenet4's first unit; tests/test_model.py).
     "midas_relative": (344_816_746 - ZOED_HEAD - 2_207_208, None, {
@@ -74,6 +77,7 @@ def test_full_size_configs_count_the_official_parameters(name):
     ("depth_anything_v2_metric_hypersim", "dinov2_tiny", None, "metric_depth", "the Depth Anything DPT head"),
     # A Depth Anything V2 relative model: the same config with the relative head.
     ("depth_anything_v2_metric_hypersim", "dinov2_tiny", "relative", "relative_depth", "the Depth Anything DPT head"),
+    ("depth_anything_relative", "dinov2_tiny", None, "relative_depth", "the Depth Anything DPT head"),
     ("midas_relative", "tiny", None, "relative_depth", None),
 ])
 def test_tiny_configs_count_flops_through_their_family(name, arg, depth_type, output, analytic):

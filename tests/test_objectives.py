@@ -58,8 +58,10 @@ def test_objective_table_checks_the_family():
         objective_for(DA_TINY, LossConfig(objective="zoedepth"))
     with pytest.raises(ValueError, match="not one of"):
         objective_for(DA_TINY, LossConfig(objective="nope"))
-    with pytest.raises(ValueError, match="no default training objective.*relative"):
-        objective_for(preset("da_tiny_relative"), LossConfig())
+    assert objective_for(preset("da_tiny_relative"), LossConfig()) is OBJECTIVES["da_relative"]
+    with pytest.raises(ValueError, match="relative Depth Anything"):
+        make_train_step(DepthAnything(DA_TINY), make_optimizer(OptimConfig(total_steps=2)),
+                        LossConfig(objective="da_relative"))
     with pytest.raises(ValueError, match="metric Depth Anything"):
         make_train_step(DepthAnything(preset("da_tiny_relative")), make_optimizer(OptimConfig(total_steps=2)),
                         LossConfig(objective="da2_metric"))
@@ -81,3 +83,33 @@ def test_da2_loss_decreases_on_a_fixed_batch(fast_compiles):
         losses.append(float(metrics["loss"]))
     assert int(state.step) == 8
     assert losses[-1] < 0.8 * losses[0], losses
+
+
+def test_da_relative_objective_is_the_relative_loss_and_its_config_traces_a_step():
+    """A relative Depth Anything model trains with the relative MiDaS objective's loss (the same numbers on the same
+    output), and configs/depth_anything_relative.py builds a run whose train step traces (no compile)."""
+    from zoejax.cli.train import build_run
+    from zoejax.configs import depth_anything_relative
+    from zoejax.models.init import param_shapes
+    from zoejax.models.relative_depth import relative_config
+
+    rng = np.random.default_rng(2)
+    batch = {"depth": rng.uniform(0.5, 10, (2, 14, 28)), "valid": rng.random((2, 14, 28)) > 0.2,
+             "disparity": np.array([False, True])}
+    out = {"relative_depth": rng.uniform(0, 3, (2, 14, 28))}
+    cfg = LossConfig(relative_trim=0.0, relative_median="valid", w_relative_grad=0.0)
+    relative = relative_config(zoed_n("tiny"))
+    da, midas = (objective_for(c, cfg).make_loss(c, cfg)(out, batch) for c in (preset("da_tiny_relative"), relative))
+    assert float(da[0]) > 0 and float(da[0]) == float(midas[0])
+
+    config = depth_anything_relative.get_config("dinov2_tiny")
+    config.global_batch_size, config.eval_every_steps = 2, 0
+    model, _, optim, loss, batches, _ = build_run(config, 0, 1)
+    assert model == preset("da_tiny_relative") and loss.objective == "da_relative"  # the tiny V1 and V2 taps agree
+    assert (optim.schedule, optim.poly_power, loss.relative_trim, loss.w_relative_grad) == ("poly", 1.0, 0.0, 0.0)
+    batch = next(batches)
+    assert batch["image"].shape == (2, 28, 28, 3)
+    tx = make_optimizer(optim)
+    state = jax.eval_shape(lambda p: create_train_state(p, tx), param_shapes(model))
+    _, metrics = jax.eval_shape(make_train_step(DepthAnything(model), tx, loss), state, batch, jax.random.key(0))
+    assert metrics["loss"].shape == () and {"data_loss", "grad_loss", "valid_pixels"} <= set(metrics)

@@ -110,6 +110,16 @@ def da2_metric(encoder: str, max_depth: float) -> DepthAnythingConfig:
     return _build(encoder, "v2", "metric", float(max_depth))
 
 
+def da_relative(encoder: str, version: str = "v1") -> DepthAnythingConfig:
+    """A relative Depth Anything model (ReLU output, relative inverse depth) on the DINOv2 preset ``encoder``,
+    with V1's taps (the last four blocks) or V2's fixed ones (``version="v2"``)."""
+    if encoder not in BACKBONES[KIND].presets:
+        raise ValueError(f"unknown DINOv2 preset {encoder!r}; available: {sorted(BACKBONES[KIND].presets)}")
+    if version not in ("v1", "v2"):
+        raise ValueError(f"version must be 'v1' or 'v2', got {version!r}")
+    return _build(encoder, version)
+
+
 _SIZES = {"vits": "dinov2_vits14", "vitb": "dinov2_vitb14", "vitl": "dinov2_vitl14"}
 # name -> config. Release files: V1 ``depth_anything_{vits,vitb,vitl}14.pth``, V2
 # ``depth_anything_v2_{vits,vitb,vitl}.pth`` and ``depth_anything_v2_metric_{hypersim,vkitti}_{vits,vitb,vitl}.pth``.

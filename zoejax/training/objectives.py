@@ -148,6 +148,19 @@ def target_disparity(batch: dict) -> tuple[jax.Array, jax.Array]:
 
 def _relative_loss(model_config: RelativeDepthConfig, loss_cfg: LossConfig) -> LossFn:
     del model_config
+    return _disparity_loss(loss_cfg)
+
+
+def _da_relative_loss(model_config: DepthAnythingConfig, loss_cfg: LossConfig) -> LossFn:
+    if model_config.head.depth_type != "relative":
+        raise ValueError("loss.objective='da_relative' needs a relative Depth Anything model "
+                         f"(model.head.depth_type='relative'), got {model_config.head.depth_type!r}")
+    return _disparity_loss(loss_cfg)
+
+
+def _disparity_loss(loss_cfg: LossConfig) -> LossFn:
+    """The scale-and-shift invariant loss of a ``relative_depth`` output (relative inverse depth) against the
+    batch's disparity, whichever family produced it."""
 
     def loss(out: dict, batch: dict) -> tuple[jax.Array, dict]:
         target, mask = target_disparity(batch)
@@ -172,6 +185,9 @@ OBJECTIVES: dict[str, Objective] = {
     "relative": Objective(RelativeDepthConfig, _relative_forward, _relative_loss,
                           "MiDaS relative depth, in disparity: ssitrim (v3) or ssi_lsq (v1) data term + "
                           "w_relative_grad (0.5) x multi-scale gradient matching"),
+    "da_relative": Objective(DepthAnythingConfig, _depth_anything_forward, _da_relative_loss,
+                             "Depth Anything relative depth: the relative objective's loss (in disparity) on the "
+                             "DINOv2 + Depth Anything DPT model's ReLU output"),
 }
 
 
@@ -181,8 +197,8 @@ def default_objective(model_config: Any) -> str:
         return "zoedepth"
     if isinstance(model_config, RelativeDepthConfig):
         return "relative"
-    if isinstance(model_config, DepthAnythingConfig) and model_config.head.depth_type == "metric":
-        return "da2_metric"
+    if isinstance(model_config, DepthAnythingConfig):
+        return "da2_metric" if model_config.head.depth_type == "metric" else "da_relative"
     raise ValueError(f"no default training objective for {type(model_config).__name__} "
                      f"({getattr(getattr(model_config, 'head', None), 'depth_type', '?')} output): set "
                      f"loss.objective to one of {sorted(OBJECTIVES)}")
