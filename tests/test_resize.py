@@ -1,5 +1,7 @@
 """zoejax.ops.resize against torch.nn.functional.interpolate."""
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -27,6 +29,27 @@ def test_bilinear_matches_torch(in_size, out_size, align_corners, rng):
     assert ours.shape == ref.shape
     # fp32 index arithmetic reproduces torch; a few floor() ties may differ (architecture spec 9.2).
     assert np.max(np.abs(ours - ref)) < 2e-6
+
+
+@pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.parametrize("in_size,out_size", [((12, 16), (24, 32)), ((47, 47), (23, 79)), ((7, 5), (7, 5))])
+def test_bilinear_matmul_form_matches_torch_in_fp32_and_the_gather_form_in_bf16(in_size, out_size, align_corners,
+                                                                                rng):
+    """The TPU form (an interpolation matrix per axis) computes the same resize: float32 at HIGHEST precision to
+    torch's 2e-6; bfloat16 within bf16 rounding of the gather form, and their gradients agree."""
+    x = rng.normal(size=(2, *in_size, 3)).astype(np.float32)
+    ours = np.asarray(resize_bilinear(x, out_size, align_corners=align_corners, form="matmul"))
+    assert np.max(np.abs(ours - _torch(x, out_size, "bilinear", align_corners))) < 2e-6
+    xb = jnp.asarray(x, jnp.bfloat16)
+    forms = [resize_bilinear(xb, out_size, align_corners=align_corners, form=f) for f in ("gather", "matmul")]
+    assert all(f.dtype == jnp.bfloat16 for f in forms)
+    np.testing.assert_allclose(*(np.asarray(f, np.float32) for f in forms), atol=3e-2)
+    ct = rng.normal(size=ours.shape).astype(np.float32)
+    grads = [jax.grad(lambda v, f=f: jnp.sum(resize_bilinear(v, out_size, align_corners=align_corners, form=f)
+                                             * ct))(x) for f in ("gather", "matmul")]
+    np.testing.assert_allclose(grads[0], grads[1], atol=1e-5)
+    with pytest.raises(ValueError, match="unknown resize form 'nearest'"):
+        resize_bilinear(x, out_size, align_corners=align_corners, form="nearest")
 
 
 @pytest.mark.parametrize("in_size,out_size", [((384, 512), (572, 746)), ((24, 32), (48, 64)), ((30, 40), (17, 23))])

@@ -116,7 +116,7 @@ class DepthAnythingScratch(nn.Module):
         r1 = fusion(name="refinenet1")(r2, rn[0])
 
         x = conv(cfg.features // 2, (3, 3), padding=((1, 1), (1, 1)), name="output_conv1")(r1)
-        x = resize_bilinear(x, out_size, align_corners=True)
+        x = resize_bilinear(x, out_size, align_corners=True, form=self.ops.resize)
         x = conv(cfg.head_features, (3, 3), padding=((1, 1), (1, 1)), name="output_conv2_0")(x)
         out_conv = nn.relu(x)
         y = conv(1, (1, 1), name="output_conv2_2")(out_conv)[..., 0].astype(jnp.float32)

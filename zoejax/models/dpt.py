@@ -160,7 +160,7 @@ class FeatureFusionBlock(nn.Module):
         if size is None:
             size = (2 * x.shape[1], 2 * x.shape[2])
         x = PointwiseConv(self.features, dtype=self.dtype, param_dtype=self.param_dtype, name="out_conv")(x)
-        return resize_bilinear(x, size, align_corners=True)
+        return resize_bilinear(x, size, align_corners=True, form=self.ops.resize)
 
 
 class Scratch(nn.Module):
@@ -192,7 +192,7 @@ class Scratch(nn.Module):
         r1 = fusion(name="refinenet1")(r2, rn[0])
 
         x = conv(self.features // 2, (3, 3), padding=((1, 1), (1, 1)), name="output_conv_0")(r1)
-        x = resize_bilinear(x, (2 * x.shape[1], 2 * x.shape[2]), align_corners=True)
+        x = resize_bilinear(x, (2 * x.shape[1], 2 * x.shape[2]), align_corners=True, form=self.ops.resize)
         x = conv(self.num_relative_features, (3, 3), padding=((1, 1), (1, 1)), name="output_conv_2")(x)
         out_conv = nn.relu(x)
         rel = nn.relu(PointwiseConv(1, dtype=self.dtype, param_dtype=self.param_dtype,

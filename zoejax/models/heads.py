@@ -19,6 +19,7 @@ from zoejax.models.metric_bins import (
     conv1x1,
 )
 from zoejax.models.router import MLPClassifier, PatchTransformerEncoder, batch_vote
+from zoejax.ops.platform import GENERIC, OpForms
 from zoejax.ops.resize import resize_bilinear
 
 F32 = jnp.float32
@@ -46,11 +47,12 @@ def _attractor_cascade(seed_regressor, seed_projector, projectors, attractors, x
     return out
 
 
-def _depth_from_bins(clb, last, cascade, size, uncertainty: bool = False) -> dict[str, jnp.ndarray]:
+def _depth_from_bins(clb, last, cascade, size, uncertainty: bool = False, resize_form: str = "gather"
+                     ) -> dict[str, jnp.ndarray]:
     """{"metric_depth", "probs"} and, with ``uncertainty``, "metric_depth_std": the standard deviation (B, H, W)
     in metres of the bin distribution around the predicted depth, sqrt(sum_k p_k (c_k - depth)^2)."""
     probs = clb(last, cascade["bin_embedding"])  # (B, H, W, n_bins); the embedding is resized to ``size`` there
-    centres = resize_bilinear(cascade["bin_centers"], size, align_corners=True)
+    centres = resize_bilinear(cascade["bin_centers"], size, align_corners=True, form=resize_form)
     # As an einsum: XLA:CPU's fused multiply-reduce over the last axis was 50x slower at 384x512x64.
     depth = jnp.einsum("...k,...k->...", probs, centres)
     out = {"metric_depth": depth, "probs": probs}
@@ -70,6 +72,7 @@ class MetricBinsHead(nn.Module):
     head: MetricHeadConfig
     bins: BinConfig
     bottleneck_features: int = 256
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform): the head's resizes
 
     @nn.compact
     def __call__(self, features: dict[str, jnp.ndarray], uncertainty: bool = False) -> dict[str, jnp.ndarray]:
@@ -86,14 +89,14 @@ class MetricBinsHead(nn.Module):
              for i in range(4)],
             [AttractorLayer(n, cfg.bin_embedding_dim, cfg.bin_centers_type, cfg.attractor_alpha,
                             cfg.attractor_gamma, cfg.attractor_kind, cfg.attractor_type, bins.min_depth,
-                            bins.max_depth, name=f"attractors_{i}") for i, n in enumerate(cfg.n_attractors)],
+                            bins.max_depth, self.ops, name=f"attractors_{i}") for i, n in enumerate(cfg.n_attractors)],
             x0, f, bins, normed)
         last = f["out_conv"]
         if cfg.use_rel_depth:
             last = jnp.concatenate([last, f["rel_depth"][..., None]], axis=-1)
         clb = ConditionalLogBinomial(bins.n_bins, cfg.clb_bottleneck_factor, cfg.min_temp, cfg.max_temp,
-                                     name="conditional_log_binomial")
-        return {**_depth_from_bins(clb, last, cascade, last.shape[1:3], uncertainty), **cascade}
+                                     self.ops, name="conditional_log_binomial")
+        return {**_depth_from_bins(clb, last, cascade, last.shape[1:3], uncertainty, self.ops.resize), **cascade}
 
 
 class RoutedMetricBinsHead(nn.Module):
@@ -110,6 +113,7 @@ class RoutedMetricBinsHead(nn.Module):
     bins: tuple[BinConfig, ...]
     router: RouterConfig
     bottleneck_features: int = 256
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform): the head's resizes
 
     @nn.compact
     def __call__(self, features: dict[str, jnp.ndarray], domain: jnp.ndarray | None = None,
@@ -146,12 +150,13 @@ class RoutedMetricBinsHead(nn.Module):
                 seed_projector, projectors,
                 [AttractorLayer(n, cfg.bin_embedding_dim, cfg.bin_centers_type, cfg.attractor_alpha,
                                 cfg.attractor_gamma, cfg.attractor_kind, cfg.attractor_type, bins.min_depth,
-                                bins.max_depth, name=f"attractors_{bins.name}_{i}")
+                                bins.max_depth, self.ops, name=f"attractors_{bins.name}_{i}")
                  for i, n in enumerate(cfg.n_attractors)],
                 x0, f, bins, normed)
             clb = ConditionalLogBinomial(bins.n_bins, cfg.clb_bottleneck_factor, cfg.min_temp, cfg.max_temp,
-                                         name=f"conditional_log_binomial_{bins.name}")
-            per_domain.append({**_depth_from_bins(clb, last, cascade, last.shape[1:3], uncertainty), **cascade})
+                                         self.ops, name=f"conditional_log_binomial_{bins.name}")
+            per_domain.append({**_depth_from_bins(clb, last, cascade, last.shape[1:3], uncertainty,
+                                                  self.ops.resize), **cascade})
 
         def select(*values):
             stacked = jnp.stack(values)  # (D, B, ...)

@@ -17,6 +17,7 @@ import numpy as np
 
 from zoejax.models.pointwise import PointwiseConv
 from zoejax.ops.gelu import gelu_exact
+from zoejax.ops.platform import GENERIC, OpForms
 from zoejax.ops.resize import resize_bilinear
 
 F32 = jnp.float32
@@ -162,6 +163,7 @@ class AttractorLayer(nn.Module):
     attractor_type: str = "inv"
     min_depth: float = 1e-3
     max_depth: float = 10.0
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform): its resizes
 
     @nn.compact
     def __call__(self, embedding: jnp.ndarray, prev_bins: jnp.ndarray,
@@ -177,13 +179,13 @@ class AttractorLayer(nn.Module):
           unclipped, in [0,1] units); centres are this level's metric centres (sorted and clipped if normed).
         """
         h, w = embedding.shape[1:3]
-        z = embedding + resize_bilinear(prev_embedding, (h, w), align_corners=True)
+        z = embedding + resize_bilinear(prev_embedding, (h, w), align_corners=True, form=self.ops.resize)
         normed = self.bin_centers_type == "normed"
         outputs = 2 * self.n_attractors if normed else self.n_attractors
         a = conv1x1(outputs, name="_net_2")(nn.relu(conv1x1(self.mlp_dim, name="_net_0")(z)))
         a = (nn.relu(a) + 1e-3)[..., 0::2] if normed else nn.softplus(a)  # (B, h, w, n_att)
 
-        c = resize_bilinear(prev_bins, (h, w), align_corners=True)  # (B, h, w, n_bins)
+        c = resize_bilinear(prev_bins, (h, w), align_corners=True, form=self.ops.resize)  # (B, h, w, n_bins)
         shift = inv_attractor if self.attractor_type == "inv" else exp_attractor
         delta = shift(a[..., :, None] - c[..., None, :], self.alpha, self.gamma)  # (B, h, w, n_att, n_bins)
         delta = jnp.mean(delta, axis=-2) if self.kind == "mean" else jnp.sum(delta, axis=-2)
@@ -207,6 +209,7 @@ class ConditionalLogBinomial(nn.Module):
     bottleneck_factor: int = 2
     min_temp: float = 0.0212
     max_temp: float = 50.0
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform): its resize
 
     @nn.compact
     def __call__(self, main: jnp.ndarray, condition: jnp.ndarray) -> jnp.ndarray:
@@ -217,7 +220,7 @@ class ConditionalLogBinomial(nn.Module):
         """
         hidden = (main.shape[-1] + condition.shape[-1]) // self.bottleneck_factor
         # = conv of the channel concatenation of main and the resized condition
-        s = conv1x1(hidden, name="mlp_0")((main, condition), resize_parts=True)
+        s = conv1x1(hidden, ops=self.ops, name="mlp_0")((main, condition), resize_parts=True)
         s = nn.softplus(conv1x1(4, name="mlp_2")(gelu_exact(s))) + 1e-4
         p = s[..., 0] / (s[..., 0] + s[..., 1])
         t = s[..., 2] / (s[..., 2] + s[..., 3])

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from zoejax.ops.platform import GENERIC, OpForms
 from zoejax.ops.resize import resize_bilinear
 
 Dtype = jnp.dtype | str
@@ -40,6 +41,7 @@ class PointwiseConv(nn.Module):
     param_dtype: Dtype = jnp.float32
     kernel_init: nn.initializers.Initializer = nn.initializers.lecun_normal()
     bias_init: nn.initializers.Initializer = nn.initializers.zeros_init()
+    ops: OpForms = GENERIC  # platform-dependent op forms (zoejax.ops.platform): the resize of resize_parts
 
     @nn.compact
     def __call__(self, inputs: jnp.ndarray | Sequence[jnp.ndarray], *, resize_parts: bool = False) -> jnp.ndarray:
@@ -52,7 +54,7 @@ class PointwiseConv(nn.Module):
         for part, width in zip(parts, widths, strict=True):
             term = jnp.dot(part.astype(self.dtype), kernel[start:start + width])
             if resize_parts and term.shape[1:3] != parts[0].shape[1:3]:
-                term = resize_bilinear(term, parts[0].shape[1:3], align_corners=True)
+                term = resize_bilinear(term, parts[0].shape[1:3], align_corners=True, form=self.ops.resize)
             y, start = term if y is None else y + term, start + width
         if self.use_bias:
             y = y + self.param("bias", self.bias_init, (self.features,), self.param_dtype).astype(self.dtype)

@@ -108,11 +108,12 @@ class ZoeDepth(nn.Module):
         if cfg.head.head_type == "naive":
             head_out = NaiveHead(name="metric_head")(features)
         elif cfg.is_multi_head:
-            head_out = RoutedMetricBinsHead(cfg.head, tuple(cfg.bins), cfg.router, bottleneck, name="metric_head")(
-                features, domain, train, vote_per_example, return_uncertainty)
+            head_out = RoutedMetricBinsHead(cfg.head, tuple(cfg.bins), cfg.router, bottleneck, ops,
+                                            name="metric_head")(features, domain, train, vote_per_example,
+                                                                return_uncertainty)
         else:
-            head_out = MetricBinsHead(cfg.head, cfg.bins[0], bottleneck, name="metric_head")(features,
-                                                                                            return_uncertainty)
+            head_out = MetricBinsHead(cfg.head, cfg.bins[0], bottleneck, ops, name="metric_head")(
+                features, return_uncertainty)
         out = {"metric_depth": head_out["metric_depth"].astype(jnp.float32),
                "rel_depth": features["rel_depth"].astype(jnp.float32)}
         for key in ("domain_logits", "domain", "metric_depth_std"):
