@@ -34,8 +34,8 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
         gathers one head's (N, N) bias inside its loop, never materialising (heads, N, N) in memory order
         (a transpose of ~40 MB per BEiT-L block that cost as much as the attention itself on CPU).
       implementation: "per_head" (``lax.map`` over heads, then examples; CPU), "batched" (``jax.nn.
-        dot_product_attention``; GPU) or "fused" (Pallas TPU kernels, ``zoejax.ops.fused_attention``; TPU, with a
-        bias; without one it is "batched"): the model's ``OpForms.attention`` (``zoejax.ops.platform``).
+        dot_product_attention``; GPU and, as "fused", TPU: BEiT's biased attention calls the Pallas kernels of
+        ``zoejax.ops.fused_attention`` itself, in its projection's layout): the model's ``OpForms.attention``.
     Returns:
       (B, N, heads, head_dim) in q's dtype.
     """
@@ -45,11 +45,7 @@ def attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray 
         raise ValueError(f"unknown attention implementation {implementation!r}; expected one of {IMPLEMENTATIONS}")
     b, n, heads, d = q.shape
     index = None if bias_index is None else jnp.asarray(np.asarray(bias_index, np.int32).reshape(-1))
-    if implementation == "fused" and bias is not None:
-        from zoejax.ops.fused_attention import fused_attention  # imports Pallas only where a TPU program is built
-
-        return fused_attention(q, k, v, bias)
-    if implementation in ("batched", "fused"):
+    if implementation in ("batched", "fused"):  # "fused": BEiT calls zoejax.ops.fused_attention itself
         if bias_table is not None:
             bias = jnp.take(bias_table, index, axis=1).reshape(heads, n, n)
         # Logits and softmax are float32 in its XLA implementation; the bias is added in the compute dtype.

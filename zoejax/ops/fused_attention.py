@@ -7,11 +7,13 @@ against 0.6 ms of matmul work). Here every (N, N) tile stays in VMEM. BEiT's seq
 384x512), so a query block sees all keys at once: the softmax is exact in one pass, with no online rescaling,
 and the backward recomputes it from q, k and the bias alone (no saved statistics).
 
-Layout: q, k, v are (B, heads, N, d) and the bias (heads, N, N); blocks span the whole token axis (a full-size
-block needs no padding to the TPU's tile sizes), and the kernels walk it in ``ROW_CHUNK``-row pieces. The grid is
-(heads, examples), examples innermost: a head's bias is read once for the whole batch, and its gradient is summed
-over the examples in the resident output tile, so the (B, heads, N, N) gradient never exists in HBM. The forward
-writes the output; the backward writes dq, dk, dv and the bias gradient, recomputing the probabilities.
+Layout: the kernels read q, k and v straight from the projection's output, (B, 3, N, heads * d), and write the
+attention output as (B, N, heads * d), the next projection's input: no head-major transposes. A grid step takes
+one example and a group of heads one TPU lane tile wide (two 64-wide heads; all heads when they are narrower
+than a tile). Blocks span the whole token axis (a full-size block needs no padding to the tile sizes), and the
+kernels walk it in ``ROW_CHUNK``-row pieces. Examples are the innermost grid axis: a head's bias (heads, N, N) is
+read once for the whole batch, and its gradient is summed over the examples in the resident output tile, so the
+(B, heads, N, N) gradient never exists in HBM. The backward recomputes the probabilities from q, k and the bias.
 """
 
 from __future__ import annotations
@@ -25,40 +27,53 @@ from jax.experimental.pallas import tpu as pltpu
 from jax.sharding import PartitionSpec as P
 
 ROW_CHUNK = 128  # query rows the kernels work on at a time: bounds the (rows, N) float32 temporaries in VMEM
+LANES = 128  # a TPU lane tile: the width of the heads a grid step takes
 MXU_WIDTH = 128  # the systolic array's width: a 64-wide head dimension fills half of it
 _NT = (((1,), (1,)), ((), ()))  # a @ b.T
 
 
-def fused_attention(q: jnp.ndarray, k: jnp.ndarray, v: jnp.ndarray, bias: jnp.ndarray, *,
-                    interpret: bool = False) -> jnp.ndarray:
-    """softmax(q k^T + bias) v with float32 logits and softmax.
+def fused_attention(qkv: jnp.ndarray, bias: jnp.ndarray, heads: int, *, interpret: bool = False) -> jnp.ndarray:
+    """softmax(q k^T + bias) v per head, with float32 logits and softmax.
 
     Args:
-      q, k, v: (B, N, heads, head_dim) in the compute dtype; q already multiplied by the scale.
-      bias: (heads, N, N), shared by every example; added in q's dtype (as the batched XLA form does).
+      qkv: (B, 3, N, heads * head_dim) in the compute dtype: q (already multiplied by the scale), k and v, each
+        with its heads side by side on the last axis.
+      bias: (heads, N, N), shared by every example; added in qkv's dtype (as the batched XLA form does).
+      heads: the number of heads.
       interpret: run the kernels in Pallas' interpreter (any backend; for tests off TPU).
     Returns:
-      (B, N, heads, head_dim) in q's dtype.
+      (B, N, heads * head_dim) in qkv's dtype, the heads side by side.
     """
-    b, n, heads, d = q.shape
+    b, three, n, width = qkv.shape
+    if three != 3 or width % heads:
+        raise ValueError(f"qkv must be (B, 3, N, heads * head_dim) with heads={heads}, got {qkv.shape}")
     if bias.shape != (heads, n, n):
         raise ValueError(f"bias must be (heads, N, N) = {(heads, n, n)}, got {bias.shape}")
 
-    def local(q, k, v, bias):
-        out = _attend(*(t.transpose(0, 2, 1, 3) for t in (q, k, v)), bias.astype(q.dtype), interpret)
-        return out.transpose(0, 2, 1, 3)
+    def local(qkv, bias):
+        return _attend(qkv, bias.astype(qkv.dtype), bias.shape[0], interpret)
 
     mesh = jax.sharding.get_abstract_mesh()
     if mesh.empty or mesh.size == 1:
-        return local(q, k, v, bias)
+        return local(qkv, bias)
     # XLA cannot partition a Mosaic kernel: under a mesh it runs per shard, examples split over the batch axes
     # and heads over "tensor" where they divide (the logical rules of zoejax.training.sharding, which ops cannot
     # import: the names are the mesh's). The bias gradient is summed over the batch shards by shard_map.
     batch_axes = tuple(a for a in ("data", "fsdp") if a in mesh.axis_names and b % mesh.shape[a] == 0)
     head_axis = "tensor" if "tensor" in mesh.axis_names and heads % mesh.shape["tensor"] == 0 else None
-    tokens = P(batch_axes or None, None, head_axis, None)
-    return jax.shard_map(local, mesh=mesh, in_specs=(tokens, tokens, tokens, P(head_axis, None, None)),
-                         out_specs=tokens, check_vma=False)(q, k, v, bias)
+    return jax.shard_map(local, mesh=mesh, in_specs=(P(batch_axes or None, None, None, head_axis),
+                                                      P(head_axis, None, None)),
+                         out_specs=P(batch_axes or None, None, head_axis), check_vma=False)(qkv, bias)
+
+
+def head_group(heads: int, head_dim: int) -> int:
+    """Heads per grid step: as many as fill one lane tile, or all of them when the heads are narrower in all
+    (a block's last axis is a multiple of the tile or the whole axis)."""
+    if LANES % head_dim == 0 and (heads * head_dim) % LANES == 0:
+        return LANES // head_dim
+    if head_dim % LANES == 0:
+        return 1
+    return heads
 
 
 def _chunks(n: int) -> list[tuple[int, int]]:
@@ -83,94 +98,105 @@ def _dot(a, b):
     return jnp.dot(a, b, preferred_element_type=jnp.float32, precision=_precision(a.dtype))
 
 
-def _forward_kernel(q_ref, k_ref, v_ref, bias_ref, o_ref):
-    k, v = k_ref[...], v_ref[...]
-    for start, size in _chunks(q_ref.shape[0]):
-        rows = pl.ds(start, size)
-        p = _probabilities(q_ref[rows, :], k, bias_ref[rows, :])
-        o_ref[rows, :] = _dot(p.astype(v.dtype), v).astype(o_ref.dtype)
+def _forward_kernel(qkv_ref, bias_ref, o_ref):
+    group = bias_ref.shape[0]
+    d = o_ref.shape[-1] // group
+    for j in range(group):
+        cols = pl.ds(j * d, d)
+        k, v = qkv_ref[1, :, cols], qkv_ref[2, :, cols]
+        for start, size in _chunks(o_ref.shape[0]):
+            rows = pl.ds(start, size)
+            p = _probabilities(qkv_ref[0, rows, cols], k, bias_ref[j, rows, :])
+            o_ref[rows, cols] = _dot(p.astype(v.dtype), v).astype(o_ref.dtype)
 
 
-def _backward_kernel(q_ref, k_ref, v_ref, bias_ref, do_ref, dq_ref, dk_ref, dv_ref, dbias_ref):
-    @pl.when(pl.program_id(1) == 0)  # the first example of this head: the bias gradient starts at 0
+def _backward_kernel(qkv_ref, bias_ref, do_ref, dqkv_ref, dbias_ref):
+    @pl.when(pl.program_id(1) == 0)  # the first example of these heads: the bias gradient starts at 0
     def _():
         dbias_ref[...] = jnp.zeros(dbias_ref.shape, dbias_ref.dtype)
 
-    k, v = k_ref[...], v_ref[...]
-    dk = jnp.zeros(k.shape, jnp.float32)
-    dv = jnp.zeros(v.shape, jnp.float32)
-    for start, size in _chunks(q_ref.shape[0]):
-        rows = pl.ds(start, size)
-        q, do = q_ref[rows, :], do_ref[rows, :]
-        p = _probabilities(q, k, bias_ref[rows, :])
-        dp = jax.lax.dot_general(do, v, _NT, preferred_element_type=jnp.float32, precision=_precision(do.dtype))
-        # Row sums of p * dp equal those of d_out * out: computed here, the forward output is not needed.
-        ds = p * (dp - jnp.sum(p * dp, axis=-1, keepdims=True))
-        dq_ref[rows, :] = _dot(ds.astype(k.dtype), k).astype(dq_ref.dtype)
-        dk = dk + _dot(ds.T.astype(q.dtype), q)
-        dv = dv + _dot(p.T.astype(do.dtype), do)
-        dbias_ref[rows, :] = dbias_ref[rows, :] + ds
-    dk_ref[...] = dk.astype(dk_ref.dtype)
-    dv_ref[...] = dv.astype(dv_ref.dtype)
+    group = bias_ref.shape[0]
+    d = do_ref.shape[-1] // group
+    for j in range(group):
+        cols = pl.ds(j * d, d)
+        k, v = qkv_ref[1, :, cols], qkv_ref[2, :, cols]
+        dk = jnp.zeros(k.shape, jnp.float32)
+        dv = jnp.zeros(v.shape, jnp.float32)
+        for start, size in _chunks(do_ref.shape[0]):
+            rows = pl.ds(start, size)
+            q, do = qkv_ref[0, rows, cols], do_ref[rows, cols]
+            p = _probabilities(q, k, bias_ref[j, rows, :])
+            dp = jax.lax.dot_general(do, v, _NT, preferred_element_type=jnp.float32,
+                                     precision=_precision(do.dtype))
+            # Row sums of p * dp equal those of d_out * out: computed here, the forward output is not needed.
+            ds = p * (dp - jnp.sum(p * dp, axis=-1, keepdims=True))
+            dqkv_ref[0, rows, cols] = _dot(ds.astype(k.dtype), k).astype(dqkv_ref.dtype)
+            dk = dk + _dot(ds.T.astype(q.dtype), q)
+            dv = dv + _dot(p.T.astype(do.dtype), do)
+            dbias_ref[j, rows, :] = dbias_ref[j, rows, :] + ds
+        dqkv_ref[1, :, cols] = dk.astype(dqkv_ref.dtype)
+        dqkv_ref[2, :, cols] = dv.astype(dqkv_ref.dtype)
 
 
-def _specs(shape):
-    """Block specs over the (heads, examples) grid for (B, heads, N, d) operands: one head of one example per
-    step, examples innermost, so a head's bias (and its gradient) stays resident across the batch."""
-    b, heads, n, d = shape
-    tokens = pl.BlockSpec((None, None, n, d), lambda h, e: (e, h, 0, 0))
-    bias = pl.BlockSpec((None, n, n), lambda h, e: (h, 0, 0))
-    return (heads, b), tokens, bias
+def _specs(shape, heads: int):
+    """Grid and block specs for a (B, 3, N, heads * d) qkv: (head groups, examples), examples innermost, so a
+    group's bias (and its gradient) stays resident across the batch."""
+    b, _, n, width = shape
+    group = head_group(heads, width // heads)
+    lanes = group * (width // heads)
+    qkv = pl.BlockSpec((None, 3, n, lanes), lambda g, e: (e, 0, 0, g))
+    out = pl.BlockSpec((None, n, lanes), lambda g, e: (e, 0, g))
+    bias = pl.BlockSpec((group, n, n), lambda g, e: (g, 0, 0))
+    return (heads // group, b), qkv, out, bias
 
 
-def _cost(shape, itemsize: int, matmuls: int, extra_bytes: int) -> pl.CostEstimate:
+def _cost(shape, heads: int, itemsize: int, matmuls: int, extra_bytes: int) -> pl.CostEstimate:
     """The kernel's work for the compiler's cost model. Matmul flops are counted at the MXU's width: a
     head_dim below it leaves the array partly idle, and the estimate should say so rather than assume a full
     array."""
-    b, heads, n, d = shape
-    flops = matmuls * 2 * b * heads * n * n * max(d, MXU_WIDTH)
-    io = 4 * b * heads * n * d * itemsize  # q, k, v and the output (forward) or d_out (backward)
+    b, _, n, width = shape
+    flops = matmuls * 2 * b * heads * n * n * max(width // heads, MXU_WIDTH)
+    io = 4 * b * n * width * itemsize  # q, k, v and the output (forward) or d_out (backward)
     return pl.CostEstimate(flops=flops, transcendentals=b * heads * n * n, bytes_accessed=io + extra_bytes)
 
 
-def _forward(q, k, v, bias, interpret):
-    grid, tokens, bias_spec = _specs(q.shape)
-    b, heads, n, _ = q.shape
+def _forward(qkv, bias, heads, interpret):
+    grid, qkv_spec, out_spec, bias_spec = _specs(qkv.shape, heads)
+    b, _, n, width = qkv.shape
     return pl.pallas_call(
-        _forward_kernel, grid=grid, in_specs=[tokens, tokens, tokens, bias_spec], out_specs=tokens,
-        out_shape=jax.ShapeDtypeStruct(q.shape, q.dtype),
+        _forward_kernel, grid=grid, in_specs=[qkv_spec, bias_spec], out_specs=out_spec,
+        out_shape=jax.ShapeDtypeStruct((b, n, width), qkv.dtype),
         compiler_params=pltpu.CompilerParams(dimension_semantics=("parallel", "arbitrary")),
-        cost_estimate=_cost(q.shape, q.dtype.itemsize, 2, heads * n * n * bias.dtype.itemsize),
-        interpret=interpret, name="fused_attention_fwd")(q, k, v, bias)
+        cost_estimate=_cost(qkv.shape, heads, qkv.dtype.itemsize, 2, bias.size * bias.dtype.itemsize),
+        interpret=interpret, name="fused_attention_fwd")(qkv, bias)
 
 
-def _backward(q, k, v, bias, do, interpret):
-    grid, tokens, bias_spec = _specs(q.shape)
-    b, heads, n, d = q.shape
-    out_shape = (jax.ShapeDtypeStruct(q.shape, q.dtype), jax.ShapeDtypeStruct(k.shape, k.dtype),
-                 jax.ShapeDtypeStruct(v.shape, v.dtype), jax.ShapeDtypeStruct(bias.shape, jnp.float32))
-    extra = heads * n * n * (bias.dtype.itemsize + 4) + 3 * b * heads * n * d * q.dtype.itemsize
-    dq, dk, dv, dbias = pl.pallas_call(
-        _backward_kernel, grid=grid, in_specs=[tokens, tokens, tokens, bias_spec, tokens],
-        out_specs=[tokens, tokens, tokens, bias_spec], out_shape=out_shape,
+def _backward(qkv, bias, do, heads, interpret):
+    grid, qkv_spec, out_spec, bias_spec = _specs(qkv.shape, heads)
+    b, _, n, width = qkv.shape
+    out_shape = (jax.ShapeDtypeStruct(qkv.shape, qkv.dtype), jax.ShapeDtypeStruct(bias.shape, jnp.float32))
+    extra = bias.size * (bias.dtype.itemsize + 4) + 3 * b * n * width * qkv.dtype.itemsize
+    dqkv, dbias = pl.pallas_call(
+        _backward_kernel, grid=grid, in_specs=[qkv_spec, bias_spec, out_spec],
+        out_specs=[qkv_spec, bias_spec], out_shape=out_shape,
         compiler_params=pltpu.CompilerParams(dimension_semantics=("parallel", "arbitrary")),
-        cost_estimate=_cost(q.shape, q.dtype.itemsize, 5, extra), interpret=interpret,
-        name="fused_attention_bwd")(q, k, v, bias, do)
-    return dq, dk, dv, dbias.astype(bias.dtype)
+        cost_estimate=_cost(qkv.shape, heads, qkv.dtype.itemsize, 5, extra), interpret=interpret,
+        name="fused_attention_bwd")(qkv, bias, do)
+    return dqkv, dbias.astype(bias.dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(4,))
-def _attend(q, k, v, bias, interpret):
-    return _forward(q, k, v, bias, interpret)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _attend(qkv, bias, heads, interpret):
+    return _forward(qkv, bias, heads, interpret)
 
 
-def _attend_fwd(q, k, v, bias, interpret):
-    return _forward(q, k, v, bias, interpret), (q, k, v, bias)
+def _attend_fwd(qkv, bias, heads, interpret):
+    return _forward(qkv, bias, heads, interpret), (qkv, bias)
 
 
-def _attend_bwd(interpret, residuals, do):
-    q, k, v, bias = residuals
-    return _backward(q, k, v, bias, do, interpret)
+def _attend_bwd(heads, interpret, residuals, do):
+    qkv, bias = residuals
+    return _backward(qkv, bias, do, heads, interpret)
 
 
 _attend.defvjp(_attend_fwd, _attend_bwd)
