@@ -199,13 +199,15 @@ class Attention(nn.Module):
         table = self.param("relative_position_bias_table", nn.initializers.truncated_normal(0.02),
                            (rows, self.num_heads), self.param_dtype)
 
-        resized = resize_relative_position_table(table.astype(jnp.float32), self.pretrain_window, window)
+        def resized():
+            return resize_relative_position_table(table.astype(jnp.float32), self.pretrain_window, window)
+
         implementation = self.ops.attention
         if implementation == "fused":  # TPU: Pallas kernels reading the projection's layout, (B, 3, N, D)
             shift = jnp.stack([q_bias, jnp.zeros_like(q_bias), v_bias]).astype(self.dtype)[:, None]
             scale = jnp.asarray([head_dim**-0.5, 1.0, 1.0], self.dtype)[:, None, None]
             qkv = (qkv.reshape(b, n, 3, self.dim).transpose(0, 2, 1, 3) + shift) * scale
-            out = fused_attention(qkv, expand_relative_position_table(resized, window), self.num_heads)
+            out = fused_attention(qkv, expand_relative_position_table(resized(), window), self.num_heads)
             return nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype,
                             kernel_init=dense_init("heads", "embed"), name="proj")(out.reshape(b * n, self.dim))
         qkv = qkv.reshape(b, n, 3, self.num_heads, head_dim)
@@ -215,10 +217,11 @@ class Attention(nn.Module):
         q = q * jnp.asarray(head_dim**-0.5, self.dtype)  # scaled before the product, as timm does
 
         if implementation == "per_head":  # gathers one head's bias at a time inside its loop (CPU)
-            out = attention(q, k, v, bias_table=resized.T, bias_index=relative_position_index(tuple(window)),
+            out = attention(q, k, v, bias_table=resized().T, bias_index=relative_position_index(tuple(window)),
                             implementation=implementation)
         else:
-            out = attention(q, k, v, expand_relative_position_table(resized, window), implementation=implementation)
+            out = attention(q, k, v, expand_relative_position_table(resized(), window),
+                            implementation=implementation)
         out = out.reshape(b * n, self.dim)
         return nn.Dense(self.dim, dtype=self.dtype, param_dtype=self.param_dtype,
                         kernel_init=dense_init("heads", "embed"), name="proj")(out)
