@@ -220,7 +220,8 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
                      out_shardings=data)
         lowered = fn.lower(params, images)
         state = params
-        model_flops = 2 * global_batch * _forward_flops(flops, model_cfg, h, w)  # flip TTA: 2 forwards
+        forward = _forward_flops(flops, model_cfg, h, w)
+        model_flops = None if forward is None else 2 * global_batch * forward  # flip TTA: 2 forwards
     else:
         tx, shardings, step = _jitted_train_step(model_cfg, optim_cfg, loss_cfg, mesh, tpu)
         state = abstract_train_state(model_cfg, tx, shardings)
@@ -228,7 +229,8 @@ def compile_step(config: str, topology: str, mesh_shape: tuple[int, ...], global
                  "valid": spec((global_batch, h, w), jnp.bool_), "domain": spec((global_batch,), jnp.int32)}
         key = jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=replicated(mesh))
         lowered = step.lower(state, batch, key)
-        model_flops = 3 * global_batch * _forward_flops(flops, model_cfg, h, w)
+        forward = _forward_flops(flops, model_cfg, h, w)
+        model_flops = None if forward is None else 3 * global_batch * forward
     lower_s = time.perf_counter() - t0
     compiled = lowered.compile()
     compile_s = time.perf_counter() - t0 - lower_s
@@ -371,7 +373,8 @@ def main(argv=None) -> None:
     if args.json:
         with open(args.json, "a") as f:
             f.write(json.dumps({**dataclasses.asdict(r), "fits": r.fits, "config": args.config,
-                                "override": args.override, "date": time.strftime("%Y-%m-%d")}) + "\n")
+                                "override": args.override, "num_slices": args.num_slices,
+                                "date": time.strftime("%Y-%m-%d")}) + "\n")
     print(summary_line(r))
 
 
