@@ -26,7 +26,7 @@ def _batched(qkv, bias, heads):
     return attention(q, k, v, bias, implementation="batched").reshape(b, n, width)
 
 
-@pytest.mark.parametrize("n, heads, d", [(37, 2, 16), (2 * ROW_CHUNK + 44, 2, 16), (40, 4, 64)])
+@pytest.mark.parametrize("n, heads, d", [(2 * ROW_CHUNK + 44, 2, 16), (40, 4, 64)])  # all heads a step; two
 def test_fused_attention_matches_the_batched_form_with_gradients_fp32(n, heads, d):
     qkv, bias, ct = _inputs(2, n, heads, d, jnp.float32)
     np.testing.assert_allclose(fused_attention(qkv, bias, heads, interpret=True), _batched(qkv, bias, heads),
