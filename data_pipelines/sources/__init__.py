@@ -50,10 +50,12 @@ KINDS = {
 class EvalLayout:
     """How a dataset is evaluated (zoedepth-training-eval.md 5.4): the metric mask's crop ("eigen": the fixed
     NYU box, "garg": fractions of the ground truth's size, None) and its default ``SourceConfig`` fields relative
-    to ``zoejax-eval --data-root`` (root, list_file, depth_root)."""
+    to ``zoejax-eval --data-root`` (root, list_file, depth_root), and its scoring rules by name
+    (``zoejax.evaluation.protocols.SCORING``: "zoedepth", or "da2" for Depth Anything V2's metric validation)."""
 
     crop: str | None
     layout: tuple[tuple[str, str], ...] = ()
+    scoring: str = "zoedepth"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,8 +123,8 @@ def _synthetic(outdoor: bool) -> Callable[[Any, bool], Any]:
     return build
 
 
-def _eval(crop: str | None, **layout: str) -> EvalLayout:
-    return EvalLayout(crop, tuple(layout.items()))
+def _eval(crop: str | None, scoring: str = "zoedepth", **layout: str) -> EvalLayout:
+    return EvalLayout(crop, tuple(layout.items()), scoring)
 
 
 DATASETS: dict[str, Dataset] = {d.name: d for d in (
@@ -147,8 +149,10 @@ DATASETS: dict[str, Dataset] = {d.name: d for d in (
     Dataset(VKITTI2Source.info, "folder",
             _folder(lambda c: VKITTI2Source(c.root, c.split, c.list_file, domain=c.domain)),
             _eval("garg", root="vkitti2")),
-    # Depth Anything V2's metric training sets (configs/depth_anything_v2_metric_{hypersim,vkitti}.py): training only.
-    Dataset(HypersimSplitSource.info, "split", _split(HypersimSplitSource), None),
+    # Depth Anything V2's metric training sets (configs/depth_anything_v2_metric_{hypersim,vkitti}.py); Hypersim's
+    # split source also reads the official splits/hypersim/val.txt, scored as the official validation.
+    Dataset(HypersimSplitSource.info, "split", _split(HypersimSplitSource),
+            _eval(None, "da2", root="hypersim", list_file="hypersim/val.txt")),
     Dataset(VKITTI2SplitSource.info, "split", _split(VKITTI2SplitSource), None),
     Dataset(DDADSource.info, "folder", _folder(lambda c: DDADSource(c.root, domain=c.domain)),
             _eval("garg", root="ddad")),

@@ -144,6 +144,8 @@ def test_training_batches_are_cropped_image_and_depth(da2_roots):
 
 def test_both_rows_are_training_sets_of_the_table():
     for name in ("hypersim_da2", "vkitti2_da2"):
-        assert DATASETS[name].kind == "split" and DATASETS[name].protocol is None
+        assert DATASETS[name].kind == "split"
+    assert DATASETS["vkitti2_da2"].protocol is None  # the official VKITTI recipe validates on KITTI
+    assert DATASETS["hypersim_da2"].protocol.scoring == "da2"  # splits/hypersim/val.txt
     with pytest.raises(ValueError, match="train_resize must be one of"):
         DataConfig(sources=(SourceConfig("hypersim_da2"),), train_resize="crop")

@@ -143,7 +143,9 @@ class Evaluator:
     def score(self, gt: np.ndarray, pred: np.ndarray, protocol: EvalProtocol, valid: np.ndarray
               ) -> dict[str, float] | None:
         """One image's metrics (None: no valid pixel): the official ones of the metric prediction."""
-        return compute_metrics(gt, pred, protocol.min_depth, protocol.max_depth, protocol.crop, valid=valid)
+        return compute_metrics(gt, pred, protocol.min_depth, protocol.max_depth, protocol.crop, valid=valid,
+                               silog=protocol.silog, inclusive=protocol.inclusive_range,
+                               clamp=protocol.clamp_predictions, min_valid=protocol.min_valid_pixels)
 
 
 def _sum_over_hosts(avg: MetricAverager) -> MetricAverager:

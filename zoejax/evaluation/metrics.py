@@ -6,6 +6,11 @@ clamped to [min_depth_eval, max_depth_eval] in the official order (the range cla
 are float32, as the official code computes them on float32 arrays (a float64 ratio moves pixels across a
 threshold); the other metrics are accumulated in float64. Datasets average the per-image values
 (``MetricAverager``).
+
+Depth Anything V2's metric validation (``silog="da2"``, ``inclusive=True``, ``clamp=False``, ``min_valid=10``)
+differs in four places: SILog is sqrt(mean(d^2) - 0.5 mean(d)^2) for d = log gt - log pred (its training loss,
+not x100), ground truth is valid on the closed range [min, max], predictions are scored as predicted, and an image
+with fewer than 10 valid pixels is skipped.
 """
 
 from __future__ import annotations
@@ -49,8 +54,21 @@ def garg_crop_mask(shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
-def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
-    """The nine metrics over matching 1-D arrays of valid ground truth and (clamped) prediction, in metres."""
+SILOG_FORMS = ("zoedepth", "da2")
+
+
+def _silog(err: np.ndarray, form: str) -> float:
+    """ZoeDepth's 100 sqrt(var(d)) or Depth Anything V2's sqrt(mean(d^2) - 0.5 mean(d)^2), d the log error."""
+    if form == "zoedepth":
+        return float(100.0 * np.sqrt(max(np.mean(err**2) - np.mean(err) ** 2, 0.0)))
+    if form == "da2":
+        return float(np.sqrt(max(np.mean(err**2) - 0.5 * np.mean(err) ** 2, 0.0)))
+    raise ValueError(f"silog must be one of {', '.join(SILOG_FORMS)}, got {form!r}")
+
+
+def compute_errors(gt: np.ndarray, pred: np.ndarray, silog: str = "zoedepth") -> dict[str, float]:
+    """The nine metrics over matching 1-D arrays of valid ground truth and prediction, in metres; ``silog``
+    picks the SILog form (``SILOG_FORMS``)."""
     gt32, pred32 = np.asarray(gt, np.float32), np.asarray(pred, np.float32)
     thresh = np.maximum(gt32 / pred32, pred32 / gt32)  # float32 as official: it decides a pixel's side of 1.25
     gt = np.asarray(gt, np.float64)
@@ -63,27 +81,31 @@ def compute_errors(gt: np.ndarray, pred: np.ndarray) -> dict[str, float]:
         "rmse": float(np.sqrt(np.mean((gt - pred) ** 2))),
         "log_10": float(np.mean(np.abs(np.log10(gt) - np.log10(pred)))),
         "rmse_log": float(np.sqrt(np.mean(err**2))),
-        "silog": float(100.0 * np.sqrt(max(np.mean(err**2) - np.mean(err) ** 2, 0.0))),
+        "silog": _silog(err, silog),
         "sq_rel": float(np.mean((gt - pred) ** 2 / gt)),
     }
 
 
 def compute_metrics(gt: np.ndarray, pred: np.ndarray, min_depth: float = 1e-3, max_depth: float = 10.0,
-                    crop: str | None = "eigen", valid: np.ndarray | None = None) -> dict[str, float] | None:
-    """Metrics of one (H, W) ground truth against a prediction of any size; None when no pixel is valid.
+                    crop: str | None = "eigen", valid: np.ndarray | None = None, *, silog: str = "zoedepth",
+                    inclusive: bool = False, clamp: bool = True, min_valid: int = 1) -> dict[str, float] | None:
+    """Metrics of one (H, W) ground truth against a prediction of any size; None when fewer than ``min_valid``
+    pixels are valid.
 
     ``crop``: "eigen" (NYU protocol), "garg" (KITTI protocol) or None. ``valid``: the dataset's own (H, W)
-    validity mask (e.g. iBims' invalid/transparent masks), intersected with the depth-range mask.
+    validity mask (e.g. iBims' invalid/transparent masks), intersected with the depth-range mask. ``inclusive``:
+    gt valid on [min, max] instead of (min, max); ``clamp`` False scores the prediction unclamped; ``silog`` as
+    ``compute_errors``.
     """
     gt = np.asarray(gt, np.float32)
     pred = np.asarray(pred, np.float32)
     if pred.shape != gt.shape:
         pred = np.asarray(resize_bilinear(pred[None, ..., None], gt.shape, align_corners=True))[0, ..., 0]
-    # The official order: range clamp (so -inf -> min, +inf -> max), then inf -> max, then NaN -> min.
-    pred = np.clip(pred, np.float32(min_depth), np.float32(max_depth))
-    pred = np.where(np.isinf(pred), np.float32(max_depth), pred)
-    pred = np.where(np.isnan(pred), np.float32(min_depth), pred).astype(np.float32)
-    in_range = (gt > min_depth) & (gt < max_depth)
+    if clamp:  # the official order: range clamp (so -inf -> min, +inf -> max), then inf -> max, then NaN -> min.
+        pred = np.clip(pred, np.float32(min_depth), np.float32(max_depth))
+        pred = np.where(np.isinf(pred), np.float32(max_depth), pred)
+        pred = np.where(np.isnan(pred), np.float32(min_depth), pred).astype(np.float32)
+    in_range = ((gt >= min_depth) & (gt <= max_depth)) if inclusive else ((gt > min_depth) & (gt < max_depth))
     valid = in_range if valid is None else in_range & np.asarray(valid, bool)
     if crop == "eigen":
         valid &= eigen_crop_mask(gt.shape)
@@ -91,9 +113,9 @@ def compute_metrics(gt: np.ndarray, pred: np.ndarray, min_depth: float = 1e-3, m
         valid &= garg_crop_mask(gt.shape)
     elif crop is not None:
         raise ValueError(f"crop must be 'eigen', 'garg' or None, got {crop!r}")
-    if not valid.any():
+    if np.count_nonzero(valid) < max(min_valid, 1):
         return None
-    return compute_errors(gt[valid], pred[valid])
+    return compute_errors(gt[valid], pred[valid], silog)
 
 
 class MetricAverager:

@@ -29,6 +29,9 @@ class EvalProtocol:
       flip_tta: average the prediction with the mirrored prediction of the mirrored image (official: True).
       domain: 0 indoor (NYU head), 1 outdoor (KITTI head).
       layout: default ``SourceConfig`` fields relative to ``--data-root`` (root, list_file, depth_root).
+      silog, inclusive_range, clamp_predictions, min_valid_pixels: the scoring rules (``metrics.compute_metrics``:
+        ``silog``, ``inclusive``, ``clamp``, ``min_valid``); ZoeDepth's by default, ``SCORING["da2"]`` for Depth
+        Anything V2's metric validation.
     """
 
     dataset: str
@@ -38,6 +41,10 @@ class EvalProtocol:
     domain: int
     flip_tta: bool = True
     layout: tuple[tuple[str, str], ...] = ()
+    silog: str = "zoedepth"
+    inclusive_range: bool = False
+    clamp_predictions: bool = True
+    min_valid_pixels: int = 1
 
     def source(self, data_root: str = "", **overrides: str) -> SourceConfig:
         """The evaluation ``SourceConfig``: the default layout under ``data_root``, then ``overrides``
@@ -51,13 +58,24 @@ class EvalProtocol:
         return SourceConfig(self.dataset, split="test", **paths, **rest)
 
 
-def _from_info(info: DatasetInfo, crop: str | None, layout: tuple[tuple[str, str], ...] = ()) -> EvalProtocol:
+# Scoring rules by name (a dataset row's ``EvalLayout.scoring``). "da2": Depth Anything V2's metric validation
+# (DepthAnything/Depth-Anything-V2@a561b84 metric_depth): its SILog, gt valid on the closed range, predictions not
+# clamped, images with fewer than 10 valid pixels skipped, no flip TTA.
+SCORING: dict[str, dict[str, object]] = {
+    "zoedepth": {},
+    "da2": {"silog": "da2", "inclusive_range": True, "clamp_predictions": False, "min_valid_pixels": 10,
+            "flip_tta": False},
+}
+
+
+def _from_info(info: DatasetInfo, crop: str | None, layout: tuple[tuple[str, str], ...] = (),
+               scoring: str = "zoedepth") -> EvalProtocol:
     lo, hi = info.eval_range
-    return EvalProtocol(info.name, crop, lo, hi, info.domain, layout=layout)
+    return EvalProtocol(info.name, crop, lo, hi, info.domain, layout=layout, **SCORING[scoring])
 
 
 # Every dataset of the table that has an evaluation protocol, in the table's order.
-PROTOCOLS: dict[str, EvalProtocol] = {name: _from_info(d.info, d.protocol.crop, d.protocol.layout)
+PROTOCOLS: dict[str, EvalProtocol] = {name: _from_info(d.info, d.protocol.crop, d.protocol.layout, d.protocol.scoring)
                                       for name, d in DATASETS.items() if d.protocol is not None}
 
 
@@ -92,9 +110,11 @@ def resolve_datasets(spec: str) -> list[str]:
 
 def describe() -> str:
     """The protocol table as text (``zoejax-eval --list-protocols``)."""
-    lines = [f"{'dataset':<18}{'crop':<8}{'min m':>7}{'max m':>7}  {'flip':<5}{'domain':<8}default layout"]
+    lines = [f"{'dataset':<18}{'crop':<8}{'min m':>7}{'max m':>7}  {'flip':<5}{'domain':<8}{'scoring':<9}"
+             "default layout"]
     for p in PROTOCOLS.values():
         layout = ", ".join(f"{k}={v}" for k, v in p.layout) or "-"
         lines.append(f"{p.dataset:<18}{p.crop or '-':<8}{p.min_depth:>7g}{p.max_depth:>7g}  "
-                     f"{'yes' if p.flip_tta else 'no':<5}{'outdoor' if p.domain else 'indoor':<8}{layout}")
+                     f"{'yes' if p.flip_tta else 'no':<5}{'outdoor' if p.domain else 'indoor':<8}"
+                     f"{'da2' if p.silog == 'da2' else 'zoedepth':<9}{layout}")
     return "\n".join(lines)
