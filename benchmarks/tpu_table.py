@@ -38,8 +38,8 @@ def model_name(config: str) -> str:
 
 def best_rows(results: Iterable[dict]) -> list[dict]:
     """Per (model, topology, slices): the fitting train-step result with the most estimated images/s (ties: the
-    smaller batch); rows without a fitting result keep their smallest batch, marked as not fitting. Each row
-    gains ``batches``: the per-chip batches compiled for it."""
+    smaller batch); where no fitting result has a speed estimate, the largest fitting batch; where nothing fits,
+    the smallest batch, marked as not fitting. Each row gains ``batches``: the per-chip batches compiled."""
     groups: dict[tuple, list[dict]] = {}
     for r in results:
         if r.get("mode", "train") != "train" or r.get("override"):
@@ -48,9 +48,14 @@ def best_rows(results: Iterable[dict]) -> list[dict]:
         groups.setdefault((model_name(r["config"]), r["topology"], slices), []).append(r)
     rows = []
     for (model, _, slices), rs in groups.items():
-        fitting = [r for r in rs if r["fits"] and math.isfinite(r["images_per_s"] or float("nan"))]
-        pick = (max(fitting, key=lambda r: (r["images_per_s"], -r["global_batch"])) if fitting
-                else min(rs, key=lambda r: r["global_batch"]))
+        fitting = [r for r in rs if r["fits"]]
+        timed = [r for r in fitting if math.isfinite(r["images_per_s"] or float("nan"))]
+        if timed:
+            pick = max(timed, key=lambda r: (r["images_per_s"], -r["global_batch"]))
+        elif fitting:
+            pick = max(fitting, key=lambda r: r["global_batch"])
+        else:
+            pick = min(rs, key=lambda r: r["global_batch"])
         rows.append({**pick, "model": model, "slices": slices,
                      "batches": sorted({r["global_batch"] // r["chips"] for r in rs})})
     return sorted(rows, key=lambda r: (r["model"], r["topology"], r["slices"]))
