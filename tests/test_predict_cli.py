@@ -114,8 +114,9 @@ np.save('{tmp_path / "depth.npy"}', np.asarray(exp.call(*args, **kwargs)['depth'
 
 
 def test_export_for_other_platforms_is_traced_for_them(nk, tmp_path):
-    """Exporting for GPU/TPU from this CPU host gives their graph (batched attention, convolutions as
-    convolutions), not the CPU forms: no per-head loop. A CPU+CUDA artefact runs here and matches predict."""
+    """Exporting for GPU/TPU from this CPU host gives their graph (batched attention, or on TPU the attention
+    kernels; convolutions as convolutions), not the CPU forms: no per-head loop. A CPU+CUDA artefact runs here
+    and matches predict."""
     _, model = nk
     from zoejax.serving.stablehlo import export_predict
 
@@ -132,6 +133,11 @@ def test_export_for_other_platforms_is_traced_for_them(nk, tmp_path):
     assert cuda_convs > cpu_convs  # 1x1 and patchify convolutions are products only in the CPU graph
     both, both_loops, _ = program(["cpu", "cuda"])
     assert both_loops == 0
+    # For TPU alone: BEiT's biased attention as the forward Pallas kernel of zoejax.ops.fused_attention, one a
+    # block (flip TTA is one batched forward).
+    _, tpu_loops, _ = program(["tpu"])
+    tpu_text = load_exported(tmp_path / "tpu").exported.mlir_module()
+    assert tpu_loops == 0 and tpu_text.count("tpu_custom_call") == model.config.backbone.depth
     image = np.random.default_rng(4).integers(0, 256, (1, 60, 80, 3), dtype=np.uint8)
     np.testing.assert_allclose(both(image)["depth"][0], model.predict(image[0]), rtol=1e-5, atol=1e-5)
 
