@@ -9,6 +9,7 @@ ignored by the code (attractor alpha 1000 -> 300 effective).
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -137,9 +138,12 @@ class ZoeDepthConfig:
 
     @property
     def input_multiple(self) -> int:
-        """Input height and width must be multiples of this (pixels): 32 for the MiDaS core, the patch size (14)
-        for the Depth Anything core."""
-        return self.backbone.patch_size if self.core == "depth_anything" else 32
+        """Input height and width must be multiples of this (pixels): the patch size (14) for the Depth Anything
+        core; for the MiDaS core 32 (its coarsest decoder map), and a multiple of the backbone's own
+        ``input_multiple`` where the backbone has one (a DINOv2 encoder in the MiDaS core: lcm(32, 14) = 224)."""
+        if self.core == "depth_anything":
+            return self.backbone.patch_size
+        return math.lcm(32, int(getattr(self.backbone, "input_multiple", 1)))
 
     @property
     def output_key(self) -> str:
