@@ -49,3 +49,17 @@ def run_train_cli(argv: list[str], capsys) -> dict:
     out, err = capsys.readouterr()
     assert exit_info.value.code in (None, 0), err
     return json.loads(out.strip().splitlines()[-1])
+
+
+def finetune_config(recipe: str, init_from):
+    """The ConfigDict of ``--config RECIPE`` (a config file with its argument), as the CLI loads it, for a
+    one-step run at batch 2."""
+    import importlib.util
+
+    path, _, arg = recipe.partition(":")
+    spec = importlib.util.spec_from_file_location("finetune_custom", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config(arg)
+    config.init_from, config.num_train_steps, config.global_batch_size = str(init_from), 1, 2
+    return config

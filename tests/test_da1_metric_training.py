@@ -67,7 +67,7 @@ def test_one_command_finetune_on_a_custom_list_from_a_relative_depth_anything_mo
     """configs/finetune_custom.py's da1 variant through zoejax-train's main, started from a relative Depth Anything
     model (its encoder and DPT head; a fresh metric head): a custom training list, a custom validation list scored
     after the step, and every part of the model moved by it."""
-    from custom_finetune import run_train_cli, write_list
+    from custom_finetune import finetune_config, run_train_cli, write_list
 
     from zoejax.conversion.load import load_weights
 
@@ -85,7 +85,7 @@ def test_one_command_finetune_on_a_custom_list_from_a_relative_depth_anything_mo
     val_list = write_list(tmp_path / "data", "val", 2, (28, 42), 8.0, seed=2)
     recipe = f"configs/finetune_custom.py:train={train_list},val={val_list},variant=da1,backbone=dinov2_tiny"
     config = depth_anything_metric_n.get_config("dinov2_tiny")  # the typed run the CLI builds: the DA1 recipe's
-    run_model, run, optim, _, _, _ = build_run(_finetune_config(recipe, folder), 0, 1)
+    run_model, run, optim, _, _, _ = build_run(finetune_config(recipe, folder), 0, 1)
     assert run_model == model and run.init_from == str(folder) and run.eval_every_steps == 250
     assert optim.encoder_lr_factor == optim.pos_enc_lr_factor == optim.midas_lr_factor == 50
     assert optim.lr == pytest.approx(config.optim.lr / 10)  # the official rate / 10
@@ -105,17 +105,3 @@ def test_one_command_finetune_on_a_custom_list_from_a_relative_depth_anything_mo
             before, after = before[key], after[key]
         pairs = zip(jax.tree.leaves(after), jax.tree.leaves(before), strict=True)
         assert any(not np.array_equal(a, b) for a, b in pairs), part
-
-
-def _finetune_config(recipe: str, init_from):
-    """The ConfigDict of ``--config RECIPE`` (a config file with its argument), as the CLI loads it, for a
-    one-step run at batch 2."""
-    import importlib.util
-
-    path, _, arg = recipe.partition(":")
-    spec = importlib.util.spec_from_file_location("finetune_custom", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg)
-    config.init_from, config.num_train_steps, config.global_batch_size = str(init_from), 1, 2
-    return config

@@ -92,7 +92,7 @@ def test_one_command_finetune_on_a_custom_list_from_a_relative_depth_anything_mo
     """configs/finetune_custom.py's da2 variant through zoejax-train's main, started from a relative Depth Anything
     model (its encoder only; a fresh DPT head, as the official metric training): a custom training list of 28x42
     frames cover-cropped to 28x28, a custom validation list scored after the step, both parts moved by it."""
-    from custom_finetune import run_train_cli, write_list
+    from custom_finetune import finetune_config, run_train_cli, write_list
 
     from zoejax.conversion.load import load_weights
 
@@ -117,7 +117,7 @@ def test_one_command_finetune_on_a_custom_list_from_a_relative_depth_anything_mo
     train_list = write_list(tmp_path / "data", "train", 2, (28, 42), 8.0, seed=1)
     val_list = write_list(tmp_path / "data", "val", 2, (28, 42), 8.0, seed=2)
     recipe = f"configs/finetune_custom.py:train={train_list},val={val_list},variant=da2,backbone=dinov2_tiny"
-    run_model, run, optim, loss, batches, _ = build_run(_finetune_config(recipe, folder), 0, 1)
+    run_model, run, optim, loss, batches, _ = build_run(finetune_config(recipe, folder), 0, 1)
     assert run_model == model and run.init_from == str(folder) and run.eval_every_steps == 250
     assert optim.schedule == "poly" and loss.objective == "da2_metric" and run.global_batch_size == 2
     assert learning_rates(optim) == pytest.approx({"encoder": 5e-7, "rel_pos": 5e-7, "decoder": 5e-6,
@@ -137,17 +137,3 @@ def test_one_command_finetune_on_a_custom_list_from_a_relative_depth_anything_mo
     for part in ("pretrained", "depth_head"):
         pairs = zip(jax.tree.leaves(trained.params[part]), jax.tree.leaves(start.params[part]), strict=True)
         assert any(not np.array_equal(a, b) for a, b in pairs), part
-
-
-def _finetune_config(recipe: str, init_from):
-    """The ConfigDict of ``--config RECIPE`` (a config file with its argument), as the CLI loads it, for a
-    one-step run at batch 2."""
-    import importlib.util
-
-    path, _, arg = recipe.partition(":")
-    spec = importlib.util.spec_from_file_location("finetune_custom", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    config = module.get_config(arg)
-    config.init_from, config.num_train_steps, config.global_batch_size = str(init_from), 1, 2
-    return config
