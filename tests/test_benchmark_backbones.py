@@ -1,7 +1,8 @@
 """``benchmarks/backbones.py``'s Depth Anything entries on the tiny DINOv2: each PyTorch reference computes what
 zoejax computes from the same weights (for DA1 metric, composed from transformers' Depth Anything and its ZoeDepth
-metric head, every stage ZoeDepth reads compared), its output is not degenerate, and sizes are checked against the
-patch before anything is built. (The timings themselves are the benchmark's, never a test's.)"""
+metric head: the encoder taps and every stage ZoeDepth reads compared) at 518x686 and 364x490, its output is not
+degenerate, and sizes are checked against the patch before anything is built. (The timings themselves are the
+benchmark's, never a test's.)"""
 
 import os
 import sys
@@ -21,7 +22,8 @@ from zoejax.models.family import module_for  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("fast_compiles")  # small configs: XLA optimisations cost more than they save
 
-SIZE = (70, 98)  # a 5x7 token grid: the 4x4 fixture position table is resized, non-square
+# Non-square token grids (37x49, 26x35): the fixture's 4x4 position table is resized.
+SIZES = [(518, 686), (364, 490)]
 TOL = 1e-5
 
 
@@ -29,14 +31,17 @@ def _nhwc(t: torch.Tensor) -> np.ndarray:
     return t.permute(0, 2, 3, 1).numpy()
 
 
+@pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", backbones.DEPTH_ANYTHING)
-def test_reference_matches_zoejax_on_the_same_weights(name):
+def test_reference_matches_zoejax_on_the_same_weights(name, size):
     cfg = backbones.model_config(name, tiny=True)
     ref, params = depth_anything_torch.reference_and_params(cfg, seed=0)
-    images = np.random.default_rng(1).random((1, *SIZE, 3), dtype=np.float32)
+    images = np.random.default_rng(1).random((1, *size, 3), dtype=np.float32)
     seen = {}
     core = getattr(ref, "core", ref)
-    hooks = [core.neck.convs[-1].register_forward_hook(lambda m, a, out: seen.update(l4_rn=_nhwc(out))),
+    hooks = [core.backbone.register_forward_hook(lambda m, a, out: seen.update(taps=[
+                 t[:, 1:].numpy() for t in out.feature_maps])),  # patch tokens, cls dropped
+             core.neck.convs[-1].register_forward_hook(lambda m, a, out: seen.update(l4_rn=_nhwc(out))),
              core.neck.register_forward_hook(lambda m, a, out: seen.update(
                  {f"r{4 - i}": _nhwc(f) for i, f in enumerate(out)})),
              core.head.activation1.register_forward_hook(lambda m, a, out: seen.update(out_conv=_nhwc(out))),
@@ -49,11 +54,13 @@ def test_reference_matches_zoejax_on_the_same_weights(name):
         params, images))
     depth = got[backbones.output_key(cfg)]
     errors = {"depth": rel_l2(depth, expected)}
+    errors.update({f"tap{i}": rel_l2(np.asarray(patches).reshape(want.shape), want)
+                   for i, ((patches, _), want) in enumerate(zip(got["encoder_taps"], seen["taps"], strict=True))})
     errors.update({k: rel_l2(got[k], seen[k]) for k in ("l4_rn", "r4", "r3", "r2", "r1", "out_conv")})
     relative = got["rel_depth" if name == "da1_metric_n" else "relative_depth"]
     errors["relative"] = rel_l2(relative, seen["rel"])
-    print(name, {k: f"{v:.1e}" for k, v in errors.items()})
-    assert depth.shape == expected.shape == (1, *SIZE)
+    print(name, size, {k: f"{v:.1e}" for k, v in errors.items()})
+    assert depth.shape == expected.shape == (1, *size)
     assert all(v <= TOL for v in errors.values()), errors
     # The calibrated relative output is neither all clipped nor all positive; the metric depth varies by pixels.
     assert 0.2 < (relative > 0).mean() < 0.8

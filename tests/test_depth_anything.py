@@ -119,7 +119,9 @@ def _images(size, seed):
     return np.random.default_rng(seed).random((1, *size, 3), dtype=np.float32)
 
 
-@pytest.mark.parametrize("kind,size,ops", [("relative", (518, 686), "cpu"), ("metric", (364, 490), "generic")])
+# Both kinds at both sizes; each size once under the CPU op forms and once under the generic (GPU/TPU) ones.
+@pytest.mark.parametrize("kind,size,ops", [("relative", (518, 686), "cpu"), ("relative", (364, 490), "generic"),
+                                           ("metric", (364, 490), "cpu"), ("metric", (518, 686), "generic")])
 def test_model_matches_transformers(kind, size, ops):
     cfg, ref, params, forward = _pair(kind, GENERIC if ops == "generic" else FORMS["cpu"])
     images = _images(size, sum(size))
@@ -151,21 +153,28 @@ def test_param_counts_equal_transformers(name, expected):
     assert ours + unused == theirs == expected
 
 
-def test_full_size_da2_small_matches_transformers():
-    """The released DA2 ViT-S architecture itself (24.7M parameters, random weights) at 364x490."""
-    cfg = PRESETS["da2_relative_vits"]
+@pytest.mark.parametrize("name,size", [("da2_relative_vits", (364, 490)), ("da2_metric_hypersim_vits", (518, 686))])
+def test_full_size_da2_small_matches_transformers(name, size):
+    """The released DA2 ViT-S architectures themselves (relative, and metric with 24.8M parameters; random
+    weights), one at each size."""
+    cfg = PRESETS[name]
     cfg = dataclasses.replace(cfg, backbone=for_transformers(cfg.backbone))
     ref = _hf_model(cfg, seed=5)
-    images = _images((364, 490), 7)
+    images = _images(size, 7)
     expected = _reference(ref, images)
     expected["depth"] = calibrate_last_conv(ref, torch.from_numpy(expected["out_conv"]).permute(0, 3, 1, 2)).numpy()
     params = state_dict_to_params(state_dict_numpy(ref), hf_table(cfg, "module"), _shapes(cfg)).params
     got = jax.device_get(jax.jit(lambda p, x: DepthAnything(cfg).apply({"params": p}, x, return_intermediates=True))(
         params, images))
     errors = _errors(cfg, got, expected)
-    print("da2_relative_vits (364, 490)", {k: f"{v:.1e}" for k, v in errors.items()})
+    print(name, size, {k: f"{v:.1e}" for k, v in errors.items()})
     assert all(v <= TOL for v in errors.values()), errors
-    assert 0.2 < (got["relative_depth"] > 0).mean() < 0.8
+    depth = got[cfg.output_key]
+    assert depth.shape == (1, *size)
+    if cfg.head.depth_type == "metric":
+        assert 0 < depth.min() and depth.max() < cfg.head.max_depth and depth.std() > 1.0
+    else:
+        assert 0.2 < (depth > 0).mean() < 0.8
 
 
 def test_round_trips_and_detection():

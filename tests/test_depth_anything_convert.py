@@ -63,6 +63,30 @@ def test_official_pth_and_hf_folder_round_trip(tmp_path, capsys):
     assert again.config.head == cfg.head and again.config.backbone.hooks == cfg.backbone.hooks
 
 
+
+@pytest.mark.parametrize("release", ["depth_anything_v2_vits.pth", "depth_anything_vits14.pth"])
+def test_relative_pth_round_trips_through_a_folder_and_transformers(release, tmp_path, capsys):
+    """A relative .pth (V2's or V1's file name; the tiny encoder, so the preset is named) -> folder -> .pth: the
+    same keys and every tensor equal; -> transformers folder: a relative model whose tensors are the folder's."""
+    cfg = PRESETS["da_tiny_relative"]
+    state = export_state_dict(cfg, _random_params(cfg, 4), {}, "official")
+    state["pretrained.mask_token"] = np.random.default_rng(5).standard_normal((1, 32)).astype(np.float32)
+    pth = tmp_path / release
+    torch.save({k: torch.from_numpy(v) for k, v in state.items()}, pth)
+    assert main([str(pth), str(tmp_path / "da"), "--preset", "da_tiny_relative"]) == 0
+    assert "Depth Anything official .pth, da_tiny_relative: relative inverse depth" in capsys.readouterr().out
+    stored = read_converted(tmp_path / "da")
+    assert stored.config == cfg and stored.config.head.depth_type == "relative"
+    assert main(["--to", "official", str(tmp_path / "da"), str(tmp_path / "back.pth")]) == 0
+    back = torch.load(tmp_path / "back.pth", weights_only=True)
+    assert back.keys() == state.keys() and all(np.array_equal(back[k].numpy(), state[k]) for k in state)
+    assert main(["--to", "hf", str(tmp_path / "da"), str(tmp_path / "hf")]) == 0
+    model = transformers.DepthAnythingForDepthEstimation.from_pretrained(tmp_path / "hf")
+    assert model.config.depth_estimation_type == "relative"
+    loaded = {k: v.numpy() for k, v in model.state_dict().items()}
+    assert _same(state_dict_to_params(loaded, hf_table(again_config(model), "module"), param_shapes(cfg)).params,
+                 stored.params)
+
 def test_zoedepth_options_are_refused_for_depth_anything(tmp_path, capsys):
     cfg = PRESETS["da_tiny_relative"]
     state = export_state_dict(cfg, _random_params(cfg, 2), {}, "official")

@@ -199,3 +199,59 @@ def test_zoejax_eval_scores_metric_and_relative_depth_anything_models(tmp_path, 
     assert set(relative) >= {"abs_rel", "a1"} and 0 <= relative["a1"] <= 1
     for k in ("abs_rel", "a1"):
         assert scaled[k] == pytest.approx(relative[k], rel=1e-4, abs=1e-6), k
+
+
+def _da1_metric_pt(path):
+    """A random-weight tiny DA1 metric checkpoint in the official ``{"model": state_dict}`` layout."""
+    from numerics import random_params as zoe_random_params
+
+    from zoejax.conversion.convert import export_state_dict as zoe_export_state_dict
+    from zoejax.models import presets
+
+    cfg = presets.da1_metric_n(presets.DA1_METRIC_TINY)
+    state = zoe_export_state_dict(cfg, zoe_random_params(cfg, 6), {}, "official")
+    torch.save({"model": {k: torch.from_numpy(np.array(v)) for k, v in state.items()}}, path)
+    return path
+
+
+@pytest.mark.parametrize("family", ["da2_metric", "da1_metric"])
+def test_predict_cli_writes_metres_and_the_export_round_trips_for_metric_models(family, tmp_path):
+    """zoejax-predict on a metric Depth Anything (V2: sigmoid x max_depth; V1: ZoeDepth's head on DINOv2): float32
+    metres in .npy equal to ``predict``, the same depth in millimetres in the uint16 PNG, a point cloud; the
+    StableHLO artefact gives ``predict``'s depth."""
+    import json
+
+    from PIL import Image
+
+    from zoejax.cli.predict import main as predict_main
+    from zoejax.serving.stablehlo import export_predict, load_exported
+
+    if family == "da2_metric":
+        cfg = PRESETS["da_tiny_metric"]
+        checkpoint, preset = write_pth(cfg, random_params(cfg, 7), tmp_path / "metric.pth"), ["--preset",
+                                                                                               "da_tiny_metric"]
+    else:
+        checkpoint, preset = _da1_metric_pt(tmp_path / "depth_anything_metric_depth_indoor.pt"), []
+    rng = np.random.default_rng(2)
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("a", "b"):
+        Image.fromarray(rng.integers(0, 256, (30, 41, 3), dtype=np.uint8)).save(images / f"{name}.png")
+    out = tmp_path / "out"
+    assert predict_main(["--checkpoint", str(checkpoint), *preset, "--input-size", "28x42", "--batch-size", "2",
+                         "--ply", "--output", str(out), str(images)]) == 0
+    model = zoejax.load(checkpoint, preset=preset[1] if preset else None, input_size=(28, 42))
+    summary = json.loads((out / "predictions.json").read_text())
+    assert summary["output"] == "metric_depth" and len(summary["predictions"]) == 2 and not summary["failures"]
+    exported = load_exported(export_predict(model, tmp_path / "hlo", 30, 41))
+    assert exported.meta["output"] == "metric_depth"
+    for name in ("a", "b"):
+        image = np.asarray(Image.open(images / f"{name}.png"))
+        want = model.predict(image)
+        cli = np.load(out / f"{name}.npy")
+        assert cli.shape == (30, 41) and cli.dtype == np.float32 and cli.min() > 0 and cli.std() > 0
+        np.testing.assert_allclose(cli, want, rtol=1e-6, atol=1e-6)
+        mm = np.asarray(Image.open(out / f"{name}.png"))
+        assert mm.dtype == np.uint16 and np.abs(mm / 1000.0 - cli).max() <= 0.0005 + 1e-6
+        assert (out / f"{name}.ply").stat().st_size > 30 * 41 * 12  # a vertex per pixel: xyz float32 at least
+        np.testing.assert_allclose(exported(image[None])["depth"][0], want, rtol=1e-6, atol=1e-6)
