@@ -92,6 +92,36 @@ def test_relative_scoring_aligns_scale_and_shift_in_disparity():
     assert evaluator.score(gt, noisy, protocol, np.zeros_like(valid)) is None
 
 
+def test_relative_scoring_follows_the_protocols_scoring_rules():
+    """Depth Anything V2's rules (closed range, no clamp, its SILog, a 10-pixel minimum) reach the relative
+    evaluator as they reach the metric one: the same aligned depth scored by ``compute_errors`` by hand."""
+    import dataclasses
+
+    from zoejax.evaluation.metrics import compute_errors
+    from zoejax.evaluation.protocols import SCORING
+    from zoejax.evaluation.relative_metrics import align_disparity
+
+    evaluator = RelativeEvaluator(RelativeDepth(presets.zoed_n("tiny")), make_mesh((-1, 1, 1)))
+    zoe = EvalProtocol("synthetic_indoor", None, 1.0, 8.0, 0, flip_tta=False)
+    da2 = dataclasses.replace(zoe, **SCORING["da2"])
+    rng = np.random.default_rng(3)
+    gt = rng.uniform(0.5, 9.0, (12, 16)).astype(np.float32)
+    gt[0, :3] = [1.0, 8.0, 8.0]  # on the range's ends: scored only by the closed range
+    pred = (1.0 / gt) * rng.uniform(0.5, 1.5, gt.shape).astype(np.float32)
+    valid = np.ones_like(gt, bool)
+    for protocol, mask in ((zoe, (gt > 1.0) & (gt < 8.0)), (da2, (gt >= 1.0) & (gt <= 8.0))):
+        depth = np.asarray(align_disparity(pred[None], gt[None], mask[None], 8.0))[0][mask]
+        if protocol.clamp_predictions:
+            depth = np.clip(depth, 1.0, 8.0)
+        want = compute_errors(gt[mask], depth, protocol.silog)
+        got = evaluator.score(gt, pred, protocol, valid)
+        assert got.keys() == want.keys() and all(got[k] == pytest.approx(want[k], rel=1e-6) for k in want)
+    assert evaluator.score(gt, pred, da2, valid)["silog"] != evaluator.score(gt, pred, zoe, valid)["silog"]
+    few = np.zeros_like(valid)
+    few.flat[:9] = True
+    assert evaluator.score(gt, pred, da2, few) is None and evaluator.score(gt, pred, zoe, few) is not None
+
+
 def test_eval_cli_scores_a_relative_model_by_the_relative_protocol(midas_file, tmp_path):
     path, _, _ = midas_file
     out = tmp_path / "eval.json"

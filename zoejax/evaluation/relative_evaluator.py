@@ -41,8 +41,10 @@ def predict_relative(model, params: Any, images: jax.Array, out_size: tuple[int,
 
 
 def protocol_mask(gt: np.ndarray, protocol: EvalProtocol, valid: np.ndarray | None) -> np.ndarray:
-    """The pixels a protocol scores: inside its depth range (strict), its crop and the dataset's mask."""
-    mask = (gt > protocol.min_depth) & (gt < protocol.max_depth)
+    """The pixels a protocol scores: inside its depth range (open, or closed with ``inclusive_range``), its crop
+    and the dataset's mask."""
+    lo, hi = protocol.min_depth, protocol.max_depth
+    mask = ((gt >= lo) & (gt <= hi)) if protocol.inclusive_range else ((gt > lo) & (gt < hi))
     if valid is not None:
         mask &= np.asarray(valid, bool)
     if protocol.crop == "eigen":
@@ -79,10 +81,12 @@ class RelativeEvaluator(Evaluator):
               ) -> dict[str, float] | None:
         gt = np.asarray(gt, np.float32)
         mask = protocol_mask(gt, protocol, valid)
-        if not mask.any():
+        if np.count_nonzero(mask) < max(protocol.min_valid_pixels, 1):
             return None
-        depth = np.asarray(self._align(pred[None], gt[None], mask[None], float(protocol.max_depth)))[0]
-        return compute_errors(gt[mask], np.clip(depth[mask], protocol.min_depth, protocol.max_depth))
+        depth = np.asarray(self._align(pred[None], gt[None], mask[None], float(protocol.max_depth)))[0][mask]
+        if protocol.clamp_predictions:
+            depth = np.clip(depth, protocol.min_depth, protocol.max_depth)
+        return compute_errors(gt[mask], depth, protocol.silog)
 
 
 def evaluator_for(model, mesh, param_shardings: Any = None, route_by_label: bool = False) -> Evaluator:
